@@ -1,0 +1,46 @@
+// entry_validation.h - the checks each side runs on a descriptor the other
+// side wrote, before any field is used. Callers copy the descriptor out of
+// shared memory first, validate the copy, and use only the copy (the peer can
+// rewrite shared memory at any time).
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "ring/ring_abi.h"
+
+namespace scstu::ring {
+
+// What the handler knows about the region (from the validated header).
+struct CmdLimits {
+  uint64_t data_size = 0;     // bytes in the data area
+  uint32_t max_io_bytes = 0;  // largest data_length
+  uint64_t features = 0;      // hdr.features
+};
+
+// Checks a command descriptor's own fields: kind, direction, task attribute,
+// flags, cdb_len, nr_iov, data_length, and inline iovs (or, for an indirect
+// list, where the list lives). Returns nullptr when valid, else the reason.
+const char* validate_cmd(const scstu_cmd& cmd, const CmdLimits& limits);
+
+// For SCSTU_CMD_F_IOV_INDIRECT: the list (copied out of the data area from
+// cmd.iov[0].offset, cmd.nr_iov entries) after validate_cmd() accepted the
+// descriptor. Checks each entry's bounds and that lengths sum to data_length.
+const char* validate_iov_list(std::span<const scstu_iov> iov, uint32_t data_length,
+                              const CmdLimits& limits);
+
+// The producer's record of one outstanding tag.
+struct Outstanding {
+  bool in_flight = false;
+  uint8_t kind = 0;
+  uint32_t seq = 0;
+  uint32_t data_length = 0;
+};
+
+// Checks a completion published under `ring_tag` against what the producer
+// sent. `outstanding` is the producer's private per-tag table (queue_depth
+// entries). Returns nullptr when valid.
+const char* validate_cpl(const scstu_cpl& cpl, uint32_t ring_tag,
+                         std::span<const Outstanding> outstanding);
+
+}  // namespace scstu::ring
