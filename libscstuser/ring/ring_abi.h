@@ -60,7 +60,7 @@ typedef int32_t __s32;
 
 #define SCSTU_REGION_MAGIC 0x55545353u /* "SSTU" little endian */
 #define SCSTU_ABI_MAJOR 1u             /* incompatible layout changes */
-#define SCSTU_ABI_MINOR 0u             /* compatible additions */
+#define SCSTU_ABI_MINOR 1u             /* compatible additions (1: identity strings in the header) */
 
 /* Feature flags (hdr.features): what the producer offers. */
 #define SCSTU_F_SGL_INDIRECT (1ull << 0) /* cmd iov lists longer than inline */
@@ -245,7 +245,15 @@ struct scstu_region_header {
 	__u8 device_type;   /* SPC-4 peripheral device type */
 	__u8 reserved0[7];
 	__u64 generation;   /* bumped by the producer on every handler (re)attach */
-	__u8 reserved[112];
+	/* ABI 1.1: the device's identity as given to the producer (kernel shim:
+	 * the create ioctl), NUL-terminated printable ASCII, for the handler's
+	 * INQUIRY data (SPC-4 6.6.2 T10 VENDOR / PRODUCT / REVISION, VPD 0x80
+	 * serial). All zero when the producer has none: configure the handler. */
+	char vendor[8 + 1];
+	char product[16 + 1];
+	char revision[4 + 1];
+	char serial[32 + 1];
+	__u8 reserved[48];
 };
 
 #define SCSTU_HEADER_BYTES 4096
