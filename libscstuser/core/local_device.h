@@ -1,0 +1,71 @@
+// local_device.h - a Device whose handler runs in this process (embedded
+// mode, e.g. fileio_tgt --iscsi with scsi::LogicalUnit): submit() calls the
+// LowLevelHandler directly, no ring in between.
+//
+// Each outstanding command takes one of `queue_depth` slots (at
+// alloc_buffer; none free = the core answers TASK SET FULL / BUSY). A slot
+// keeps its CommandRequest and a 4096-aligned buffer that is reused and only
+// grows, so the hot path neither allocates nor locks once warm. Completion
+// (CommandHandle::complete, from any handler thread) calls cmd.done on that
+// thread.
+//
+// Stale data: slots serve every session, so a READ buffer still holds the
+// previous command's data. With zero_read_buffers (the default) the read part
+// is zeroed before the handler sees it; the core in any case sends only the
+// `transferred` bytes the handler reported. Turn it off only for a handler
+// that writes every byte it reports (the memset costs ~1 us per 64 KiB).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/device.h"
+#include "core/slot_bitmap.h"
+#include "handler/command.h"
+
+namespace scstu::core {
+
+struct LocalDeviceOptions {
+  DeviceInfo info;
+  uint32_t queue_depth = 256;          // commands outstanding at once
+  uint32_t max_io_bytes = 8u << 20;    // largest data_length (DeviceInfo::max_transfer_bytes)
+  bool zero_read_buffers = true;
+};
+
+class LocalDevice final : public Device, private CommandSink {
+ public:
+  LocalDevice(std::shared_ptr<LowLevelHandler> handler, LocalDeviceOptions options);
+  ~LocalDevice() override;
+
+  const DeviceInfo& info() const override { return info_; }
+  bool alloc_buffer(TargetCommand& cmd) override;
+  void release_buffer(TargetCommand& cmd) override;
+  void submit(TargetCommand& cmd) override;
+  void task_management(TargetTmf& tmf) override;
+  void session_attached(const SessionInfo& session) override;
+  void session_detached(const SessionInfo& session) override;
+
+  LowLevelHandler& handler() { return *handler_; }
+  uint32_t outstanding() const { return slots_.in_use(); }
+
+ private:
+  struct Slot {
+    uint8_t* memory = nullptr;  // 4096-aligned, `capacity` bytes
+    size_t capacity = 0;
+    TargetCommand* cmd = nullptr;
+    CommandRequest request;
+  };
+
+  void complete(uint32_t token, const CommandReply& reply) override;
+  bool reserve(Slot& slot, uint32_t length);
+
+  std::shared_ptr<LowLevelHandler> handler_;
+  DeviceInfo info_;
+  LocalDeviceOptions options_;
+  std::vector<Slot> slot_table_;
+  SlotBitmap slots_;
+};
+
+}  // namespace scstu::core
