@@ -49,6 +49,11 @@
 
 #ifdef __KERNEL__
 #include <linux/types.h>
+#elif defined(__linux__)
+/* The kernel's own definitions: glibc headers (e.g. <sys/stat.h>) include
+ * them too, and a second, different typedef of __u64 would not compile. */
+#include <linux/types.h>
+#include <stdint.h>
 #else
 #include <stdint.h>
 typedef uint8_t __u8;

@@ -1,0 +1,121 @@
+// queue_runner.h - the handler side of one ring queue: reads submitted tags,
+// validates each descriptor (a private copy of it), turns it into a
+// CommandRequest + CommandHandle for the LowLevelHandler, and publishes the
+// replies on the completion ring.
+//
+// Completions may come from any thread. Those made on the queue thread while
+// it dispatches a batch are collected and published with one tail store at
+// the end of the batch; others take the queue's completion spinlock (held for
+// a handful of stores) and publish at once.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "handler/command.h"
+#include "handler/session_registry.h"
+#include "ring/entry_validation.h"
+#include "ring/region_layout.h"
+#include "ring/spsc_ring.h"
+
+namespace scstu {
+
+class RingAttachment;
+class QueueRunner;
+
+// What TMF processing needs to see of every queue's outstanding commands.
+struct TaskRecord {
+  enum : uint32_t { kIdle = 0, kOutstanding = 1, kAborted = 2 };
+  std::atomic<uint32_t> state{kIdle};
+  std::atomic<uint32_t> seq{0};
+  std::atomic<uint64_t> lun{0};
+  std::atomic<uint64_t> session_id{0};
+  std::atomic<uint8_t> kind{0};
+};
+
+class QueueRunner final : public CommandSink {
+ public:
+  // Fatal outcomes of run(): the peer broke the protocol.
+  struct Context {
+    const RingAttachment* attachment;
+    LowLevelHandler* handler;
+    SessionRegistry* sessions;
+    std::vector<std::unique_ptr<QueueRunner>>* queues;  // all queues, for TMF
+    int exit_fd;                      // readable: stop
+    const std::atomic<bool>* stopping;  // set before exit_fd is signalled
+    std::atomic<uint32_t>* live_queues;  // see release()
+    void (*destroy)(void* owner);     // frees the owner when the last queue is released
+    void* owner;
+  };
+
+  QueueRunner(const Context& ctx, uint32_t queue);
+
+  // The queue thread's loop. Returns 0 on stop, -EPROTO (and *error) when
+  // the producer wrote something impossible.
+  int run(std::string* error);
+
+  // CommandSink: token is the tag.
+  void complete(uint32_t token, const CommandReply& reply) override;
+
+  // After the queue thread stopped: no more ring writes or kicks.
+  void mark_dead();
+  // Then: the owner is freed once every queue was released and every
+  // outstanding command has completed.
+  void release();
+
+  // TMF support: marks matching outstanding commands aborted.
+  bool abort_if(uint32_t tag, uint32_t seq);
+  void abort_matching(bool any_lun, uint64_t lun, bool any_session, uint64_t session_id);
+  bool is_outstanding(uint32_t tag, uint32_t seq) const;
+
+ private:
+  struct Slot {
+    scstu_cmd cmd;                 // private copy, validated
+    CommandRequest request;
+    std::vector<iovec> iov;
+    std::vector<uint8_t> long_cdb;
+  };
+  enum class Outcome { kOk, kViolation };
+
+  Outcome process(uint32_t tag, std::string* error);
+  void dispatch_scsi(uint32_t tag, Slot& slot);
+  void handle_tmf(uint32_t tag, Slot& slot);
+  void handle_session(uint32_t tag, Slot& slot);
+  void fail_invalid(uint32_t tag, const char* why);
+  void post(uint32_t tag, const scstu_cpl& cpl);
+  void flush_batch();
+  bool wait_for_work();
+  void lock() {
+    while (cq_lock_.test_and_set(std::memory_order_acquire)) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    }
+  }
+  void unlock() { cq_lock_.clear(std::memory_order_release); }
+  void drop_refs(uint32_t n);
+
+  Context ctx_;
+  uint32_t queue_;
+  uint32_t depth_;
+  ring::RegionView region_;
+  ring::CmdLimits limits_;
+  ring::RingReader sq_;
+  ring::RingWriter cq_;
+  std::vector<Slot> slots_;
+  std::unique_ptr<TaskRecord[]> tasks_;
+  std::vector<scstu_iov> iov_scratch_;
+  SessionRegistry::Cache session_cache_;
+
+  std::atomic_flag cq_lock_ = ATOMIC_FLAG_INIT;
+  bool dead_ = false;              // under cq_lock_
+  std::vector<uint32_t> batch_;    // tags completed on the queue thread, not yet pushed
+  // Outstanding commands, plus kDead once the queue is dead.
+  static constexpr uint32_t kDead = 1u << 31;
+  std::atomic<uint32_t> refs_{0};
+};
+
+}  // namespace scstu
