@@ -1,0 +1,379 @@
+#include "io/file_device.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace scstu::io {
+
+struct FileDevice::Request {
+  IoOp op;
+  BlockRequest* req = nullptr;
+  FileDevice* device = nullptr;
+  uint32_t slot = 0;  // index in slots_, or UINT32_MAX when heap-allocated
+  // O_DIRECT bounce buffer for memory the kernel cannot DMA into directly.
+  void* bounce = nullptr;
+  iovec bounce_iov{};
+};
+
+static constexpr uint32_t kHeapSlot = UINT32_MAX;
+static constexpr uint32_t kMaxBlockSize = 1u << 20;
+
+static std::string errno_text(int err) { return std::strerror(err); }
+
+static bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+FileDevice::FileDevice(std::string path, const FileDeviceOptions& options)
+    : path_(std::move(path)), options_(options) {}
+
+std::unique_ptr<FileDevice> FileDevice::open(const std::string& path,
+                                             const FileDeviceOptions& requested,
+                                             std::unique_ptr<IoEngine> engine) {
+  FileDeviceOptions options = requested;
+  if (options.cdrom) {
+    // MMC-6: CD/DVD logical blocks are 2048 bytes; the medium is read-only.
+    options.block_size = 2048;
+    options.read_only = true;
+    options.removable = true;
+  }
+  if (options.nv_cache) options.write_through = false;  // the seed: NV_CACHE overrides it
+  if (!is_power_of_two(options.block_size) || options.block_size < 512 ||
+      options.block_size > kMaxBlockSize) {
+    throw FileDeviceError(path + ": block size " + std::to_string(options.block_size) +
+                          " is not a power of two between 512 and " +
+                          std::to_string(kMaxBlockSize));
+  }
+
+  std::unique_ptr<FileDevice> dev(new FileDevice(path, options));
+  const bool read_only = options.read_only || options.nullio;
+  int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+  if (options.write_through && !options.nullio) flags |= O_DSYNC;
+  const bool direct = options.direct && !options.nullio;
+  dev->fd_ = ::open(path.c_str(), flags | (direct ? O_DIRECT : 0));
+  if (dev->fd_ < 0) {
+    int err = errno;
+    if (direct && err == EINVAL) {
+      throw FileDeviceError("open " + path +
+                            " with O_DIRECT: not supported by its filesystem (drop --o-direct)");
+    }
+    throw FileDeviceError("open " + path + ": " + errno_text(err));
+  }
+  struct stat st {};
+  if (fstat(dev->fd_, &st) != 0) throw FileDeviceError("stat " + path + ": " + errno_text(errno));
+  if (S_ISBLK(st.st_mode)) {
+    dev->block_device_ = true;
+  } else if (!S_ISREG(st.st_mode)) {
+    throw FileDeviceError(path + ": not a regular file or a block device");
+  }
+  dev->read_size();
+  if (dev->blocks_.load() == 0) {
+    throw FileDeviceError(path + ": smaller than one " + std::to_string(options.block_size) +
+                          "-byte block (create it first, e.g. truncate -s 1G " + path + ")");
+  }
+
+  if (direct) {
+    dev->buffered_fd_ = ::open(path.c_str(), flags);
+    if (dev->buffered_fd_ < 0) throw FileDeviceError("open " + path + ": " + errno_text(errno));
+    // Linux 6.1+ says what direct I/O needs; else assume the common worst
+    // case (4 KiB sectors, page-aligned memory) and bounce the rest.
+    struct statx stx {};
+    uint32_t offset_align = 4096, mem_align = 4096;
+    if (statx(dev->fd_, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+        (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align != 0) {
+      offset_align = stx.stx_dio_offset_align;
+      mem_align = std::max<uint32_t>(stx.stx_dio_mem_align, 1);
+    } else if (dev->block_device_) {
+      int sector = 0;
+      if (ioctl(dev->fd_, BLKSSZGET, &sector) == 0 && sector > 0) {
+        offset_align = static_cast<uint32_t>(sector);
+      }
+    }
+    dev->dio_offset_align_ = offset_align;
+    dev->dio_mem_align_ = std::max<uint32_t>(mem_align, sizeof(void*));
+  }
+
+  if (options.thin && !read_only && !dev->block_device_) {
+    // Probe hole punching past the end of the file: KEEP_SIZE makes it
+    // harmless, and a filesystem without it says EOPNOTSUPP now, not at the
+    // first UNMAP.
+    if (fallocate(dev->fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, st.st_size,
+                  options.block_size) != 0 &&
+        errno == EOPNOTSUPP) {
+      throw FileDeviceError(path + ": --thin needs hole punching, which its filesystem lacks");
+    }
+  }
+
+  if (engine) {
+    dev->engine_ = std::move(engine);
+  } else if (!options.nullio) {
+    std::string note;
+    dev->engine_ = make_io_engine(options.engine, &note);
+    if (!dev->engine_) throw FileDeviceError(path + ": " + note);
+    dev->engine_note_ = note;
+  }
+
+  dev->nr_slots_ = std::max(options.engine.queue_depth, 1u);
+  dev->slots_ = std::make_unique<Request[]>(dev->nr_slots_);
+  dev->next_free_ = std::make_unique<std::atomic<uint32_t>[]>(dev->nr_slots_);
+  for (uint32_t i = 0; i < dev->nr_slots_; ++i) {
+    dev->slots_[i].slot = i;
+    dev->slots_[i].device = dev.get();
+    dev->next_free_[i].store(i + 1 < dev->nr_slots_ ? i + 2 : 0);
+  }
+  dev->free_head_.store(1);  // index 0, tag 0
+  return dev;
+}
+
+FileDevice::~FileDevice() {
+  engine_.reset();  // waits for I/O in flight
+  if (fd_ >= 0) ::close(fd_);
+  if (buffered_fd_ >= 0) ::close(buffered_fd_);
+}
+
+void FileDevice::read_size() {
+  uint64_t bytes = 0;
+  if (block_device_) {
+    if (ioctl(fd_, BLKGETSIZE64, &bytes) != 0) {
+      throw FileDeviceError("BLKGETSIZE64 " + path_ + ": " + errno_text(errno));
+    }
+  } else {
+    struct stat st {};
+    if (fstat(fd_, &st) != 0) throw FileDeviceError("stat " + path_ + ": " + errno_text(errno));
+    bytes = static_cast<uint64_t>(st.st_size);
+  }
+  // A partial last block is not addressable (vdisk does the same).
+  blocks_.store(bytes / options_.block_size, std::memory_order_release);
+}
+
+bool FileDevice::resync_size() {
+  const uint64_t before = blocks_.load(std::memory_order_acquire);
+  read_size();
+  return blocks_.load(std::memory_order_acquire) != before;
+}
+
+BlockGeometry FileDevice::geometry() const {
+  return BlockGeometry{options_.block_size, blocks_.load(std::memory_order_acquire)};
+}
+
+BlockCapabilities FileDevice::capabilities() const {
+  BlockCapabilities caps;
+  caps.unmap = options_.thin && !options_.read_only;
+  caps.write_same = false;   // the library emulates it with writes
+  caps.unmap_zeroes = true;  // punched holes read back as zeroes
+  caps.volatile_cache = !(options_.write_through || options_.nv_cache || options_.nullio);
+  caps.read_only = options_.read_only;
+  caps.removable = options_.removable;
+  return caps;
+}
+
+IoEngineKind FileDevice::engine_kind() const {
+  return engine_ ? engine_->kind() : IoEngineKind::kAuto;
+}
+
+int FileDevice::register_buffers(std::span<const iovec> regions) {
+  return engine_ ? engine_->register_buffers(regions) : 0;
+}
+
+FileDevice::Request* FileDevice::acquire() {
+  uint64_t head = free_head_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint32_t index = static_cast<uint32_t>(head);
+    if (index == 0) break;
+    const uint32_t next = next_free_[index - 1].load(std::memory_order_relaxed);
+    const uint64_t tagged = ((head >> 32) + 1) << 32 | next;
+    if (free_head_.compare_exchange_weak(head, tagged, std::memory_order_acquire,
+                                         std::memory_order_acquire)) {
+      return &slots_[index - 1];
+    }
+  }
+  // More requests in flight than the queue depth: the rare path allocates.
+  auto* r = new Request();
+  r->slot = kHeapSlot;
+  r->device = this;
+  return r;
+}
+
+void FileDevice::release(Request* r) {
+  r->req = nullptr;
+  r->op.rest.clear();
+  if (r->slot == kHeapSlot) {
+    delete r;
+    return;
+  }
+  uint64_t head = free_head_.load(std::memory_order_relaxed);
+  for (;;) {
+    next_free_[r->slot].store(static_cast<uint32_t>(head), std::memory_order_relaxed);
+    const uint64_t tagged = ((head >> 32) + 1) << 32 | (r->slot + 1);
+    if (free_head_.compare_exchange_weak(head, tagged, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+      return;
+    }
+  }
+}
+
+static uint64_t iov_bytes(std::span<const iovec> iov) {
+  uint64_t total = 0;
+  for (const iovec& seg : iov) total += seg.iov_len;
+  return total;
+}
+
+void FileDevice::submit(BlockRequest& req) {
+  const uint64_t bs = options_.block_size;
+  const uint64_t capacity = blocks_.load(std::memory_order_acquire);
+  const bool data_op = req.op == BlockOp::kRead || req.op == BlockOp::kWrite ||
+                       req.op == BlockOp::kUnmap || req.op == BlockOp::kWriteSame;
+  if (data_op && (req.lba > capacity || req.blocks > capacity - req.lba)) {
+    return fail(req, -EINVAL);  // the LU checks ranges first; never touch beyond the end
+  }
+  const bool writes =
+      req.op == BlockOp::kWrite || req.op == BlockOp::kUnmap || req.op == BlockOp::kWriteSame;
+  if (writes && options_.read_only) return fail(req, -EROFS);
+  if ((req.op == BlockOp::kRead || req.op == BlockOp::kWrite) &&
+      iov_bytes(req.iov) != req.blocks * bs) {
+    return fail(req, -EINVAL);
+  }
+
+  switch (req.op) {
+    case BlockOp::kWriteSame:
+      return fail(req, -EOPNOTSUPP);  // capabilities().write_same is false
+    case BlockOp::kUnmap:
+      if (!options_.thin) return fail(req, -EOPNOTSUPP);
+      break;
+    case BlockOp::kFlush:
+      // NV_CACHE: the seed ignores every synchronization with the medium.
+      if (options_.nv_cache || options_.nullio) return req.complete(0);
+      break;
+    case BlockOp::kRead:
+    case BlockOp::kWrite:
+      break;
+  }
+
+  if (options_.nullio) {
+    // No I/O, but a read must never hand out what the buffer held before.
+    if (req.op == BlockOp::kRead) {
+      for (const iovec& seg : req.iov) std::memset(seg.iov_base, 0, seg.iov_len);
+    }
+    return req.complete(0);
+  }
+
+  if (req.op == BlockOp::kRead && options_.inline_cached_reads && !options_.direct &&
+      !req.iov.empty()) {
+    // Page-cache hit: done here, on the caller's thread, with one syscall.
+    const uint64_t want = req.blocks * bs;
+    ssize_t n =
+        preadv2(fd_, req.iov.data(), static_cast<int>(std::min<size_t>(req.iov.size(), IOV_MAX)),
+                static_cast<off_t>(req.lba * bs), RWF_NOWAIT);
+    if (n >= 0 && static_cast<uint64_t>(n) == want) return req.complete(0);
+    // Anything else (EAGAIN, short, no NOWAIT support): the engine does it all.
+  }
+  start_io(req);
+}
+
+void FileDevice::start_io(BlockRequest& req) {
+  const uint64_t bs = options_.block_size;
+  Request* r = acquire();
+  r->req = &req;
+  IoOp& op = r->op;
+  op.fd = fd_;
+  op.rw_flags = 0;
+  op.offset = req.lba * bs;
+  op.length = req.blocks * bs;
+  op.iov = req.iov;
+  op.fixed_index = -1;
+  op.finish = &FileDevice::finish;
+  op.owner = r;
+  switch (req.op) {
+    case BlockOp::kRead:
+      op.kind = IoKind::kRead;
+      break;
+    case BlockOp::kWrite:
+      op.kind = IoKind::kWrite;
+      // SBC-3 5.38: FUA = durable before status. Write-through descriptors
+      // are O_DSYNC already; NV_CACHE ignores it (submit() never clears it).
+      if ((req.flags & kBlockFua) && !options_.write_through && !options_.nv_cache) {
+        op.rw_flags = RWF_DSYNC;
+      }
+      break;
+    case BlockOp::kFlush:
+      op.kind = IoKind::kSync;
+      op.length = 0;
+      op.iov = {};
+      break;
+    case BlockOp::kUnmap:
+      op.kind = IoKind::kPunchHole;
+      op.iov = {};
+      if (op.length == 0) {
+        release(r);
+        return req.complete(0);
+      }
+      break;
+    case BlockOp::kWriteSame:
+      break;  // refused in submit()
+  }
+
+  if (options_.direct && (op.kind == IoKind::kRead || op.kind == IoKind::kWrite)) {
+    if (op.offset % dio_offset_align_ != 0 || op.length % dio_offset_align_ != 0) {
+      // A block smaller than the direct-I/O sector: the buffered descriptor
+      // does the read-modify-write inside the kernel, coherently with O_DIRECT.
+      op.fd = buffered_fd_;
+    } else {
+      bool aligned = true;
+      for (const iovec& seg : op.iov) {
+        if (reinterpret_cast<uintptr_t>(seg.iov_base) % dio_mem_align_ != 0 ||
+            seg.iov_len % dio_offset_align_ != 0) {
+          aligned = false;
+          break;
+        }
+      }
+      if (!aligned) {
+        void* bounce = nullptr;
+        if (posix_memalign(&bounce, std::max<size_t>(dio_mem_align_, 4096), op.length) != 0) {
+          release(r);
+          return req.complete(-ENOMEM);
+        }
+        r->bounce = bounce;
+        if (op.kind == IoKind::kWrite) {
+          auto* p = static_cast<char*>(bounce);
+          for (const iovec& seg : op.iov) {
+            std::memcpy(p, seg.iov_base, seg.iov_len);
+            p += seg.iov_len;
+          }
+        }
+        r->bounce_iov = iovec{bounce, op.length};
+        op.iov = std::span<const iovec>(&r->bounce_iov, 1);
+      }
+    }
+  }
+  if (op.iov.size() == 1)
+    op.fixed_index = engine_->fixed_index(op.iov[0].iov_base, op.iov[0].iov_len);
+  engine_->submit(op);
+}
+
+void FileDevice::finish(IoOp* op, int result) {
+  auto* r = static_cast<Request*>(op->owner);
+  BlockRequest* req = r->req;
+  if (r->bounce) {
+    if (result == 0 && op->kind == IoKind::kRead) {
+      const auto* p = static_cast<const char*>(r->bounce);
+      for (const iovec& seg : req->iov) {
+        std::memcpy(seg.iov_base, p, seg.iov_len);
+        p += seg.iov_len;
+      }
+    }
+    std::free(r->bounce);
+    r->bounce = nullptr;
+  }
+  // Free the slot before completing: the completion may submit the next
+  // request (COMPARE AND WRITE's write after its read).
+  r->device->release(r);
+  req->complete(result);
+}
+
+}  // namespace scstu::io

@@ -1,0 +1,50 @@
+// io_engine.h - how FileDevice runs its I/O: io_uring (UringEngine) or a pool
+// of threads doing preadv2/pwritev2/fdatasync/fallocate (ThreadPoolEngine),
+// for kernels or sandboxes (seccomp) where io_uring is unavailable.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "io/io_op.h"
+
+namespace scstu::io {
+
+enum class IoEngineKind : uint8_t {
+  kAuto,  // io_uring, else the thread pool
+  kUring,
+  kThreads,
+};
+
+const char* to_string(IoEngineKind kind);
+
+class IoEngine {
+ public:
+  virtual ~IoEngine() = default;
+  virtual IoEngineKind kind() const = 0;
+  // Start op; op.finish() is called exactly once, possibly before submit()
+  // returns, possibly from another thread.
+  virtual void submit(IoOp& op) = 0;
+  // Make [regions] usable as fixed buffers (io_uring registered buffers: the
+  // pages are pinned once instead of per I/O). Returns 0 or -errno; engines
+  // without the notion return 0 and ignore it.
+  virtual int register_buffers(std::span<const iovec> regions) = 0;
+  // The index of the registered buffer containing [base, base + len), or -1.
+  virtual int fixed_index(const void* base, size_t len) const = 0;
+};
+
+struct IoEngineOptions {
+  IoEngineKind kind = IoEngineKind::kAuto;
+  unsigned queue_depth = 128;  // io_uring entries
+  unsigned threads = 4;        // thread-pool workers
+};
+
+// Creates the engine; on failure returns nullptr and sets *error. kAuto
+// falls back to threads when io_uring_queue_init fails, and then sets *error
+// to why (while returning the thread-pool engine).
+std::unique_ptr<IoEngine> make_io_engine(const IoEngineOptions& options, std::string* error);
+
+}  // namespace scstu::io

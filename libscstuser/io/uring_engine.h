@@ -1,0 +1,49 @@
+// uring_engine.h - the io_uring engine. Submitters (the handler's queue
+// threads) share one ring under a short lock around the SQ; one reaper thread
+// waits for completions, retries short transfers and calls op.finish().
+// Registered buffers (the ring's data area) turn reads and writes into
+// READ_FIXED/WRITE_FIXED, so pages are not pinned per I/O.
+#pragma once
+
+#include <liburing.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "io/io_engine.h"
+
+namespace scstu::io {
+
+class UringEngine final : public IoEngine {
+ public:
+  // nullptr and *error set when io_uring cannot be set up here.
+  static std::unique_ptr<UringEngine> create(unsigned queue_depth, std::string* error);
+  ~UringEngine() override;
+
+  IoEngineKind kind() const override { return IoEngineKind::kUring; }
+  void submit(IoOp& op) override;
+  int register_buffers(std::span<const iovec> regions) override;
+  int fixed_index(const void* base, size_t len) const override;
+
+ private:
+  UringEngine() = default;
+  int queue(IoOp& op);  // prepare an SQE for op and submit it; 0 or -errno
+  void reap();
+  void complete(IoOp& op, int res);
+
+  io_uring ring_{};
+  bool ring_ready_ = false;
+  std::mutex sq_mutex_;
+  std::thread reaper_;
+  std::atomic<uint64_t> in_flight_{0};
+  std::mutex idle_mutex_;
+  std::condition_variable idle_;
+  std::vector<iovec> registered_;  // registered buffer table (index = position)
+};
+
+}  // namespace scstu::io
