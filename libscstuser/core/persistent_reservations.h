@@ -18,7 +18,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -80,12 +79,7 @@ class PersistentReservations {
     // Where APTPL state lives; empty: APTPL unsupported (PTPL_C = 0).
     std::string state_file;
   };
-  // PREEMPT AND ABORT: abort every task of these nexuses (SPC-4 5.13.11.2.6),
-  // except the PERSISTENT RESERVE OUT command itself. Called with no lock held.
-  using AbortNexuses = std::function<void(std::span<const uint64_t> nexuses)>;
-
-  PersistentReservations(UnitAttentions& unit_attentions, Options options,
-                         AbortNexuses abort_nexuses = {});
+  PersistentReservations(UnitAttentions& unit_attentions, Options options);
   PersistentReservations(const PersistentReservations&) = delete;
   PersistentReservations& operator=(const PersistentReservations&) = delete;
 
@@ -102,8 +96,11 @@ class PersistentReservations {
   // caller truncates it to the CDB's ALLOCATION LENGTH.
   Outcome in(const SessionInfo& session, std::span<const uint8_t> cdb, std::vector<uint8_t>& data);
   // PERSISTENT RESERVE OUT (0x5F) with its parameter list (data-out).
+  // PREEMPT AND ABORT (SPC-4 5.13.11.2.6): `preempted` receives the nexuses
+  // whose tasks the caller must now abort, sparing this command's own task,
+  // before completing it: TaskSet::abort_nexuses(*preempted, tas, &own_task, ...).
   Outcome out(const SessionInfo& session, std::span<const uint8_t> cdb,
-              std::span<const uint8_t> parameters);
+              std::span<const uint8_t> parameters, std::vector<uint64_t>* preempted = nullptr);
 
   // True if the command must end in RESERVATION CONFLICT (SPC-4 5.13.1 table
   // 65). Not for PERSISTENT RESERVE OUT or RESERVE/RELEASE: see out() and
@@ -131,51 +128,46 @@ class PersistentReservations {
     bool all_target_ports = false;
     uint64_t key = 0;
   };
+  // Everything APTPL persists. PR OUT works on a copy and commits it only
+  // once it is durable, so a failed write leaves the old state in force.
+  struct State {
+    std::vector<Registration> registrations;
+    std::optional<PrType> type;  // the reservation, if any
+    size_t holder = 0;           // its holder (index), unless an all-registrants type
+    uint32_t generation = 0;
+    bool aptpl = false;
+  };
   struct Nexus {
     InitiatorPort port;
     uint16_t relative_port = 0;
   };
-
-  // All under mutex_.
-  Registration* find_locked(const InitiatorPort& port, uint16_t relative_port);
-  const Registration* find_locked(const InitiatorPort& port, uint16_t relative_port) const;
-  bool holder_locked(const Registration* reg) const;
-  bool all_registrants_locked() const;
-  void raise_for_locked(const Registration& reg, UnitAttention ua, const Nexus* except);
-  std::vector<uint64_t> nexuses_of_locked(const Registration& reg) const;
-  void remove_locked(size_t index);
-  void release_reservation_locked();
-  void publish_locked();
-  std::string persist_locked();
-
-  Outcome read_keys(std::vector<uint8_t>& data) const;
-  Outcome read_reservation(std::vector<uint8_t>& data) const;
-  Outcome report_capabilities(std::vector<uint8_t>& data) const;
-  Outcome read_full_status(std::vector<uint8_t>& data) const;
-
   struct OutRequest;
-  Outcome do_register(const OutRequest& r, bool ignore_key);
-  Outcome do_reserve(const OutRequest& r);
-  Outcome do_release(const OutRequest& r);
-  Outcome do_clear(const OutRequest& r);
-  Outcome do_preempt(const OutRequest& r, std::vector<uint64_t>* aborted);
-  Outcome do_register_and_move(const OutRequest& r);
+  struct Effects;
+
+  static const Registration* find(const State& s, const InitiatorPort& port,
+                                  uint16_t relative_port);
+  static bool is_holder(const State& s, const Registration* reg);
+  static void remove(State& s, size_t index);
+  std::vector<uint64_t> nexuses_of(const Registration& reg) const;  // under mutex_
+  void add_unit_attention(Effects& fx, const Registration& reg, UnitAttention ua,
+                          const OutRequest& except) const;
+  std::string persist(const State& s) const;
+  bool persistent_conflict(const State& s, const SessionInfo& session, AccessClass cls) const;
+
+  Outcome do_register(State& s, const OutRequest& r, bool ignore_key, Effects& fx) const;
+  Outcome do_reserve(State& s, const OutRequest& r) const;
+  Outcome do_release(State& s, const OutRequest& r, Effects& fx) const;
+  Outcome do_clear(State& s, const OutRequest& r, Effects& fx) const;
+  Outcome do_preempt(State& s, const OutRequest& r, bool abort, Effects& fx) const;
+  Outcome do_register_and_move(State& s, const OutRequest& r) const;
 
   UnitAttentions& unit_attentions_;
   const Options options_;
-  const AbortNexuses abort_nexuses_;
 
   mutable std::mutex mutex_;
   std::unordered_map<uint64_t, Nexus> nexuses_;
-  std::vector<Registration> registrations_;
-  uint32_t generation_ = 0;
-  bool aptpl_ = false;
-  // The reservation: its type and, unless all-registrants, the holder's
-  // registration (index into registrations_).
-  std::optional<PrType> type_;
-  size_t holder_ = 0;
-  std::atomic<bool> reserved_{false};    // type_ set (fast path)
-  std::atomic<bool> registered_{false};  // registrations_ not empty (fast path)
+  State state_;
+  std::atomic<bool> reserved_{false};  // state_.type set (fast path)
 };
 
 }  // namespace scstu::core
