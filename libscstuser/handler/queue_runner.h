@@ -19,6 +19,7 @@
 #include "handler/session_registry.h"
 #include "ring/entry_validation.h"
 #include "ring/region_layout.h"
+#include "ring/spin_lock.h"
 #include "ring/spsc_ring.h"
 
 namespace scstu {
@@ -88,14 +89,8 @@ class QueueRunner final : public CommandSink {
   void post(uint32_t tag, const scstu_cpl& cpl);
   void flush_batch();
   bool wait_for_work();
-  void lock() {
-    while (cq_lock_.test_and_set(std::memory_order_acquire)) {
-#if defined(__x86_64__)
-      __builtin_ia32_pause();
-#endif
-    }
-  }
-  void unlock() { cq_lock_.clear(std::memory_order_release); }
+  void lock() { cq_lock_.lock(); }
+  void unlock() { cq_lock_.unlock(); }
   void drop_refs(uint32_t n);
 
   Context ctx_;
@@ -110,7 +105,7 @@ class QueueRunner final : public CommandSink {
   std::vector<scstu_iov> iov_scratch_;
   SessionRegistry::Cache session_cache_;
 
-  std::atomic_flag cq_lock_ = ATOMIC_FLAG_INIT;
+  ring::SpinLock cq_lock_;
   bool dead_ = false;              // under cq_lock_
   std::vector<uint32_t> batch_;    // tags completed on the queue thread, not yet pushed
   // Outstanding commands, plus kDead once the queue is dead.

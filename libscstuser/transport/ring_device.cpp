@@ -1,0 +1,757 @@
+#include "transport/ring_device.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "core/session.h"
+#include "ring/spin_lock.h"
+
+namespace scstu::transport {
+namespace {
+
+// SPC-4 4.5.6 fixed format: ABORTED COMMAND, LOGICAL UNIT COMMUNICATION
+// FAILURE (0Bh/08h/00h): the initiator retries, and by then a handler may be back.
+constexpr uint8_t kCommFailure[18] = {0x70, 0, 0x0B, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x08, 0x00};
+// HARDWARE ERROR, INTERNAL TARGET FAILURE (44h/00h): a buffer this device did
+// not allocate (a transport bug).
+constexpr uint8_t kInternalFailure[18] = {0x70, 0, 0x04, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x44, 0x00};
+
+// Idle polls of the completion rings before the event thread sleeps.
+constexpr int kSpinPolls = 2000;
+constexpr int kControlTimeoutMs = 5000;
+
+// Epoll data for the non-queue fds.
+constexpr uint64_t kCtlEvent = 1ull << 32;
+constexpr uint64_t kConnEvent = 2ull << 32;
+
+// cmd.device_cookie: queue in bits 0-7; with a buffer, bit 63 set, pages in
+// bits 8-31 and the first page's index in bits 32-62.
+constexpr uint64_t kCookieHasBuffer = 1ull << 63;
+
+// The device whose completion batch this thread is delivering, if any:
+// submissions from inside `done` then wait for one publish at the batch end.
+thread_local const RingDevice* t_completing = nullptr;
+
+void kick(int fd) {
+  uint64_t one = 1;
+  if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+    // EAGAIN: the counter is saturated; the handler is due to wake anyway.
+  }
+}
+
+void set_sense(core::TargetCommand& cmd, uint8_t status, const uint8_t (&sense)[18]) {
+  cmd.status = status;
+  cmd.transferred = 0;
+  cmd.sense_len = sizeof(sense);
+  std::memcpy(cmd.sense.data(), sense, sizeof(sense));
+}
+
+void complete_now(core::TargetCommand& cmd, uint8_t status, const uint8_t (&sense)[18]) {
+  set_sense(cmd, status, sense);
+  if (cmd.done) cmd.done(cmd);
+}
+
+}  // namespace
+
+struct RingDevice::ControlWait {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool ok = false;
+  bool resend = false;  // a re-announcement after attach: nobody waits
+  void finish(bool success) {
+    std::lock_guard lock(mu);
+    done = true;
+    ok = success;
+    cv.notify_all();
+  }
+};
+
+struct RingDevice::Queue {
+  ring::SpinLock lock;
+  // Under lock.
+  bool connected = false;  // rings live: control entries may be sent
+  bool accepting = false;  // and SCSI commands too
+  bool dirty = false;      // pushed, not yet published (completion batch)
+  ring::RingWriter sq;
+  std::vector<uint32_t> free_tags;
+  std::vector<ring::Outstanding> outstanding;
+  std::vector<Inflight> inflight;
+  uint32_t next_seq = 0;
+  int sq_kick = -1;  // producer -> handler
+  int cq_kick = -1;  // handler -> producer
+  // Event thread only.
+  ring::RingReader cq;
+  std::vector<Finished> finished;
+  // The data allocator has its own lock: buffers come and go outside submit.
+  ring::SpinLock alloc_lock;
+  ring::DataAllocator alloc;
+};
+
+std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config,
+                                               std::string* error) {
+  if (config.name.empty() || config.name.size() >= SCSTU_NAME_MAX ||
+      config.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789_-") != std::string::npos) {
+    if (error) *error = "ring device '" + config.name + "': name must be 1-31 of [a-zA-Z0-9_-]";
+    return nullptr;
+  }
+  ring::RegionParams params;
+  params.nr_queues = config.nr_queues;
+  params.queue_depth = config.queue_depth;
+  params.data_size = config.data_size;
+  params.max_io_bytes = config.max_io_bytes;
+  params.features = SCSTU_F_LONG_CDB | SCSTU_F_TMF | SCSTU_F_SESSION_EVENTS;
+  params.device_type = config.device_type < 0 ? 0 : static_cast<uint8_t>(config.device_type);
+  std::shared_ptr<RingDevice> dev(new RingDevice(config));
+  dev->region_ = SharedRegion::create(config.name, params, error);
+  if (!dev->region_) return nullptr;
+  const ring::RegionView& v = dev->region_->view();
+  const scstu_region_header& h = v.header();
+  for (uint32_t q = 0; q < h.nr_queues; ++q) {
+    auto queue = std::make_unique<Queue>();
+    queue->outstanding.resize(h.queue_depth);
+    queue->inflight.resize(h.queue_depth);
+    for (uint32_t t = h.queue_depth; t-- > 0;) queue->free_tags.push_back(t);
+    queue->finished.reserve(h.queue_depth);
+    queue->alloc = ring::DataAllocator(q * h.data_per_queue, h.data_per_queue);
+    dev->queues_.push_back(std::move(queue));
+  }
+  dev->info_.max_transfer_bytes = h.max_io_bytes;
+  dev->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  dev->ctl_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  epoll_event ev{EPOLLIN, {.u64 = kCtlEvent}};
+  if (dev->epoll_fd_ < 0 || dev->ctl_fd_ < 0 ||
+      epoll_ctl(dev->epoll_fd_, EPOLL_CTL_ADD, dev->ctl_fd_, &ev) != 0) {
+    if (error) *error = "ring device " + config.name + ": epoll/eventfd: " + std::strerror(errno);
+    return nullptr;
+  }
+  dev->event_thread_ = std::thread([d = dev.get()] { d->event_loop(); });
+  return dev;
+}
+
+RingDevice::RingDevice(const RingDeviceConfig& config) : config_(config) {
+  info_.name = config.name;
+  info_.device_type = config.device_type < 0 ? 0 : static_cast<uint8_t>(config.device_type);
+}
+
+RingDevice::~RingDevice() {
+  stopping_.store(true);
+  kick(ctl_fd_);
+  if (event_thread_.joinable()) event_thread_.join();
+  // The event thread dropped the handler on its way out.
+  {
+    std::lock_guard lock(attach_mu_);
+    if (pending_conn_ >= 0) close(pending_conn_);
+  }
+  for (auto& q : queues_) {
+    if (q->sq_kick >= 0) close(q->sq_kick);
+    if (q->cq_kick >= 0) close(q->cq_kick);
+  }
+  if (ctl_fd_ >= 0) close(ctl_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+}
+
+uint64_t RingDevice::generation() const {
+  std::lock_guard lock(attach_mu_);
+  return region_->shared_header()->generation;
+}
+
+std::string RingDevice::last_drop_reason() const {
+  std::lock_guard lock(attach_mu_);
+  return drop_reason_;
+}
+
+bool RingDevice::wait_ready(int timeout_ms) const {
+  std::unique_lock lock(attach_mu_);
+  return ready_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                            [&] { return ready_.load(); });
+}
+
+uint32_t RingDevice::pick_queue() const {
+  // Each thread sticks to one queue, spreading threads round-robin.
+  static std::atomic<uint32_t> next{0};
+  thread_local uint32_t mine = next.fetch_add(1, std::memory_order_relaxed);
+  return mine % static_cast<uint32_t>(queues_.size());
+}
+
+// ---- handler attach -------------------------------------------------------
+
+bool RingDevice::attach(int conn, const ring::AttachHello& hello, std::string* error) {
+  ring::AttachReply reply;
+  auto refuse = [&](int err, const std::string& why) {
+    reply.error = err;
+    std::snprintf(reply.message, sizeof(reply.message), "%s", why.c_str());
+    send(conn, &reply, sizeof(reply), MSG_NOSIGNAL);
+    close(conn);
+    if (error) *error = why;
+    return false;
+  };
+  if (hello.magic != ring::kHelloMagic || hello.abi_major != SCSTU_ABI_MAJOR)
+    return refuse(EPROTO, "device " + config_.name + ": handler speaks ABI " +
+                              std::to_string(hello.abi_major) + ", producer " +
+                              std::to_string(SCSTU_ABI_MAJOR));
+  if (config_.device_type >= 0 && hello.device_type != config_.device_type)
+    return refuse(EMEDIUMTYPE, "device " + config_.name + " is configured as type " +
+                                   std::to_string(config_.device_type) +
+                                   " but the handler serves type " +
+                                   std::to_string(hello.device_type));
+  if (hello.block_size < 512 || hello.block_size > (1u << 20) ||
+      (hello.block_size & (hello.block_size - 1)) != 0)
+    return refuse(EINVAL, "device " + config_.name + ": block size " +
+                              std::to_string(hello.block_size) + " is not a power of two >= 512");
+  std::unique_lock lock(attach_mu_);
+  if (conn_fd_ >= 0 || pending_conn_ >= 0) {
+    lock.unlock();
+    return refuse(EBUSY, "device " + config_.name + " already has a handler attached");
+  }
+  // No handler: the event thread and submitters leave the rings alone.
+  const uint32_t nq = static_cast<uint32_t>(queues_.size());
+  std::vector<int> fds{region_->fd()};
+  for (auto& q : queues_) {
+    std::lock_guard ql(q->lock);
+    if (q->sq_kick >= 0) close(q->sq_kick);
+    if (q->cq_kick >= 0) close(q->cq_kick);
+    q->sq_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    q->cq_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->sq_kick < 0 || q->cq_kick < 0) {
+      lock.unlock();
+      return refuse(EMFILE, "device " + config_.name + ": eventfd: " + std::strerror(errno));
+    }
+  }
+  for (auto& q : queues_) fds.push_back(q->sq_kick);
+  for (auto& q : queues_) fds.push_back(q->cq_kick);
+  region_->reset_queues();
+  const ring::RegionView& v = region_->view();
+  for (uint32_t i = 0; i < nq; ++i) {
+    std::lock_guard ql(queues_[i]->lock);
+    queues_[i]->sq = ring::RingWriter(&v.ctl(i)->sq, v.sq_ring(i), v.header().queue_depth);
+  }
+  scstu_region_header* shared = region_->shared_header();
+  shared->generation += 1;
+  shared->device_type = hello.device_type;
+  info_.device_type = hello.device_type;
+  info_.block_size = hello.block_size;
+
+  reply.region_size = region_->size();
+  reply.nr_queues = nq;
+  reply.nr_fds = static_cast<uint32_t>(fds.size());
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * ring::kMaxAttachFds)] = {};
+  iovec iov{&reply, sizeof(reply)};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  if (sendmsg(conn, &msg, MSG_NOSIGNAL) != sizeof(reply)) {
+    if (error) *error = "device " + config_.name + ": send attach reply: " + std::strerror(errno);
+    close(conn);
+    return false;
+  }
+  pending_conn_ = conn;
+  lock.unlock();
+  kick(ctl_fd_);
+  return true;
+}
+
+// Event thread: a handler's attach went through; start feeding it.
+void RingDevice::start_handler() {
+  int conn;
+  {
+    std::lock_guard lock(attach_mu_);
+    conn = pending_conn_;
+    pending_conn_ = -1;
+    conn_fd_ = conn;
+  }
+  if (conn < 0) return;
+  epoll_event ev{EPOLLIN | EPOLLRDHUP, {.u64 = kConnEvent}};
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn, &ev);
+  const ring::RegionView& v = region_->view();
+  for (uint32_t i = 0; i < queues_.size(); ++i) {
+    Queue& q = *queues_[i];
+    q.cq = ring::RingReader(&v.ctl(i)->cq, v.cq_ring(i), v.header().queue_depth);
+    std::lock_guard ql(q.lock);
+    epoll_event qev{EPOLLIN, {.u64 = i}};
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, q.cq_kick, &qev);
+    q.connected = true;
+  }
+  // Re-announce live sessions before any command flows, so the handler never
+  // sees a command of a session it does not know.
+  std::vector<SessionInfo> live;
+  {
+    std::lock_guard lock(sessions_mu_);
+    for (auto& [id, info] : sessions_) live.push_back(info);
+  }
+  resend_pending_ = 0;
+  for (const SessionInfo& s : live) {
+    auto w = std::make_shared<ControlWait>();
+    w->resend = true;
+    if (send_control(0, SCSTU_KIND_SESS_ATTACH, &s, s.id, w)) ++resend_pending_;
+  }
+  flush_deferred();
+  if (resend_pending_ == 0) control_finished();
+}
+
+// Event thread: one re-announcement done (or none were needed): open the gates.
+void RingDevice::control_finished() {
+  if (resend_pending_ > 0 && --resend_pending_ > 0) return;
+  for (auto& q : queues_) {
+    std::lock_guard ql(q->lock);
+    if (q->connected) q->accepting = true;
+  }
+  std::lock_guard lock(attach_mu_);
+  ready_.store(true, std::memory_order_release);
+  ready_cv_.notify_all();
+}
+
+// Event thread: the handler is gone or misbehaved. Fail everything it held.
+void RingDevice::drop_handler(const std::string& reason) {
+  ready_.store(false);
+  std::vector<Inflight> failed;
+  for (auto& qp : queues_) {
+    Queue& q = *qp;
+    std::lock_guard ql(q.lock);
+    q.connected = q.accepting = q.dirty = false;
+    for (uint32_t tag = 0; tag < q.inflight.size(); ++tag) {
+      if (!q.outstanding[tag].in_flight) continue;
+      q.outstanding[tag].in_flight = false;
+      failed.push_back(std::move(q.inflight[tag]));
+      q.inflight[tag] = Inflight{};
+      q.free_tags.push_back(tag);
+    }
+    // The handler process holds copies of these fds: unregister explicitly.
+    if (q.cq_kick >= 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, q.cq_kick, nullptr);
+  }
+  {
+    std::lock_guard lock(attach_mu_);
+    if (conn_fd_ >= 0) {
+      epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn_fd_, nullptr);
+      close(conn_fd_);
+    }
+    conn_fd_ = -1;
+    drop_reason_ = reason;
+  }
+  resend_pending_ = 0;
+  std::fprintf(stderr, "scstu: ring device %s: handler dropped: %s; %zu outstanding commands "
+               "failed with LOGICAL UNIT COMMUNICATION FAILURE\n",
+               config_.name.c_str(), reason.c_str(), failed.size());
+  for (Inflight& f : failed) fail(f);
+}
+
+// ---- data buffers -----------------------------------------------------------
+
+bool RingDevice::alloc_buffer(core::TargetCommand& cmd) {
+  const uint32_t qi = pick_queue();
+  cmd.buffer.clear();
+  cmd.device_cookie = qi;
+  if (cmd.data_length == 0) return true;
+  if (cmd.data_length > region_->view().header().max_io_bytes) return false;
+  Queue& q = *queues_[qi];
+  std::optional<uint64_t> off;
+  {
+    std::lock_guard lock(q.alloc_lock);
+    off = q.alloc.allocate(cmd.data_length);
+  }
+  if (!off) return false;
+  cmd.buffer.push_back(iovec{region_->view().data() + *off, cmd.data_length});
+  const uint64_t pages = (cmd.data_length + SCSTU_DATA_ALIGN - 1) / SCSTU_DATA_ALIGN;
+  cmd.device_cookie = kCookieHasBuffer | (*off / SCSTU_DATA_ALIGN) << 32 | pages << 8 | qi;
+  return true;
+}
+
+void RingDevice::release_buffer(core::TargetCommand& cmd) {
+  const uint64_t c = cmd.device_cookie;
+  cmd.buffer.clear();
+  cmd.device_cookie = 0;
+  if (!(c & kCookieHasBuffer)) return;
+  const uint32_t qi = c & 0xff;
+  const uint64_t offset = ((c & ~kCookieHasBuffer) >> 32) * SCSTU_DATA_ALIGN;
+  const uint64_t bytes = ((c >> 8) & 0xffffff) * SCSTU_DATA_ALIGN;
+  if (qi >= queues_.size()) return;
+  std::lock_guard lock(queues_[qi]->alloc_lock);
+  queues_[qi]->alloc.release(offset, bytes);
+}
+
+std::optional<uint64_t> RingDevice::alloc_scratch(uint32_t qi) {
+  std::lock_guard lock(queues_[qi]->alloc_lock);
+  return queues_[qi]->alloc.allocate(SCSTU_DATA_ALIGN);
+}
+
+void RingDevice::free_scratch(uint32_t qi, uint64_t offset) {
+  if (offset == UINT64_MAX) return;
+  std::lock_guard lock(queues_[qi]->alloc_lock);
+  queues_[qi]->alloc.release(offset, SCSTU_DATA_ALIGN);
+}
+
+// ---- submission ---------------------------------------------------------------
+
+template <typename Fill>
+bool RingDevice::submit_entry(uint32_t qi, Inflight what, uint32_t data_length, bool control,
+                              Fill fill, bool* no_tag) {
+  Queue& q = *queues_[qi];
+  std::lock_guard lock(q.lock);
+  if (!(control ? q.connected : q.accepting)) return false;
+  if (q.free_tags.empty()) {
+    *no_tag = true;
+    return false;
+  }
+  const uint32_t tag = q.free_tags.back();
+  q.free_tags.pop_back();
+  const uint32_t seq = ++q.next_seq;
+  scstu_cmd c{};
+  fill(c);
+  c.kind = what.kind;
+  c.seq = seq;
+  std::memcpy(&region_->view().cmds(qi)[tag], &c, sizeof(c));
+  q.outstanding[tag] = ring::Outstanding{true, what.kind, seq, data_length};
+  q.inflight[tag] = std::move(what);
+  q.sq.push(tag);
+  if (t_completing == this) {
+    q.dirty = true;
+    return true;
+  }
+  if (q.sq.publish()) kick(q.sq_kick);
+  return true;
+}
+
+void RingDevice::submit(core::TargetCommand& cmd) {
+  const uint32_t qi = static_cast<uint32_t>(cmd.device_cookie & 0xff) % queues_.size();
+  // The buffer must be ours: every iovec inside the data area.
+  const uint8_t* data = region_->view().data();
+  const uint64_t data_size = region_->view().header().data_size;
+  uint64_t total = 0;
+  bool ours = cmd.buffer.size() <= SCSTU_INLINE_IOV;
+  for (const iovec& v : cmd.buffer) {
+    const uint8_t* p = static_cast<const uint8_t*>(v.iov_base);
+    ours = ours && p >= data && v.iov_len <= data_size && uint64_t(p - data) <= data_size - v.iov_len;
+    total += v.iov_len;
+  }
+  if (!ours || total != cmd.data_length || cmd.cdb_len < 1 || cmd.cdb_len > 255) {
+    std::fprintf(stderr, "scstu: ring device %s: command with a buffer not from alloc_buffer "
+                 "(or a bad cdb_len %u)\n", config_.name.c_str(), cmd.cdb_len);
+    complete_now(cmd, status::kCheckCondition, kInternalFailure);
+    return;
+  }
+  Inflight what;
+  what.kind = SCSTU_KIND_SCSI;
+  what.cmd = &cmd;
+  if (cmd.cdb_len > SCSTU_CDB_MAX) {
+    std::optional<uint64_t> page = alloc_scratch(qi);
+    if (!page) {
+      cmd.status = status::kTaskSetFull;
+      cmd.sense_len = 0;
+      cmd.transferred = 0;
+      if (cmd.done) cmd.done(cmd);
+      return;
+    }
+    std::memcpy(region_->view().data() + *page, cmd.cdb.data(), cmd.cdb_len);
+    what.scratch_offset = *page;
+  }
+  const uint64_t scratch = what.scratch_offset;
+  auto fill = [&](scstu_cmd& c) {
+    c.data_dir = static_cast<uint8_t>(cmd.direction);
+    c.task_attr = static_cast<uint8_t>(cmd.task_attr);
+    c.cdb_len = static_cast<uint8_t>(cmd.cdb_len);
+    c.flags = cmd.read_only ? SCSTU_CMD_F_READ_ONLY : 0;
+    if (scratch != UINT64_MAX) {
+      c.flags |= SCSTU_CMD_F_CDB_IN_DATA;
+      c.cdb_offset = scratch;
+    } else {
+      std::memcpy(c.cdb, cmd.cdb.data(), cmd.cdb_len);
+    }
+    c.nr_iov = static_cast<uint16_t>(cmd.buffer.size());
+    for (size_t i = 0; i < cmd.buffer.size(); ++i) {
+      c.iov[i].offset = static_cast<const uint8_t*>(cmd.buffer[i].iov_base) - data;
+      c.iov[i].len = static_cast<uint32_t>(cmd.buffer[i].iov_len);
+    }
+    c.data_length = cmd.data_length;
+    c.lun = cmd.lun;
+    c.session_id = cmd.session ? cmd.session->id() : 0;
+    c.expected_length = cmd.expected_length;
+    c.out_length = cmd.direction == DataDirection::kBidi ? cmd.bidi_read_length : 0;
+  };
+  bool no_tag = false;
+  if (submit_entry(qi, std::move(what), cmd.data_length, false, fill, &no_tag)) return;
+  free_scratch(qi, scratch);
+  if (no_tag) {
+    // More commands than queue_depth: SAM-5 5.3: TASK SET FULL.
+    cmd.status = status::kTaskSetFull;
+    cmd.sense_len = 0;
+    cmd.transferred = 0;
+    if (cmd.done) cmd.done(cmd);
+    return;
+  }
+  complete_now(cmd, status::kCheckCondition, kCommFailure);
+}
+
+void RingDevice::task_management(core::TargetTmf& tmf) {
+  const bool by_ref =
+      tmf.function == SCSTU_TMF_ABORT_TASK || tmf.function == SCSTU_TMF_QUERY_TASK;
+  uint32_t qi = pick_queue();
+  uint32_t ref_tag = 0, ref_seq = 0;
+  if (by_ref) {
+    bool found = false;
+    for (uint32_t i = 0; i < queues_.size() && !found; ++i) {
+      Queue& q = *queues_[i];
+      std::lock_guard lock(q.lock);
+      for (uint32_t tag = 0; tag < q.inflight.size(); ++tag) {
+        if (q.outstanding[tag].in_flight && q.inflight[tag].cmd == tmf.ref && tmf.ref) {
+          qi = i;
+          ref_tag = tag;
+          ref_seq = q.outstanding[tag].seq;
+          found = true;
+          break;
+        }
+      }
+    }
+    // SAM-5 7.2: the task already completed: function complete.
+    if (!found) {
+      if (tmf.done) tmf.done(SCSTU_TMF_COMPLETE);
+      return;
+    }
+  }
+  Inflight what;
+  what.kind = SCSTU_KIND_TMF;
+  what.tmf = &tmf;
+  auto fill = [&](scstu_cmd& c) {
+    c.lun = tmf.lun;
+    c.session_id = tmf.session ? tmf.session->id() : 0;
+    c.tmf.function = static_cast<uint8_t>(tmf.function);
+    c.tmf.ref_tag = static_cast<uint16_t>(ref_tag);
+    c.tmf.ref_seq = ref_seq;
+    c.tmf.ref_queue = qi;
+  };
+  bool no_tag = false;
+  if (submit_entry(qi, std::move(what), 0, false, fill, &no_tag)) return;
+  // No handler: its commands were all failed already, so there is nothing
+  // left to abort; anything else cannot be carried out.
+  if (tmf.done) tmf.done(by_ref ? SCSTU_TMF_COMPLETE : SCSTU_TMF_FAILED);
+}
+
+bool RingDevice::send_control(uint32_t qi, uint8_t kind, const SessionInfo* s,
+                              uint64_t session_id, std::shared_ptr<ControlWait> wait) {
+  Inflight what;
+  what.kind = kind;
+  what.control = std::move(wait);
+  uint32_t len = 0;
+  if (kind == SCSTU_KIND_SESS_ATTACH) {
+    std::optional<uint64_t> page = alloc_scratch(qi);
+    if (!page) return false;
+    scstu_session_info wire{};
+    wire.session_id = s->id;
+    wire.relative_port = s->relative_port;
+    wire.protocol_id = s->protocol_id;
+    std::snprintf(wire.initiator_name, sizeof(wire.initiator_name), "%s",
+                  s->initiator_name.c_str());
+    std::snprintf(wire.transport_id, sizeof(wire.transport_id), "%s", s->transport_id.c_str());
+    std::snprintf(wire.target_name, sizeof(wire.target_name), "%s", s->target_name.c_str());
+    std::memcpy(region_->view().data() + *page, &wire, sizeof(wire));
+    what.scratch_offset = *page;
+    len = sizeof(wire);
+  }
+  const uint64_t scratch = what.scratch_offset;
+  auto fill = [&](scstu_cmd& c) {
+    c.session_id = session_id;
+    if (len) {
+      c.nr_iov = 1;
+      c.iov[0].offset = scratch;
+      c.iov[0].len = len;
+      c.data_length = len;
+    }
+  };
+  bool no_tag = false;
+  if (submit_entry(qi, std::move(what), len, true, fill, &no_tag)) return true;
+  free_scratch(qi, scratch);
+  return false;
+}
+
+void RingDevice::session_attached(const SessionInfo& session) {
+  {
+    std::lock_guard lock(sessions_mu_);
+    sessions_[session.id] = session;
+  }
+  auto w = std::make_shared<ControlWait>();
+  if (!send_control(pick_queue(), SCSTU_KIND_SESS_ATTACH, &session, session.id, w)) return;
+  // The handler must know the session before its first command: wait.
+  std::unique_lock lock(w->mu);
+  if (!w->cv.wait_for(lock, std::chrono::milliseconds(kControlTimeoutMs), [&] { return w->done; }))
+    std::fprintf(stderr, "scstu: ring device %s: handler did not acknowledge session %llu "
+                 "within %d ms\n", config_.name.c_str(),
+                 static_cast<unsigned long long>(session.id), kControlTimeoutMs);
+}
+
+void RingDevice::session_detached(const SessionInfo& session) {
+  {
+    std::lock_guard lock(sessions_mu_);
+    sessions_.erase(session.id);
+  }
+  auto w = std::make_shared<ControlWait>();
+  if (!send_control(pick_queue(), SCSTU_KIND_SESS_DETACH, nullptr, session.id, w)) return;
+  std::unique_lock lock(w->mu);
+  w->cv.wait_for(lock, std::chrono::milliseconds(kControlTimeoutMs), [&] { return w->done; });
+}
+
+// ---- completions ----------------------------------------------------------------
+
+void RingDevice::flush_deferred() {
+  for (auto& q : queues_) {
+    std::lock_guard lock(q->lock);
+    if (!q->dirty) continue;
+    q->dirty = false;
+    if (q->sq.publish()) kick(q->sq_kick);
+  }
+}
+
+bool RingDevice::drain_completions(uint32_t qi) {
+  Queue& q = *queues_[qi];
+  uint32_t n = q.cq.available();
+  if (n == 0) return false;
+  std::string violation;
+  if (n == ring::RingReader::kCorrupt) {
+    violation = "queue " + std::to_string(qi) + ": completion tail more than queue_depth ahead";
+    n = 0;
+  }
+  const scstu_cpl* cpls = region_->view().cpls(qi);
+  {
+    std::lock_guard lock(q.lock);
+    uint32_t i = 0;
+    for (; i < n; ++i) {
+      const uint32_t tag = q.cq.peek(i);
+      Finished f;
+      if (tag < q.outstanding.size()) std::memcpy(&f.cpl, &cpls[tag], sizeof(f.cpl));
+      if (const char* why = ring::validate_cpl(f.cpl, tag, q.outstanding)) {
+        violation = "queue " + std::to_string(qi) + " tag " + std::to_string(tag) + ": " + why;
+        break;
+      }
+      q.outstanding[tag].in_flight = false;
+      f.what = std::move(q.inflight[tag]);
+      q.inflight[tag] = Inflight{};
+      q.free_tags.push_back(tag);
+      q.finished.push_back(std::move(f));
+    }
+    if (i > 0) q.cq.consume(i);
+  }
+  t_completing = this;
+  for (Finished& f : q.finished) deliver(f);
+  t_completing = nullptr;
+  q.finished.clear();
+  flush_deferred();
+  if (!violation.empty()) drop_handler("protocol violation: " + violation);
+  return true;
+}
+
+void RingDevice::deliver(Finished& f) {
+  Inflight& w = f.what;
+  // Scratch pages live in the queue whose allocator covers the offset.
+  auto free_w_scratch = [&] {
+    if (w.scratch_offset == UINT64_MAX) return;
+    free_scratch(static_cast<uint32_t>(w.scratch_offset / region_->view().header().data_per_queue),
+                 w.scratch_offset);
+  };
+  free_w_scratch();
+  switch (w.kind) {
+    case SCSTU_KIND_SCSI: {
+      core::TargetCommand& cmd = *w.cmd;
+      cmd.status = f.cpl.status;
+      cmd.transferred = f.cpl.transferred;
+      cmd.sense_len = f.cpl.sense_len;
+      std::memcpy(cmd.sense.data(), f.cpl.sense, f.cpl.sense_len);
+      if (cmd.done) cmd.done(cmd);
+      break;
+    }
+    case SCSTU_KIND_TMF:
+      if (w.tmf->done) w.tmf->done(static_cast<scstu_tmf_response>(f.cpl.tmf_response));
+      break;
+    default:
+      if (w.control->resend) control_finished();
+      w.control->finish(true);
+      break;
+  }
+}
+
+void RingDevice::fail(Inflight& w) {
+  if (w.scratch_offset != UINT64_MAX)
+    free_scratch(static_cast<uint32_t>(w.scratch_offset / region_->view().header().data_per_queue),
+                 w.scratch_offset);
+  switch (w.kind) {
+    case SCSTU_KIND_SCSI:
+      complete_now(*w.cmd, status::kCheckCondition, kCommFailure);
+      break;
+    case SCSTU_KIND_TMF:
+      if (w.tmf->done) w.tmf->done(SCSTU_TMF_FAILED);
+      break;
+    default:
+      if (w.control) w.control->finish(false);
+      break;
+  }
+}
+
+void RingDevice::event_loop() {
+  bool live = false;  // a handler is attached (event thread's view)
+  int idle = 0;
+  epoll_event events[SCSTU_MAX_QUEUES + 2];
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    if (live) {
+      bool work = false;
+      for (uint32_t q = 0; q < queues_.size(); ++q) work |= drain_completions(q);
+      live = conn_fd_ >= 0;  // a violation may have dropped the handler
+      if (work) {
+        idle = 0;
+        continue;
+      }
+      if (live && ++idle < kSpinPolls) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+        continue;
+      }
+    }
+    bool may_sleep = true;
+    if (live)
+      for (auto& q : queues_) may_sleep &= q->cq.prepare_sleep();
+    int n = epoll_wait(epoll_fd_, events, SCSTU_MAX_QUEUES + 2, may_sleep ? -1 : 0);
+    if (live)
+      for (auto& q : queues_) q->cq.end_sleep();
+    idle = 0;
+    for (int i = 0; i < n; ++i) {
+      const uint64_t id = events[i].data.u64;
+      uint64_t v;
+      if (id == kCtlEvent) {
+        if (read(ctl_fd_, &v, sizeof(v)) < 0) {
+          // EAGAIN: already drained.
+        }
+        bool pending;
+        {
+          std::lock_guard lock(attach_mu_);
+          pending = pending_conn_ >= 0;
+        }
+        if (pending && !stopping_) {
+          start_handler();
+          live = true;
+        }
+      } else if (id == kConnEvent) {
+        // Nothing is sent after the handshake: readable means EOF or error.
+        if (live) drop_handler("handler hung up");
+        live = false;
+      } else if (id < queues_.size() && queues_[id]->cq_kick >= 0) {
+        if (read(queues_[id]->cq_kick, &v, sizeof(v)) < 0) {
+          // EAGAIN: spurious.
+        }
+      }
+    }
+  }
+  if (live) drop_handler("device shutting down");
+}
+
+}  // namespace scstu::transport

@@ -1,0 +1,132 @@
+// ring_device.h - the producer side of one device's ring: a core::Device whose
+// commands go to a handler process (ring_abi.h).
+//
+// Hot path, per command: one uncontended per-queue spinlock, a 128-byte
+// descriptor, one tail store; the eventfd is written only when the handler
+// announced NEED_WAKEUP. Completions are drained by one event thread per
+// device, validated (tag, seq, sense_len, transferred) and delivered in a
+// batch; resubmissions from inside `done` are published with one tail store
+// when the batch ends.
+//
+// Handler loss (socket hang-up or a protocol violation): every outstanding
+// command completes at once with CHECK CONDITION, ABORTED COMMAND / LOGICAL
+// UNIT COMMUNICATION FAILURE (0Bh/08h/00h) so initiators retry, and so does
+// every command submitted while no handler is attached. A new handler can
+// attach to the same device (hdr.generation is bumped; live sessions are
+// re-announced before commands flow again).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/device.h"
+#include "ring/attach_protocol.h"
+#include "ring/data_allocator.h"
+#include "ring/entry_validation.h"
+#include "ring/spsc_ring.h"
+#include "transport/shared_region.h"
+
+namespace scstu::transport {
+
+struct RingDeviceConfig {
+  std::string name;                 // [a-zA-Z0-9_-], < 32 bytes: what handlers attach to
+  uint32_t nr_queues = 1;
+  uint32_t queue_depth = 128;       // power of two
+  uint64_t data_size = 64u << 20;   // shared data area, split between queues
+  uint32_t max_io_bytes = 1u << 20; // largest data_length
+  int device_type = -1;             // accept only handlers of this type; -1: any
+};
+
+class RingDevice final : public core::Device {
+ public:
+  static std::shared_ptr<RingDevice> create(const RingDeviceConfig& config, std::string* error);
+  ~RingDevice() override;
+
+  // A handler sent `hello` on the connected socket `conn` (ownership taken).
+  // Replies (fds over SCM_RIGHTS, or a refusal) and, on success, starts
+  // feeding that handler. False, with *error, when refused.
+  bool attach(int conn, const ring::AttachHello& hello, std::string* error);
+  // Commands flow (a handler is attached and sessions were re-announced).
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  // Waits up to timeout_ms for ready(); for tests and startup scripts.
+  bool wait_ready(int timeout_ms) const;
+  uint64_t generation() const;
+  const std::string& name() const { return config_.name; }
+  // Why the last handler was dropped ("" if none was).
+  std::string last_drop_reason() const;
+
+  // core::Device
+  const core::DeviceInfo& info() const override { return info_; }
+  bool alloc_buffer(core::TargetCommand& cmd) override;
+  void release_buffer(core::TargetCommand& cmd) override;
+  void submit(core::TargetCommand& cmd) override;
+  void task_management(core::TargetTmf& tmf) override;
+  void session_attached(const SessionInfo& session) override;
+  void session_detached(const SessionInfo& session) override;
+
+ private:
+  struct ControlWait;
+  struct Inflight {
+    uint8_t kind = 0;
+    core::TargetCommand* cmd = nullptr;
+    core::TargetTmf* tmf = nullptr;
+    std::shared_ptr<ControlWait> control;
+    uint64_t scratch_offset = UINT64_MAX;  // page holding a long CDB or session info
+  };
+  struct Finished {
+    Inflight what;
+    scstu_cpl cpl;
+  };
+  struct Queue;
+
+  explicit RingDevice(const RingDeviceConfig& config);
+  uint32_t pick_queue() const;
+  // Fills and publishes one descriptor on queue q. `fill` writes the
+  // kind-specific fields. False when the queue does not accept it now.
+  template <typename Fill>
+  bool submit_entry(uint32_t q, Inflight what, uint32_t data_length, bool control, Fill fill,
+                    bool* no_tag);
+  bool send_control(uint32_t q, uint8_t kind, const SessionInfo* session, uint64_t session_id,
+                    std::shared_ptr<ControlWait> wait);
+  void event_loop();
+  bool drain_completions(uint32_t q);
+  void deliver(Finished& f);
+  void fail(Inflight& what);
+  void flush_deferred();
+  void drop_handler(const std::string& reason);
+  void start_handler();
+  void control_finished();
+  std::optional<uint64_t> alloc_scratch(uint32_t q);
+  void free_scratch(uint32_t q, uint64_t offset);
+
+  RingDeviceConfig config_;
+  core::DeviceInfo info_;
+  std::unique_ptr<SharedRegion> region_;
+  std::vector<std::unique_ptr<Queue>> queues_;
+  int epoll_fd_ = -1;
+  int ctl_fd_ = -1;        // eventfd: wake the event thread (new handler, shutdown)
+  std::atomic<bool> stopping_{false};
+  std::thread event_thread_;
+
+  mutable std::mutex attach_mu_;  // conn_fd_, pending_conn_, drop reason, generation
+  mutable std::condition_variable ready_cv_;
+  int conn_fd_ = -1;       // the attached handler's socket (event thread owns it)
+  int pending_conn_ = -1;  // handed from attach() to the event thread
+  std::string drop_reason_;
+  std::atomic<bool> ready_{false};
+  uint32_t resend_pending_ = 0;  // event thread: session attaches in flight after attach
+
+  std::mutex sessions_mu_;
+  std::map<uint64_t, SessionInfo> sessions_;
+};
+
+}  // namespace scstu::transport
