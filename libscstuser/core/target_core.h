@@ -112,6 +112,9 @@ class TargetCore {
   const FlowLimits& limits() const { return options_.limits; }
 
  private:
+  struct DoneHook;   // the command's done while a device has it
+  struct TmfFanout;  // a TMF sent to several devices
+
   void refresh_sessions();
   void refresh_session(Session& session);
   std::shared_ptr<const LunTable> build_table(const Session& session,
@@ -126,6 +129,8 @@ class TargetCore {
   void answer_with(TargetCommand& cmd, std::vector<uint8_t> data, uint32_t allocation_length);
   void on_device_done(TargetCommand& cmd);
   void settle(TargetCommand& cmd);
+  void target_reset(TargetTmf& tmf);
+  void reap_fanouts();
 
   TargetCoreOptions options_;
   AccessControl access_;
@@ -133,6 +138,8 @@ class TargetCore {
   std::map<uint64_t, std::shared_ptr<Session>> sessions_;
   std::mutex refresh_mutex_;  // serialises inventory changes against open/close
   uint64_t next_session_id_ = 1;
+  std::mutex fanouts_mutex_;
+  std::vector<std::shared_ptr<TmfFanout>> fanouts_;
 };
 
 }  // namespace scstu::core
