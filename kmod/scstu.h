@@ -132,7 +132,7 @@ int scstu_ring_init(struct scstu_dev *dev);
 void scstu_ring_free(struct scstu_dev *dev);
 int scstu_ring_submit(struct scstu_dev *dev, struct scsi_cmnd *cmd);
 int scstu_ring_drain(struct scstu_dev *dev, u32 qidx);
-void scstu_ring_detach(struct scstu_dev *dev);
+unsigned int scstu_ring_detach(struct scstu_dev *dev);
 int scstu_ring_set_eventfd(struct scstu_dev *dev, u32 qidx, int fd);
 int scstu_ring_tmf(struct scstu_dev *dev, u8 function, u16 ref_queue, u16 ref_tag,
 		   u32 ref_seq);

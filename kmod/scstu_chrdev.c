@@ -68,13 +68,14 @@ static int scstu_dev_open(struct inode *inode, struct file *file)
 static int scstu_dev_release(struct inode *inode, struct file *file)
 {
 	struct scstu_dev *dev = file->private_data;
+	unsigned int requeued;
 
 	mutex_lock(&dev->attach_lock);
 	WRITE_ONCE(dev->detached_since, jiffies);
 	WRITE_ONCE(dev->attached, false);
-	scstu_ring_detach(dev);
-	pr_info("scstu %s: handler detached (generation %llu); commands held for %u s\n",
-		dev->name, dev->generation, scstu_hold_secs);
+	requeued = scstu_ring_detach(dev);
+	pr_info("scstu %s: handler detached (generation %llu), %u in-flight command(s) requeued; new ones held for %u s\n",
+		dev->name, dev->generation, requeued, scstu_hold_secs);
 	mutex_unlock(&dev->attach_lock);
 	scstu_dev_put(dev);
 	return 0;

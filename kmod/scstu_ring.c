@@ -424,8 +424,9 @@ int scstu_ring_drain(struct scstu_dev *dev, u32 qidx)
  * handler could still have touched are all free afterwards, and the rings
  * are reset for the next handler.
  */
-void scstu_ring_detach(struct scstu_dev *dev)
+unsigned int scstu_ring_detach(struct scstu_dev *dev)
 {
+	unsigned int requeued = 0;
 	u32 i, tag;
 
 	for (i = 0; i < dev->nr_queues; i++) {
@@ -445,6 +446,7 @@ void scstu_ring_detach(struct scstu_dev *dev)
 				scstu_finish_now(cmd, DID_REQUEUE);
 				spin_lock(&q->lock);
 				scstu_free_slot(q, tag);
+				requeued++;
 				break;
 			case SCSTU_SLOT_ZOMBIE:
 				scstu_free_slot(q, tag);
@@ -467,6 +469,7 @@ void scstu_ring_detach(struct scstu_dev *dev)
 			eventfd_ctx_put(efd);
 	}
 	scstu_wake_slot_waiters(dev);
+	return requeued;
 }
 
 int scstu_ring_set_eventfd(struct scstu_dev *dev, u32 qidx, int fd)

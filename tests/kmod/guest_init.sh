@@ -1,0 +1,236 @@
+#!/bin/sh
+# guest_init.sh - /init of the kmod test guest (see run_kmod_test.sh). Reads
+# like the steps a user would type; one MARKER PASS/FAIL line per step.
+/bin/busybox mkdir -p /usr/bin /usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o size=400m tmpfs /tmp
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
+H=kmod_test_handler
+fail=0
+up() { cut -d' ' -f1 /proc/uptime; }
+pass() { echo "MARKER PASS: $* [$(up)s]"; }
+bad() { echo "MARKER FAIL: $* [$(up)s]"; fail=1; }
+# wait_for GLOB SECONDS
+wait_for() {
+  i=0
+  while [ $i -lt $(($2 * 10)) ]; do
+    for p in $1; do [ -e "$p" ] && return 0; done
+    usleep 100000; i=$((i + 1))
+  done
+  return 1
+}
+serve() { # serve NAME [IMAGE [DELAY_MS [DROP_LBA]]] -> $HPID
+  $H serve "$@" 2>>/tmp/handler-$1.log &
+  HPID=$!
+}
+
+echo "MARKER: guest up, kernel $(uname -r)"
+
+# -- 1. the module
+for m in sd_mod sg st sr_mod crc32c_generic ext4; do modprobe $m || bad "modprobe $m"; done
+if modprobe scstu && [ -c /dev/scstu-ctl ]; then
+  pass "module loaded, /dev/scstu-ctl present"
+else
+  bad "modprobe scstu"; dmesg | tail -20
+fi
+
+# -- 2. the control ioctls refuse bad arguments and unprivileged callers
+if out=$($H badargs 2>&1); then pass "ioctl validation: $out"; else bad "ioctl validation: $out"; fi
+
+# -- 3. a disk: create, attach the handler, the LUN appears with the create's identity
+truncate -s 64M /tmp/disk0.img
+if $H create disk0 0 SCSTU KMODDISK SN-DISK0-4711 2 32 262144; then
+  pass "created disk0 (2 queues x 32)"
+else
+  bad "create disk0"
+fi
+serve disk0 /tmp/disk0.img
+DPID=$HPID
+disk=
+if wait_for "/sys/class/scsi_disk/*" 30 && wait_for "/sys/block/sd*" 10; then
+  disk=$(basename $(ls -d /sys/block/sd* | head -1))
+  wait_for /dev/$disk 5
+  pass "disk0 is /dev/$disk"
+else
+  bad "no sd device for disk0"; dmesg | tail -30; cat /tmp/handler-disk0.log
+fi
+
+if [ -n "$disk" ]; then
+  inq=$(sg_inq /dev/$disk 2>&1)
+  if echo "$inq" | grep -q "Vendor identification: SCSTU" &&
+     echo "$inq" | grep -q "Product identification: KMODDISK" &&
+     echo "$inq" | grep -q "Unit serial number: SN-DISK0-4711"; then
+    pass "sg_inq: SCSTU / KMODDISK / SN-DISK0-4711"
+  else
+    bad "sg_inq: $inq"
+  fi
+  cap=$(sg_readcap /dev/$disk 2>&1)
+  if echo "$cap" | grep -q "Last LBA=131071" && echo "$cap" | grep -q "Logical block length=512"; then
+    pass "sg_readcap: 131072 x 512"
+  else
+    bad "sg_readcap: $cap"
+  fi
+
+  # -- 4. data through the ring, both ways, and into the handler's image
+  head -c 4194304 /dev/urandom > /tmp/pat1
+  dd if=/tmp/pat1 of=/dev/$disk bs=256k seek=8 oflag=direct 2>/dev/null
+  dd if=/dev/$disk of=/tmp/back1 bs=256k skip=8 count=16 iflag=direct 2>/dev/null
+  dd if=/tmp/disk0.img of=/tmp/img1 bs=256k skip=8 count=16 2>/dev/null
+  if cmp -s /tmp/pat1 /tmp/back1 && cmp -s /tmp/pat1 /tmp/img1; then
+    pass "dd 4 MiB pattern written, read back and found in the image ($(md5sum < /tmp/pat1 | cut -c1-12))"
+  else
+    bad "dd pattern mismatch"
+  fi
+  rm -f /tmp/back1 /tmp/img1
+
+  # -- 5. a file system
+  if mkfs.ext4 -F -q /dev/$disk > /tmp/mkfs.log 2>&1 && mount -t ext4 /dev/$disk /mnt; then
+    cp /tmp/pat1 /mnt/pattern && echo "hello scstu" > /mnt/hello && mkdir /mnt/dir &&
+      for i in 1 2 3 4 5 6 7 8; do head -c 100000 /dev/urandom > /mnt/dir/f$i; done
+    md5a=$(cat /mnt/pattern /mnt/hello /mnt/dir/* | md5sum)
+    umount /mnt
+    echo 3 > /proc/sys/vm/drop_caches
+    if out=$(e2fsck -f -n /dev/$disk 2>&1); then
+      mount -t ext4 -o ro /dev/$disk /mnt
+      md5b=$(cat /mnt/pattern /mnt/hello /mnt/dir/* | md5sum)
+      umount /mnt
+      [ "$md5a" = "$md5b" ] && pass "mkfs.ext4, mount, write files, umount, fsck -f clean, contents intact" ||
+        bad "file contents differ after remount"
+    else
+      bad "fsck -f: $out"
+    fi
+  else
+    bad "mkfs.ext4/mount: $(cat /tmp/mkfs.log)"; dmesg | tail -20
+  fi
+
+  # -- 6. kill -9 the handler during a dd, restart it: the dd completes, data intact
+  kill -9 $DPID; wait $DPID 2>/dev/null
+  serve disk0 /tmp/disk0.img 25       # 25 ms per WRITE: the kill lands mid-dd
+  DPID=$HPID
+  head -c 8388608 /dev/urandom > /tmp/pat2
+  dd if=/tmp/pat2 of=/dev/$disk bs=64k seek=256 oflag=direct 2>/tmp/dd2.err &
+  DD=$!
+  sleep 2
+  kill -9 $DPID; wait $DPID 2>/dev/null
+  killed_at=$(up)
+  sleep 1
+  serve disk0 /tmp/disk0.img
+  DPID=$HPID
+  if wait $DD; then
+    dd if=/dev/$disk of=/tmp/back2 bs=64k skip=256 count=128 iflag=direct 2>/dev/null
+    requeued=$(dmesg | sed -n 's/.*disk0: handler detached (generation 2), \([0-9]*\) in-flight.*/\1/p')
+    if ! [ "${requeued:-0}" -ge 1 ]; then
+      bad "kill -9 during dd: no in-flight command was requeued (the kill missed the I/O)"
+    elif cmp -s /tmp/pat2 /tmp/back2; then
+      pass "kill -9 handler at ${killed_at}s during an 8 MiB dd ($requeued in-flight requeued), restart: dd completed, data intact"
+    else
+      bad "kill -9/restart: data differs"
+    fi
+  else
+    bad "kill -9/restart: dd failed: $(cat /tmp/dd2.err)"
+  fi
+  grep -q "generation 3" /tmp/handler-disk0.log && pass "re-attach bumped the generation (3 attaches)" ||
+    bad "generation not bumped: $(cat /tmp/handler-disk0.log)"
+  rm -f /tmp/back2
+
+  # -- 7. error handling: a READ the handler holds times out; eh sends ABORT TASK
+  kill -9 $DPID; wait $DPID 2>/dev/null
+  serve disk0 /tmp/disk0.img 0 2048
+  DPID=$HPID
+  echo 4 > /sys/block/$disk/device/timeout
+  t0=$(up)
+  if dd if=/dev/$disk of=/tmp/back3 bs=4k skip=256 count=1 iflag=direct 2>/dev/null &&
+     dd if=/tmp/disk0.img of=/tmp/img3 bs=4k skip=256 count=1 2>/dev/null &&
+     cmp -s /tmp/back3 /tmp/img3 && grep -q "TMF function 1" /tmp/handler-disk0.log; then
+    pass "timed-out READ: ABORT TASK sent to the handler, command retried with correct data ($t0 -> $(up)s)"
+  else
+    bad "eh abort path: $(tail -3 /tmp/handler-disk0.log)"; dmesg | tail -15
+  fi
+  echo 30 > /sys/block/$disk/device/timeout
+
+  # -- 8. no handler: commands are held, then fail after hold_secs
+  kill -9 $DPID; wait $DPID 2>/dev/null
+  echo 3 > /sys/module/scstu/parameters/hold_secs
+  sleep 4
+  if dd if=/dev/$disk of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null; then
+    bad "read without a handler beyond hold_secs succeeded"
+  else
+    pass "no handler for > hold_secs: I/O fails instead of hanging"
+  fi
+  echo 30 > /sys/module/scstu/parameters/hold_secs
+  serve disk0 /tmp/disk0.img
+  DPID=$HPID
+  sleep 1
+fi
+
+# -- 9. a tape and a changer: device nodes
+$H create tape0 1 SCSTU KMODTAPE SN-TAPE0 && serve tape0 && TPID=$HPID
+if wait_for "/sys/class/scsi_tape/nst*" 30; then
+  st=$(basename $(ls -d /sys/class/scsi_tape/nst* | grep -v 'nst[0-9]*[lma]$' | head -1))
+  wait_for /dev/$st 5 && [ -c /dev/$st ] && pass "tape0 is /dev/$st" || bad "no /dev/$st node"
+else
+  bad "no scsi_tape for tape0"; cat /tmp/handler-tape0.log
+fi
+$H create chg0 8 SCSTU KMODCHGR SN-CHG0 && serve chg0 && CPID=$HPID
+sgc=
+for i in $(seq 1 300); do
+  for t in /sys/class/scsi_generic/sg*/device/type; do
+    [ "$(cat $t 2>/dev/null)" = 8 ] && sgc=$(basename $(dirname $(dirname $t)))
+  done
+  [ -n "$sgc" ] && break
+  usleep 100000
+done
+if [ -n "$sgc" ] && wait_for /dev/$sgc 5 && sg_inq /dev/$sgc 2>&1 | grep -q KMODCHGR; then
+  pass "changer chg0 is /dev/$sgc (sg_inq: KMODCHGR, type 8)"
+else
+  bad "no sg node for the changer: $sgc"
+fi
+
+# -- 10. removal: devices with handlers attached, one with I/O in flight
+$H remove tape0 && $H remove chg0 && [ ! -e /dev/scstu/tape0 ] && pass "removed tape0 and chg0" ||
+  bad "remove tape0/chg0"
+if [ -n "$disk" ]; then
+  (while dd if=/dev/$disk of=/dev/null bs=256k count=64 iflag=direct 2>/dev/null; do :; done) &
+  LOOP=$!
+  sleep 1
+  t0=$(up)
+  if $H remove disk0; then
+    wait $LOOP
+    [ ! -e /sys/block/$disk ] && pass "removed disk0 with reads in flight ($t0 -> $(up)s)" ||
+      bad "disk0 still present after remove"
+  else
+    bad "remove disk0"; kill $LOOP
+  fi
+fi
+kill -9 $DPID $TPID $CPID 2>/dev/null; wait 2>/dev/null
+
+# -- 11. rmmod: refused while a handler holds a device, cleans up devices otherwise
+$H create left0 0 && $H create left1 0 && serve left1 /tmp/disk0.img && LPID=$HPID
+sleep 1
+if rmmod scstu 2>/dev/null; then
+  bad "rmmod succeeded while a handler had /dev/scstu/left1 open"
+else
+  pass "rmmod refused while a handler is attached"
+fi
+kill -9 $LPID; wait $LPID 2>/dev/null
+if rmmod scstu && [ ! -e /dev/scstu-ctl ] && [ -z "$(ls /sys/class/scsi_host/ 2>/dev/null)" ]; then
+  pass "rmmod with devices left0/left1 present cleaned them up"
+else
+  bad "rmmod: $(ls /sys/class/scsi_host/)"
+fi
+
+if dmesg | grep -qE 'BUG:|WARNING:|Oops|general protection|KASAN|list_del corruption'; then
+  bad "kernel warnings:"; dmesg | grep -E -A5 'BUG:|WARNING:|Oops|general protection'
+else
+  pass "no kernel BUG/WARNING/Oops in dmesg"
+fi
+echo "--- scstu kernel log"; dmesg | grep -E 'scstu|sd |st |ch ' | tail -60
+echo "--- handler logs"; tail -n 20 /tmp/handler-*.log
+[ $fail = 0 ] || { echo "--- dmesg tail"; dmesg | tail -40; }
+echo "MARKER: done at $(up)s"
+[ $fail = 0 ] && echo "GUEST_RESULT: PASS" || echo "GUEST_RESULT: FAIL"
+sync
+poweroff -f
