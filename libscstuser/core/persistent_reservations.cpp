@@ -561,10 +561,20 @@ Outcome PersistentReservations::do_register_and_move(State& s, const OutRequest&
   const bool unreg = r.params[17] & 0x02;
   // Register the destination with the service action key if it is not yet
   // (its existing key is kept otherwise), and make it the holder.
+  // A format 00b TransportID names the initiator, not one port: an existing
+  // registration of that initiator through the port is the one meant.
+  std::optional<size_t> existing;
+  for (size_t i = 0; i < s.registrations.size(); ++i) {
+    const Registration& x = s.registrations[i];
+    if ((dest->matches(x.port) || x.port.matches(*dest)) &&
+        (x.all_target_ports || x.relative_port == dest_port)) {
+      existing = i;
+      break;
+    }
+  }
   size_t dest_index;
-  const Registration* existing = find(s, *dest, dest_port);
-  if (existing != nullptr) {
-    dest_index = static_cast<size_t>(existing - s.registrations.data());
+  if (existing) {
+    dest_index = *existing;
   } else {
     s.registrations.push_back(Registration{*dest, dest_port, false, r.sa_key});
     dest_index = s.registrations.size() - 1;
