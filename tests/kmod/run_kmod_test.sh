@@ -16,6 +16,7 @@
 #   TIMEOUT=280             hard limit for the guest, seconds
 #   MEM=768 SMP=2 ACCEL=tcg
 #   INSTALL=1               apt-get install missing packages
+#   QEMU=qemu-system-x86_64  the emulator
 # Exit: 0 pass, 1 fail, 77 skipped (QEMU or the kernel cannot be made to run here).
 set -euo pipefail
 
@@ -27,6 +28,7 @@ MEM=${MEM:-768}
 SMP=${SMP:-2}
 ACCEL=${ACCEL:-tcg}
 INSTALL=${INSTALL:-1}
+QEMU=${QEMU:-qemu-system-x86_64}
 SKIP=77
 
 log() { echo "[kmod-test $(date +%T)] $*" >&2; }
@@ -45,7 +47,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
     skip "apt-get install ${missing[*]} failed"
 fi
-command -v qemu-system-x86_64 >/dev/null || skip "no qemu-system-x86_64"
+command -v "$QEMU" >/dev/null || skip "no $QEMU"
 
 # The kernel ABI the headers metapackage points at (the host's kernel is irrelevant).
 KVER=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 |
@@ -138,7 +140,7 @@ LOG=$WORK/serial.log
 CPU=max; [[ $ACCEL == kvm ]] && CPU=host
 log "booting $KVER: accel=$ACCEL mem=${MEM}M smp=$SMP, serial -> $LOG"
 rc=0
-timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
+timeout -k 5 "$TIMEOUT" "$QEMU" \
   -accel "$ACCEL" -cpu "$CPU" -m "$MEM" -smp "$SMP" \
   -display none -no-reboot -nodefaults -serial stdio -nic none \
   -kernel "$KERNEL" -initrd "$B/initramfs.cpio.gz" \
