@@ -67,6 +67,10 @@ inline constexpr uint8_t kMiscompare[18] = {0x70, 0, 0x0E, 0, 0, 0, 0, 10, 0, 0,
 
 class PatternHandler : public LowLevelHandler {
  public:
+  ~PatternHandler() override {
+    // Commands a test left held still get their one reply.
+    for (CommandHandle& h : held) std::move(h).complete_status(status::kBusy);
+  }
   void command(CommandHandle cmd) override {
     const CommandRequest& r = cmd.request();
     commands.fetch_add(1, std::memory_order_relaxed);
