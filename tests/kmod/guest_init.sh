@@ -151,7 +151,26 @@ if [ -n "$disk" ]; then
   fi
   echo 30 > /sys/block/$disk/device/timeout
 
-  # -- 8. no handler: commands are held, then fail after hold_secs
+  # -- 8. a hostile handler: broken completions fail their command, nothing else
+  kill -9 $DPID; wait $DPID 2>/dev/null
+  serve disk0 /tmp/disk0.img 0 -1 hostile
+  DPID=$HPID
+  rd() { dd if=/dev/$disk of=/tmp/h$1 bs=512 skip=$1 count=1 iflag=direct 2>/dev/null; }
+  hfail=
+  for l in 4096 4097 4098; do rd $l && hfail="$hfail $l-accepted"; done
+  for l in 4099 4100 4101; do
+    dd if=/tmp/disk0.img of=/tmp/i$l bs=512 skip=$l count=1 2>/dev/null
+    rd $l && cmp -s /tmp/h$l /tmp/i$l || hfail="$hfail $l-failed"
+  done
+  nbad=$(dmesg | grep -c 'bad completion')
+  if [ -z "$hfail" ] && [ "$nbad" -ge 3 ] && grep -q "bogus tail refused" /tmp/handler-disk0.log &&
+     ! grep -q "not refused" /tmp/handler-disk0.log && kill -0 $DPID; then
+    pass "hostile handler: bad sense_len/transferred/status fail their READ, bad tag/seq/tail dropped ($nbad bad completions logged)"
+  else
+    bad "hostile handler:$hfail ($nbad logged) $(tail -3 /tmp/handler-disk0.log)"
+  fi
+
+  # -- 9. no handler: commands are held, then fail after hold_secs
   kill -9 $DPID; wait $DPID 2>/dev/null
   echo 3 > /sys/module/scstu/parameters/hold_secs
   sleep 4
@@ -166,7 +185,7 @@ if [ -n "$disk" ]; then
   sleep 1
 fi
 
-# -- 9. a tape and a changer: device nodes
+# -- 10. a tape and a changer: device nodes
 $H create tape0 1 SCSTU KMODTAPE SN-TAPE0 && serve tape0 && TPID=$HPID
 if wait_for "/sys/class/scsi_tape/nst*" 30; then
   st=$(basename $(ls -d /sys/class/scsi_tape/nst* | grep -v 'nst[0-9]*[lma]$' | head -1))
@@ -189,7 +208,7 @@ else
   bad "no sg node for the changer: $sgc"
 fi
 
-# -- 10. removal: devices with handlers attached, one with I/O in flight
+# -- 11. removal: devices with handlers attached, one with I/O in flight
 $H remove tape0 && $H remove chg0 && [ ! -e /dev/scstu/tape0 ] && pass "removed tape0 and chg0" ||
   bad "remove tape0/chg0"
 if [ -n "$disk" ]; then
@@ -207,7 +226,7 @@ if [ -n "$disk" ]; then
 fi
 kill -9 $DPID $TPID $CPID 2>/dev/null; wait 2>/dev/null
 
-# -- 11. rmmod: refused while a handler holds a device, cleans up devices otherwise
+# -- 12. rmmod: refused while a handler holds a device, cleans up devices otherwise
 $H create left0 0 && $H create left1 0 && serve left1 /tmp/disk0.img && LPID=$HPID
 sleep 1
 if rmmod scstu 2>/dev/null; then

@@ -5,7 +5,7 @@
  *
  *   kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]
  *   kmod_test_handler remove NAME
- *   kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA]]]
+ *   kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile]]]]
  *   kmod_test_handler badargs        (CREATE/REMOVE with invalid arguments and
  *                                     without CAP_SYS_ADMIN must all be refused)
  *
@@ -15,7 +15,9 @@
  * (the create ioctl). DELAY_MS slows each WRITE (so a kill lands mid-I/O);
  * DROP_LBA: the first READ starting at that LBA is held until an ABORT TASK
  * for it arrives (exercises the kernel's eh -> TMF path), then completed late
- * (the kernel must discard that stale completion).
+ * (the kernel must discard that stale completion). hostile: READ(10)s of LBA
+ * 4096..4101 get broken completions (see hostile()); the kernel must fail
+ * 4096..4098 and drop the garbage around 4099..4101, which then succeed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -190,6 +192,7 @@ static struct {
 	__u32 block_size;
 	int delay_ms;
 	long long drop_lba;
+	int hostile;
 	int held; /* DROP_LBA: a command is being held */
 	__u32 held_q, held_tag, held_seq;
 } S;
@@ -413,6 +416,59 @@ static void post(unsigned qi, __u32 tag, __u32 seq, const struct reply *r, __u8 
 	q->posted = 1;
 }
 
+static void kick(unsigned qi)
+{
+	if (ioctl(S.dev_fd, SCSTU_IOC_KICK, &qi) != 0)
+		die("KICK queue %u: %s", qi, strerror(errno));
+	S.q[qi].posted = 0;
+}
+
+/* Returns 1 when it completed the command itself. */
+static int hostile(unsigned qi, __u32 tag, const struct scstu_cmd *c, __u8 *buf, __u32 buflen)
+{
+	struct queue *q = &S.q[qi];
+	struct reply r = {0};
+	__u32 lba = be(c->cdb + 2, 4), saved;
+
+	if (c->cdb[0] != 0x28 || lba < 4096 || lba > 4101)
+		return 0;
+	scsi(c, &r, buf, buflen);
+	switch (lba - 4096) {
+	case 0: /* sense_len beyond SCSTU_SENSE_MAX */
+		r.sense_len = 200;
+		break;
+	case 1: /* more bytes than the buffer holds */
+		r.transferred = c->data_length + 512;
+		break;
+	case 2: /* not a SAM status */
+		r.status = 0x77;
+		break;
+	case 3: /* a tag beyond the depth, a never-submitted tag, then the real one */
+		__atomic_store_n(&q->cq[q->cq_tail & (S.hdr.queue_depth - 1)], 9999, __ATOMIC_RELEASE);
+		q->cq_tail++;
+		__atomic_store_n(&q->ctl->cq.tail, q->cq_tail, __ATOMIC_RELEASE);
+		post(qi, (tag + 1) & (S.hdr.queue_depth - 1), 0xdead, &r, 0);
+		if (ioctl(S.dev_fd, SCSTU_IOC_KICK, &qi) == 0 || errno != EPROTO)
+			fprintf(stderr, "kmod_test_handler: hostile: tag 9999 not refused\n");
+		break;
+	case 4: /* a stale seq for this tag, kicked on its own */
+		post(qi, tag, c->seq + 1, &r, 0);
+		kick(qi);
+		break;
+	case 5: /* a completion tail far beyond the head */
+		saved = q->ctl->cq.tail;
+		__atomic_store_n(&q->ctl->cq.tail, saved + 100000, __ATOMIC_RELEASE);
+		if (ioctl(S.dev_fd, SCSTU_IOC_KICK, &qi) == 0 || errno != EPROTO)
+			fprintf(stderr, "kmod_test_handler: hostile: bogus tail not refused\n");
+		else
+			fprintf(stderr, "kmod_test_handler: hostile: bogus tail refused (EPROTO)\n");
+		__atomic_store_n(&q->ctl->cq.tail, saved, __ATOMIC_RELEASE);
+		break;
+	}
+	post(qi, tag, c->seq, &r, 0);
+	return 1;
+}
+
 static void process(unsigned qi, __u32 tag)
 {
 	struct queue *q = &S.q[qi];
@@ -457,6 +513,8 @@ static void process(unsigned qi, __u32 tag)
 		S.held_seq = c.seq;
 		return;
 	}
+	if (S.hostile && hostile(qi, tag, &c, buf, buflen))
+		return;
 	scsi(&c, &r, buf, buflen);
 	post(qi, tag, c.seq, &r, 0);
 }
@@ -518,7 +576,7 @@ static __attribute__((noreturn)) void cmd_serve(int argc, char **argv)
 	unsigned i;
 
 	if (argc < 1)
-		die("serve NAME [IMAGE [DELAY_MS [DROP_LBA]]]");
+		die("serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile]]]]");
 	S.img_fd = -1;
 	S.block_size = 512;
 	S.drop_lba = -1;
@@ -528,6 +586,8 @@ static __attribute__((noreturn)) void cmd_serve(int argc, char **argv)
 		S.delay_ms = atoi(argv[2]);
 	if (argc >= 4)
 		S.drop_lba = atoll(argv[3]);
+	if (argc >= 5)
+		S.hostile = !strcmp(argv[4], "hostile");
 	attach(argv[0]);
 	for (;;) {
 		int work = 0;
@@ -550,11 +610,10 @@ static __attribute__((noreturn)) void cmd_serve(int argc, char **argv)
 			}
 			if (q->posted) {
 				__atomic_thread_fence(__ATOMIC_SEQ_CST);
-				q->posted = 0;
 				if (__atomic_load_n(&q->ctl->cq.reader_flags, __ATOMIC_RELAXED) &
 				    SCSTU_RING_NEED_WAKEUP)
-					if (ioctl(S.dev_fd, SCSTU_IOC_KICK, &i) != 0)
-						die("KICK queue %u: %s", i, strerror(errno));
+					kick(i);
+				q->posted = 0;
 			}
 		}
 		if (work)
@@ -592,7 +651,7 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"usage: kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]\n"
 		"       kmod_test_handler remove NAME\n"
-		"       kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA]]]\n"
+		"       kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile]]]]\n"
 		"       kmod_test_handler badargs\n");
 	return 2;
 }
