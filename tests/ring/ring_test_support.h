@@ -44,17 +44,29 @@ inline uint64_t mix(uint64_t x) {
 inline uint8_t pattern_byte(uint64_t seed, size_t i) {
   return static_cast<uint8_t>(mix(seed ^ (i / 8)) >> (8 * (i % 8)));
 }
-inline void fill_pattern(const DataBuffer& buf, uint64_t seed) {
+// Walks the buffer byte by byte with the pattern byte for each position
+// (one mix() per 8 bytes).
+template <typename Fn>
+inline bool walk_pattern(const DataBuffer& buf, uint64_t seed, Fn fn) {
   size_t at = 0;
-  for (const iovec& v : buf.segments())
-    for (size_t i = 0; i < v.iov_len; ++i, ++at) static_cast<uint8_t*>(v.iov_base)[i] = pattern_byte(seed, at);
+  uint64_t word = 0;
+  for (const iovec& v : buf.segments()) {
+    uint8_t* p = static_cast<uint8_t*>(v.iov_base);
+    for (size_t i = 0; i < v.iov_len; ++i, ++at) {
+      if (at % 8 == 0 || i == 0) word = mix(seed ^ (at / 8));
+      if (!fn(p[i], static_cast<uint8_t>(word >> (8 * (at % 8))))) return false;
+    }
+  }
+  return true;
+}
+inline void fill_pattern(const DataBuffer& buf, uint64_t seed) {
+  walk_pattern(buf, seed, [](uint8_t& b, uint8_t want) {
+    b = want;
+    return true;
+  });
 }
 inline bool check_pattern(const DataBuffer& buf, uint64_t seed) {
-  size_t at = 0;
-  for (const iovec& v : buf.segments())
-    for (size_t i = 0; i < v.iov_len; ++i, ++at)
-      if (static_cast<const uint8_t*>(v.iov_base)[i] != pattern_byte(seed, at)) return false;
-  return true;
+  return walk_pattern(buf, seed, [](uint8_t& b, uint8_t want) { return b == want; });
 }
 inline uint64_t cdb_seed(std::span<const uint8_t> cdb) {
   uint64_t s = 0;
