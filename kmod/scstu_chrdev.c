@@ -53,10 +53,8 @@ static int scstu_dev_open(struct inode *inode, struct file *file)
 		dev->generation++;
 		WRITE_ONCE(dev->hdr->generation, dev->generation);
 		WRITE_ONCE(dev->attached, true);
-		if (!dev->ever_attached) {
-			WRITE_ONCE(dev->ever_attached, true);
-			schedule_work(&dev->scan_work);
-		}
+		WRITE_ONCE(dev->ever_attached, true);
+		schedule_work(&dev->scan_work);
 		file->private_data = dev;
 		pr_info("scstu %s: handler attached (pid %d, generation %llu)\n", dev->name,
 			task_tgid_nr(current), dev->generation);

@@ -119,12 +119,22 @@ int scstu_host_create(struct scstu_dev *dev)
 	return 0;
 }
 
-/* Runs after the first handler attached: LUN 0's INQUIRY goes to it. */
+/*
+ * Runs on every handler attach: LUN 0's INQUIRY goes to the handler. A LUN
+ * that is already there is left alone; one whose scan failed (say the first
+ * handler died during it) is tried again.
+ */
 void scstu_host_scan(struct work_struct *work)
 {
 	struct scstu_dev *dev = container_of(work, struct scstu_dev, scan_work);
-	int ret = scsi_add_device(dev->shost, 0, 0, 0);
+	struct scsi_device *sdev = scsi_device_lookup(dev->shost, 0, 0, 0);
+	int ret;
 
+	if (sdev) {
+		scsi_device_put(sdev);
+		return;
+	}
+	ret = scsi_add_device(dev->shost, 0, 0, 0);
 	if (ret)
 		pr_warn("scstu %s: adding LUN 0 failed: %d\n", dev->name, ret);
 }

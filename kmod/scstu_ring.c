@@ -307,6 +307,7 @@ static void scstu_complete_one(struct scstu_dev *dev, struct scstu_queue *q,
 	struct scsi_cmnd *cmd = slot->cmd;
 	u8 *buf = q->data + (u64)c->tag * dev->max_io_bytes;
 
+	BUILD_BUG_ON(SCSTU_SENSE_MAX > SCSI_SENSE_BUFFERSIZE);
 	if (!c->valid) {
 		cmd->result = DID_ERROR << 16;
 	} else {
@@ -345,7 +346,11 @@ static bool scstu_take_cpl(struct scstu_dev *dev, struct scstu_queue *q, u32 tag
 		out->status = c.status;
 		out->sense_len = c.sense_len;
 		out->transferred = c.transferred;
+		/* SPC-4 4.5: CHECK CONDITION carries sense data (8 bytes at least,
+		 * the descriptor format header); without it the midlayer would
+		 * escalate a handler bug into error recovery. */
 		out->valid = scstu_valid_status(c.status) && c.sense_len <= SCSTU_SENSE_MAX &&
+			     (c.status != SAM_STAT_CHECK_CONDITION || c.sense_len >= 8) &&
 			     c.transferred <= slot->data_length;
 		if (!out->valid)
 			pr_warn_ratelimited("scstu %s: queue %u tag %u: bad completion (status 0x%x sense_len %u transferred %u of %u), failing the command\n",
