@@ -1,0 +1,236 @@
+// connection.h - one iSCSI connection (and, with MaxConnections=1, its
+// session): login, then the full feature phase (RFC 7143 4-11).
+//
+// Threading: the connection runs in one thread of its own. Commands complete
+// on whatever thread their device uses; done() then pushes the task on a
+// lock-free stack and rings an eventfd only if the connection thread said it
+// is going to sleep; a completion that happens on the connection thread
+// itself (a device that completes inside execute()) is queued without any
+// atomic operation. Under load the loop is: recv what is there, handle every
+// complete PDU, send every completion with one writev, and sleep in poll()
+// only when there is nothing left.
+//
+// Zero copy: Data-Out and immediate data that are not yet in the receive
+// buffer are read straight into the command's buffer (readv into its
+// iovecs); Data-In is sent from the command's buffer (writev), headers from a
+// per-connection arena. No allocation per command once warm.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "iscsi/login.h"
+#include "iscsi/pdu.h"
+#include "iscsi/session_params.h"
+
+namespace scstu::core {
+class Session;
+}
+
+namespace scstu::iscsi {
+
+class ServerImpl;
+class Connection;
+
+// An R2T the initiator still owes Data-Out for (RFC 7143 11.8).
+struct OutstandingR2T {
+  uint32_t ttt = 0;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  uint32_t received = 0;
+  uint32_t datasn = 0;
+};
+
+inline constexpr size_t kMaxR2TPerTask = 16;
+
+// One SCSI task of this connection.
+struct Task {
+  core::TargetCommand cmd;
+  Connection* conn = nullptr;
+  Task* next_done = nullptr;  // completion stack link
+  uint32_t index = 0;
+  uint32_t itt = 0;
+  uint32_t edtl = 0;
+  bool in_use = false;
+  bool immediate = false;
+  bool prepared = false;   // core.prepare() said yes: buffer allocated
+  bool executed = false;   // handed to the device
+  bool completed = false;  // done() seen on the connection thread
+  bool aborted = false;    // by a TMF or connection loss: no response is sent
+  bool responded = false;  // Data-In/response queued
+  // Data-Out state (RFC 7143 11.7, DataPDUInOrder=DataSequenceInOrder=Yes).
+  uint32_t write_len = 0;    // bytes that go into cmd.buffer
+  uint32_t unsol_end = 0;    // end of the unsolicited burst
+  uint32_t unsol_next = 0;   // next unsolicited offset expected
+  uint32_t unsol_datasn = 0;
+  bool unsol_open = false;   // unsolicited Data-Out still to come
+  uint32_t r2t_next = 0;     // next offset to solicit
+  uint32_t r2tsn = 0;
+  uint32_t datain_pdus = 0;
+  uint32_t r2t_count = 0;
+  std::array<OutstandingR2T, kMaxR2TPerTask> r2t{};
+};
+
+// A TMF waiting for the core's answer.
+struct PendingTmf {
+  core::TargetTmf tmf;
+  Connection* conn = nullptr;
+  PendingTmf* next_done = nullptr;
+  uint32_t itt = 0;
+  Task* ref = nullptr;
+  scstu_tmf_response response = SCSTU_TMF_COMPLETE;
+  bool cold_reset = false;
+};
+
+class Connection {
+ public:
+  Connection(ServerImpl& server, int fd, std::string peer);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // The thread body: login, full feature phase, cleanup. Returns when the
+  // connection is closed and every task is released.
+  void run();
+  // From other threads: drop the connection (session reinstatement, stop).
+  void request_stop();
+  // From other threads: send an Asynchronous Message asking for a logout.
+  void request_logout();
+
+  // Completion entry points (any thread).
+  void task_done(Task& task);
+  void tmf_done(PendingTmf& tmf);
+
+ private:
+  enum class Wait { kNone, kRead, kWrite };
+
+  // ---- socket ----
+  bool fill(size_t need, std::chrono::steady_clock::time_point deadline);
+  ssize_t recv_some();
+  bool wait_fd(short events, std::chrono::steady_clock::time_point deadline);
+  bool read_into(std::span<const iovec> dest, size_t offset, size_t len,
+                 std::chrono::steady_clock::time_point deadline, uint32_t* crc);
+  bool read_payload(std::span<const iovec> dest, size_t dest_offset, size_t dest_len,
+                    uint32_t total_len);
+  bool read_small_payload(uint32_t len, std::vector<uint8_t>& out);
+  bool skip_payload(uint32_t len);
+
+  // ---- transmit ----
+  uint8_t* arena(size_t n);
+  void push(const void* p, size_t n);
+  void push_pdu(const Bhs& h, std::span<const iovec> data, size_t offset, uint32_t len);
+  void push_pdu(const Bhs& h, const void* data, uint32_t len);
+  void push_release(Task* t);
+  bool flush(bool block);
+  bool flush_blocking();
+
+  // ---- login ----
+  bool login();
+  bool read_login_pdu(Bhs& h, std::vector<uint8_t>& data,
+                      std::chrono::steady_clock::time_point deadline);
+
+  // ---- full feature phase ----
+  void full_feature();
+  bool handle_pdu();
+  bool on_scsi_command(const Bhs& h);
+  bool on_data_out(const Bhs& h);
+  bool on_nop_out(const Bhs& h);
+  bool on_tmf(const Bhs& h);
+  bool on_text(const Bhs& h);
+  bool on_logout(const Bhs& h);
+  bool reject(const Bhs& h, RejectReason reason, const char* why);
+  bool protocol_error(const Bhs& h, const char* why);
+  bool check_cmdsn(const Bhs& h, uint32_t cmdsn, bool immediate);
+
+  Task* alloc_task();
+  void free_task(Task* t);
+  Task* find_task(uint32_t itt);
+  void remove_itt(Task* t);
+  bool insert_itt(Task* t);
+
+  void send_r2ts(Task* t);
+  void data_phase_check(Task* t);
+  void drain_completions();
+  void complete_task(Task* t);
+  void send_response(Task* t);
+  void send_nop_ping();
+  void send_async_logout();
+  void finish_tmf(PendingTmf* p);
+  uint32_t max_cmdsn() const;
+  void cleanup();
+  void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+  ServerImpl& server_;
+  int fd_;
+  int event_fd_;
+  std::string peer_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> logout_requested_{false};
+  bool logout_sent_ = false;
+  bool closing_ = false;  // logout answered: close after flush
+
+  // login results
+  std::unique_ptr<LoginNegotiator> login_;
+  SessionParams params_;
+  bool discovery_ = false;
+  bool registered_ = false;
+  std::string initiator_;
+  std::shared_ptr<core::Session> session_;
+  uint16_t cid_ = 0;
+
+  // sequence numbers
+  uint32_t statsn_ = 0;
+  uint32_t expcmdsn_ = 0;
+  uint32_t window_ = 128;
+  uint32_t active_ = 0;  // non-immediate tasks holding a window slot
+
+  // receive buffer: [rpos_, wpos_) holds unread bytes
+  std::vector<uint8_t> rx_;
+  size_t rpos_ = 0, wpos_ = 0;
+  std::vector<uint8_t> scratch_;        // discarded data, digests
+  std::vector<iovec> iov_scratch_;
+  std::vector<uint8_t> small_payload_;  // login/text/NOP data
+  std::chrono::steady_clock::time_point last_rx_;
+  std::chrono::steady_clock::time_point ping_sent_;
+  bool ping_outstanding_ = false;
+  uint32_t next_ttt_ = 1;
+
+  // transmit queue
+  std::vector<iovec> tx_;
+  size_t tx_head_ = 0;
+  std::vector<std::pair<size_t, Task*>> tx_release_;  // release once tx_head_ passes index
+  std::vector<std::unique_ptr<uint8_t[]>> arena_chunks_;
+  size_t arena_chunk_ = 0, arena_used_ = 0;
+
+  // tasks
+  std::vector<std::unique_ptr<Task>> tasks_;
+  std::vector<Task*> free_tasks_;
+  std::vector<Task*> itt_table_;  // open addressing, power-of-two size
+  uint32_t tasks_live_ = 0;       // prepared or in flight: cleanup waits for them
+
+  // completions
+  std::atomic<Task*> done_stack_{nullptr};
+  std::atomic<PendingTmf*> tmf_stack_{nullptr};
+  std::atomic<bool> sleeping_{false};
+  std::vector<Task*> local_done_;
+  std::vector<Task*> drain_;
+  uint32_t tmfs_pending_ = 0;
+
+  // The extended CDB of the PDU being handled (AHS type 1).
+  std::array<uint8_t, SCSTU_CDB_LONG_MAX> ext_cdb_{};
+  size_t ext_cdb_len_ = 0;
+
+  // Text continuation (RFC 7143 11.10: C bit, TTT)
+  std::string text_out_;
+  size_t text_pos_ = 0;
+  uint32_t text_ttt_ = kReservedTag;
+};
+
+}  // namespace scstu::iscsi

@@ -1,0 +1,96 @@
+// server.h - the user-space iSCSI target (RFC 7143) over a core::TargetCore.
+//
+//   core::TargetCore core;                     // targets, devices, groups
+//   core.access().add_target("iqn.2026-11.org.example:disk0");
+//   ...
+//   iscsi::ServerOptions opts;
+//   opts.portals = {{"127.0.0.1", 3260}};
+//   opts.target_auth["iqn.2026-11.org.example:disk0"].incoming = {{"alice", "secret1234567"}};
+//   iscsi::Server server(core, opts);
+//   if (!server.start(&error)) ...;            // binds, then serves in its own threads
+//   ...
+//   server.stop();                             // asks initiators to log out, then drops them
+//
+// Which targets exist and which LUNs an initiator sees is the core's business
+// (AccessControl); the server adds the iSCSI side: portals, authentication,
+// the login and full feature phases. One thread accepts; each connection runs
+// in its own thread, which also sends the completions devices hand back from
+// their threads. The design and its limits are in docs/ARCHITECTURE.md and the
+// comments of connection.h.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "iscsi/chap.h"
+#include "iscsi/session_params.h"
+
+namespace scstu::core {
+class TargetCore;
+}
+
+namespace scstu::iscsi {
+
+struct PortalAddress {
+  std::string host = "127.0.0.1";  // IPv4 address to bind
+  uint16_t port = 3260;            // 0: the OS picks; portals() tells which
+};
+
+struct ServerOptions {
+  std::vector<PortalAddress> portals{PortalAddress{}};
+  // All portals form one portal group (RFC 7143 13.9); it is also the SCSI
+  // relative target port identifier of the sessions.
+  uint16_t portal_group_tag = 1;
+  // CHAP per target (by target name) and for discovery sessions. A target
+  // without an entry, or with no incoming credentials, needs no authentication.
+  std::map<std::string, AuthConfig> target_auth;
+  AuthConfig discovery_auth;
+  std::map<std::string, std::string> target_alias;
+  // Negotiation limits (MaxRecvDataSegmentLength, MaxBurstLength, ...).
+  TargetLimits limits;
+  // Commands outstanding per session: the CmdSN window. Capped by the core's
+  // FlowLimits::per_session.
+  uint32_t queue_depth = 128;
+  // Keepalive: a NOP-In ping after this much silence, and the connection is
+  // dropped when nothing arrives for `nop_timeout` after it. 0 disables.
+  std::chrono::milliseconds nop_interval{10000};
+  std::chrono::milliseconds nop_timeout{15000};
+  // A login that does not complete in this time is dropped.
+  std::chrono::milliseconds login_timeout{15000};
+  // stop(): how long initiators get to log out after the Asynchronous
+  // Message asking them to.
+  std::chrono::milliseconds logout_grace{2000};
+  // Log lines (connection drops, login failures) go to stderr when set.
+  bool log = true;
+};
+
+class ServerImpl;
+
+class Server {
+ public:
+  Server(core::TargetCore& core, ServerOptions options);
+  ~Server();  // stop()
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Bind every portal and start serving. False (with `error` naming the
+  // portal and the cause) if a portal cannot be bound; nothing runs then.
+  bool start(std::string* error = nullptr);
+  // Ask initiators to log out (Asynchronous Message), wait logout_grace, drop
+  // the rest, close every session in the core. Idempotent.
+  void stop();
+
+  // The bound portals (port 0 resolved to the port the OS picked).
+  std::vector<PortalAddress> portals() const;
+  // Normal sessions in full feature phase now.
+  size_t session_count() const;
+
+ private:
+  std::unique_ptr<ServerImpl> impl_;
+};
+
+}  // namespace scstu::iscsi
