@@ -106,31 +106,41 @@ if [ -n "$disk" ]; then
     bad "mkfs.ext4/mount: $(cat /tmp/mkfs.log)"; dmesg | tail -20
   fi
 
-  # -- 6. kill -9 the handler during a dd, restart it: the dd completes, data intact
+  # -- 6. kill -9 the handler during dd's (4 writers in parallel, so several
+  #       commands are in flight on both queues), restart it: all complete, data intact
   kill -9 $DPID; wait $DPID 2>/dev/null
   serve disk0 /tmp/disk0.img 25       # 25 ms per WRITE: the kill lands mid-dd
   DPID=$HPID
-  head -c 8388608 /dev/urandom > /tmp/pat2
-  dd if=/tmp/pat2 of=/dev/$disk bs=64k seek=256 oflag=direct 2>/tmp/dd2.err &
-  DD=$!
+  DDS=
+  for w in 0 1 2 3; do
+    head -c 2097152 /dev/urandom > /tmp/pat2.$w
+    dd if=/tmp/pat2.$w of=/dev/$disk bs=64k seek=$((256 + w * 32)) oflag=direct 2>/tmp/dd2.$w.err &
+    DDS="$DDS $!"
+  done
   sleep 2
   kill -9 $DPID; wait $DPID 2>/dev/null
   killed_at=$(up)
   sleep 1
   serve disk0 /tmp/disk0.img
   DPID=$HPID
-  if wait $DD; then
-    dd if=/dev/$disk of=/tmp/back2 bs=64k skip=256 count=128 iflag=direct 2>/dev/null
+  ddfail=
+  for p in $DDS; do wait $p || ddfail=1; done
+  if [ -z "$ddfail" ]; then
+    same=1
+    for w in 0 1 2 3; do
+      dd if=/dev/$disk of=/tmp/back2 bs=64k skip=$((256 + w * 32)) count=32 iflag=direct 2>/dev/null
+      cmp -s /tmp/pat2.$w /tmp/back2 || same=
+    done
     requeued=$(dmesg | sed -n 's/.*disk0: handler detached (generation 2), \([0-9]*\) in-flight.*/\1/p')
     if ! [ "${requeued:-0}" -ge 1 ]; then
       bad "kill -9 during dd: no in-flight command was requeued (the kill missed the I/O)"
-    elif cmp -s /tmp/pat2 /tmp/back2; then
-      pass "kill -9 handler at ${killed_at}s during an 8 MiB dd ($requeued in-flight requeued), restart: dd completed, data intact"
+    elif [ -n "$same" ]; then
+      pass "kill -9 handler at ${killed_at}s during 4 parallel 2 MiB dd's ($requeued in-flight requeued), restart: all completed, data intact"
     else
       bad "kill -9/restart: data differs"
     fi
   else
-    bad "kill -9/restart: dd failed: $(cat /tmp/dd2.err)"
+    bad "kill -9/restart: dd failed: $(cat /tmp/dd2.*.err)"
   fi
   grep -q "generation 3" /tmp/handler-disk0.log && pass "re-attach bumped the generation (3 attaches)" ||
     bad "generation not bumped: $(cat /tmp/handler-disk0.log)"
