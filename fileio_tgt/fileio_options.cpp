@@ -1,0 +1,144 @@
+#include "fileio_options.h"
+
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "disk_unit.h"
+
+namespace po = boost::program_options;
+
+namespace scstu::fileio {
+
+static const char* kUsage = "Usage: fileio_tgt [options] NAME PATH [NAME PATH ...]\n";
+
+static const char* kExamples = R"(
+Serves image files or block devices as SCSI disks (the seed's vdisk flags), either
+with its own iSCSI portal (embedded mode) or attached over the ring to a
+scstu-target daemon (split mode). LUNs are numbered in argument order.
+
+Examples:
+  truncate -s 1G disk0.img
+  fileio_tgt --iscsi 127.0.0.1:3260 --target iqn.2026-11.org.example:disk0 disk0 disk0.img
+  iscsi-inq iscsi://127.0.0.1:3260/iqn.2026-11.org.example:disk0/0
+
+  fileio_tgt --iscsi 127.0.0.1:0 --thin --block-size 4096 data data.img logs /dev/sdb
+  fileio_tgt --iscsi 127.0.0.1:3260 --cdrom cd0 debian.iso
+  fileio_tgt --attach /run/scstu/target.sock disk0 disk0.img    # split mode
+
+Signals: SIGUSR1 re-reads every device's size (resync_size; initiators get
+CAPACITY DATA HAS CHANGED); SIGINT/SIGTERM shut down cleanly.
+)";
+
+ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
+  FileioOptions& o = *out;
+  std::string engine = "auto";
+  po::options_description mode("Mode (one of)");
+  mode.add_options()("iscsi", po::value(&o.iscsi_portal)->value_name("ADDR:PORT"),
+                     "embedded mode: serve iSCSI on ADDR:PORT (port 0: pick one and print it)")(
+      "target", po::value(&o.target)->value_name("IQN"),
+      "embedded mode: the target name (default iqn.2026-11.org.scstu:fileio)")(
+      "attach", po::value(&o.attach_socket)->value_name("SOCKET"),
+      "split mode: attach each device to the scstu-target daemon listening on SOCKET")(
+      "no-reconnect", "split mode: exit when the daemon goes away instead of re-attaching");
+  po::options_description dev("Device options (apply to every device)");
+  dev.add_options()("block-size,b", po::value(&o.device.block_size)->value_name("BYTES"),
+                    "logical block size: a power of two >= 512 (default 512)")(
+      "write-through", "WRITE_THROUGH: every write is durable before its status (O_DSYNC)")(
+      "read-only", "READ_ONLY: open read-only; writes get DATA PROTECT")(
+      "o-direct", "O_DIRECT: bypass the page cache (misaligned requests are bounced)")(
+      "nullio", "NULLIO: no I/O; reads return zeroes (performance measurements)")(
+      "nv-cache",
+      "NV_CACHE: ignore SYNCHRONIZE CACHE and FUA, report write-through "
+      "(needs a UPS; overrides --write-through)")("removable",
+                                                  "REMOVABLE: report a removable medium")(
+      "thin", "thin provisioning: UNMAP and WRITE SAME(UNMAP) punch holes in the file")(
+      "cdrom", "an ISO image as a read-only CD-ROM (MMC, 2048-byte blocks, type 5)")(
+      "io-engine", po::value(&engine)->value_name("ENGINE"),
+      "uring, threads, or auto (io_uring, else threads) (default auto)")(
+      "queue-depth", po::value(&o.device.engine.queue_depth)->value_name("N"),
+      "I/O requests in flight per device before the slow path (default 128)")(
+      "threads", po::value(&o.device.engine.threads)->value_name("N"),
+      "worker threads of the threads engine (default 4)")(
+      "max-transfer", po::value(&o.max_transfer_bytes)->value_name("BYTES"),
+      "largest transfer advertised (VPD Block Limits); default 8 MiB embedded, 1 MiB split");
+  po::options_description hidden;
+  std::vector<std::string> positional;
+  hidden.add_options()("args", po::value(&positional));
+  po::positional_options_description pos;
+  pos.add("args", -1);
+  po::options_description visible("Options");
+  visible.add_options()("help,h", "show this help");
+  visible.add(mode).add(dev);
+  po::options_description all;
+  all.add(visible).add(hidden);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "fileio_tgt: " << e.what() << "\n" << kUsage << "Try 'fileio_tgt --help'.\n";
+    return ParseOutcome::kExitError;
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << kExamples << "\n" << visible << "\n";
+    return ParseOutcome::kExitOk;
+  }
+  auto fail = [](const std::string& msg) {
+    std::cerr << "fileio_tgt: " << msg << "\n";
+    return ParseOutcome::kExitError;
+  };
+  o.device.write_through = vm.count("write-through") > 0;
+  o.device.read_only = vm.count("read-only") > 0;
+  o.device.direct = vm.count("o-direct") > 0;
+  o.device.nullio = vm.count("nullio") > 0;
+  o.device.nv_cache = vm.count("nv-cache") > 0;
+  o.device.removable = vm.count("removable") > 0;
+  o.device.thin = vm.count("thin") > 0;
+  o.device.cdrom = vm.count("cdrom") > 0;
+  o.reconnect = vm.count("no-reconnect") == 0;
+  if (engine == "auto") {
+    o.device.engine.kind = io::IoEngineKind::kAuto;
+  } else if (engine == "uring") {
+    o.device.engine.kind = io::IoEngineKind::kUring;
+  } else if (engine == "threads") {
+    o.device.engine.kind = io::IoEngineKind::kThreads;
+  } else {
+    return fail("--io-engine " + engine + ": expected uring, threads or auto");
+  }
+  if (o.device.cdrom && vm.count("block-size") && o.device.block_size != 2048) {
+    return fail("--cdrom uses 2048-byte blocks (MMC); drop --block-size");
+  }
+  if (o.device.cdrom && o.device.thin) return fail("--cdrom is read-only; --thin does not apply");
+  if (o.device.engine.queue_depth == 0 || o.device.engine.queue_depth > 4096) {
+    return fail("--queue-depth must be 1..4096");
+  }
+  if (o.device.engine.threads == 0 || o.device.engine.threads > 256) {
+    return fail("--threads must be 1..256");
+  }
+  const bool embedded = vm.count("iscsi") > 0;
+  const bool split = vm.count("attach") > 0;
+  if (embedded == split) {
+    return fail(std::string(embedded ? "--iscsi and --attach exclude each other"
+                                     : "say where to serve: --iscsi ADDR:PORT or --attach SOCKET") +
+                " (see --help)");
+  }
+  if (positional.empty() || positional.size() % 2 != 0) {
+    return fail("expected NAME PATH pairs, got " + std::to_string(positional.size()) +
+                " argument(s) (see --help)");
+  }
+  for (size_t i = 0; i < positional.size(); i += 2) {
+    const std::string& name = positional[i];
+    if (!valid_device_name(name)) {
+      return fail("device name '" + name + "': use 1-31 characters of A-Z a-z 0-9 _ -");
+    }
+    for (const auto& [other, path] : o.devices) {
+      if (other == name) return fail("device name '" + name + "' given twice");
+    }
+    o.devices.emplace_back(name, positional[i + 1]);
+  }
+  if (o.max_transfer_bytes == 0) o.max_transfer_bytes = embedded ? (8u << 20) : (1u << 20);
+  return ParseOutcome::kRun;
+}
+
+}  // namespace scstu::fileio

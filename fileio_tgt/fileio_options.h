@@ -1,0 +1,31 @@
+// fileio_options.h - fileio_tgt's command line.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/file_device.h"
+
+namespace scstu::fileio {
+
+struct FileioOptions {
+  std::vector<std::pair<std::string, std::string>> devices;  // NAME, PATH in argument order
+  io::FileDeviceOptions device;
+
+  // Embedded mode: --iscsi ADDR:PORT [--target IQN]
+  std::string iscsi_portal;
+  std::string target = "iqn.2026-11.org.scstu:fileio";
+  // Split mode: --attach SOCKET
+  std::string attach_socket;
+  bool reconnect = true;
+
+  uint32_t max_transfer_bytes = 0;  // 0: the mode's default
+};
+
+enum class ParseOutcome { kRun, kExitOk, kExitError };
+
+// Parses argv; prints --help or the error (naming the option and the fix).
+ParseOutcome parse_options(int argc, char** argv, FileioOptions* out);
+
+}  // namespace scstu::fileio

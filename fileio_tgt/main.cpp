@@ -1,0 +1,44 @@
+// fileio_tgt: image files and block devices as SCSI disks, served by an
+// embedded iSCSI target (--iscsi) or attached to a scstu-target daemon
+// (--attach). See --help.
+#include <cstdio>
+#include <vector>
+
+#include "attach_mode.h"
+#include "disk_unit.h"
+#include "embedded_mode.h"
+#include "fileio_options.h"
+#include "signals.h"
+
+int main(int argc, char** argv) {
+  using namespace scstu::fileio;
+  FileioOptions options;
+  switch (parse_options(argc, argv, &options)) {
+    case ParseOutcome::kExitOk:
+      return 0;
+    case ParseOutcome::kExitError:
+      return 2;
+    case ParseOutcome::kRun:
+      break;
+  }
+  SignalWatch signals;  // before any thread starts: they inherit the blocked mask
+
+  std::vector<DiskUnit> units;
+  for (const auto& [name, path] : options.devices) {
+    try {
+      units.push_back(DiskUnit::open(name, path, options.device, options.max_transfer_bytes));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fileio_tgt: %s\n", e.what());
+      return 1;
+    }
+    const DiskUnit& u = units.back();
+    const auto geo = u.file->geometry();
+    std::fprintf(stderr, "fileio_tgt: %s: %s, %llu blocks of %u bytes, io engine %s%s%s\n",
+                 name.c_str(), path.c_str(), static_cast<unsigned long long>(geo.blocks),
+                 geo.block_size, scstu::io::to_string(u.file->engine_kind()),
+                 u.file->engine_note().empty() ? "" : " (io_uring unavailable: ",
+                 u.file->engine_note().empty() ? "" : (u.file->engine_note() + ")").c_str());
+  }
+  if (!options.attach_socket.empty()) return run_attached(options, units, signals);
+  return run_embedded(options, units, signals);
+}
