@@ -268,10 +268,14 @@ void Connection::remove_itt(Task* t) {
   }
 }
 
-uint32_t Connection::max_cmdsn() const {
+uint32_t Connection::max_cmdsn() {
   // RFC 7143 4.2.2.1: MaxCmdSN - ExpCmdSN + 1 commands may be sent; a slot
-  // frees when its task is released.
-  return expcmdsn_ + (window_ - std::min(active_, window_)) - 1;
+  // frees when its task is released. The window only grows: what was
+  // advertised stays valid.
+  uint32_t now = expcmdsn_ + (window_ - std::min(active_, window_)) - 1;
+  if (!window_open_ || sn_lt(advertised_maxcmdsn_, now)) advertised_maxcmdsn_ = now;
+  window_open_ = true;
+  return advertised_maxcmdsn_;
 }
 
 // ---------------------------------------------------------------- socket
@@ -793,7 +797,8 @@ bool Connection::check_cmdsn(const Bhs& h, uint32_t cmdsn, bool immediate) {
     ++expcmdsn_;
     return true;
   }
-  uint32_t max = max_cmdsn();
+  // Only what the initiator was told counts (4.2.2.1): the window it knows.
+  uint32_t max = advertised_maxcmdsn_;
   if (sn_lt(expcmdsn_, cmdsn) && sn_le(cmdsn, max)) {
     // One connection per session: a gap means a lost PDU we never saw. Take
     // the command rather than stall the window behind it.
@@ -928,20 +933,26 @@ bool Connection::on_data_out(const Bhs& h) {
   }
   uint32_t offset = d.buffer_offset;
   OutstandingR2T* r = nullptr;
+  // Sequence errors fail the command, not the connection: the PDU lengths
+  // are intact, so the stream stays in step (SBC/SAM: ABORTED COMMAND, DATA
+  // OFFSET ERROR / DATA PHASE ERROR; RFC 7143 7.1.4 lets the target end a
+  // command early with its status).
   if (d.ttt == kReservedTag) {
-    if (!t->unsol_open) return protocol_error(h, "unsolicited Data-Out not expected");
-    if (offset != t->unsol_next || d.datasn != t->unsol_datasn)
-      return protocol_error(h, "unsolicited Data-Out out of order (offset or DataSN)");
+    if (!t->unsol_open) return fail_data_phase(t, h, 0x00, "unsolicited Data-Out not expected");
+    if (d.datasn != t->unsol_datasn)
+      return fail_data_phase(t, h, 0x00, "unsolicited Data-Out with wrong DataSN");
+    if (offset != t->unsol_next) return fail_data_phase(t, h, 0x05, "unsolicited Data-Out offset");
     if (len > t->unsol_end - t->unsol_next)
-      return protocol_error(h, "unsolicited Data-Out beyond FirstBurstLength");
+      return fail_data_phase(t, h, 0x02, "unsolicited Data-Out beyond FirstBurstLength");
   } else {
     for (auto& s : t->r2t)
       if (s.length && s.ttt == d.ttt) r = &s;
-    if (!r) return protocol_error(h, "Data-Out for an unknown Target Transfer Tag");
-    if (offset != r->offset + r->received || d.datasn != r->datasn)
-      return protocol_error(h, "solicited Data-Out out of order (offset or DataSN)");
+    if (!r) return fail_data_phase(t, h, 0x01, "Data-Out for an unknown Target Transfer Tag");
+    if (d.datasn != r->datasn) return fail_data_phase(t, h, 0x00, "Data-Out with wrong DataSN");
+    if (offset != r->offset + r->received)
+      return fail_data_phase(t, h, 0x05, "solicited Data-Out offset");
     if (len > r->length - r->received)
-      return protocol_error(h, "Data-Out beyond the R2T's Desired Data Transfer Length");
+      return fail_data_phase(t, h, 0x02, "Data-Out beyond the R2T's Desired Data Transfer Length");
   }
   uint32_t into = offset < t->write_len ? std::min(len, t->write_len - offset) : 0;
   if (!read_payload(t->cmd.buffer, offset, into, len)) return false;
@@ -950,7 +961,7 @@ bool Connection::on_data_out(const Bhs& h) {
     ++t->unsol_datasn;
     if (d.final) {
       if (t->unsol_next != t->unsol_end)
-        return protocol_error(h, "unsolicited burst ends short of FirstBurstLength");
+        return fail_data_phase(t, h, 0x00, "unsolicited burst ends short of FirstBurstLength");
       t->unsol_open = false;
     }
   } else {
@@ -958,13 +969,43 @@ bool Connection::on_data_out(const Bhs& h) {
     ++r->datasn;
     if (d.final) {
       if (r->received != r->length)
-        return protocol_error(h, "Data-Out sequence ends short of the R2T's length");
+        return fail_data_phase(t, h, 0x00, "Data-Out sequence ends short of the R2T's length");
       r->length = 0;
       --t->r2t_count;
       send_r2ts(t);
     }
   }
   data_phase_check(t);
+  return true;
+}
+
+bool Connection::fail_data_phase(Task* t, const Bhs& h, uint8_t ascq, const char* why) {
+  log("%s (ITT 0x%08x): %s; failing the command", opcode_name(h.opcode()), h.itt(), why);
+  // The payload was not consumed yet when the check failed.
+  if (h.opcode() == Opcode::kDataOut && !skip_payload(h.data_length())) return false;
+  t->unsol_open = false;
+  t->r2t_count = 0;
+  t->r2t_next = t->write_len;
+  for (auto& r : t->r2t) r.length = 0;
+  if (t->responded || t->aborted) return true;
+  if (t->prepared && !t->executed) {
+    // Never executed: the core still has it prepared; answer it here.
+    core::TargetCommand& cmd = t->cmd;
+    cmd.status = status::kCheckCondition;
+    cmd.transferred = 0;
+    cmd.residual = core::Residual::kNone;
+    cmd.residual_count = 0;
+    cmd.sense.fill(0);
+    cmd.sense[0] = 0x70;  // SPC-4 4.5.3 fixed format, current
+    cmd.sense[2] = 0x0B;  // ABORTED COMMAND
+    cmd.sense[7] = 10;
+    cmd.sense[12] = 0x4B;  // DATA PHASE ERROR family (0x4B/ascq)
+    cmd.sense[13] = ascq;
+    cmd.sense_len = 18;
+    t->executed = true;  // never to be executed now
+    t->completed = true;
+  }
+  if (t->completed) send_response(t);
   return true;
 }
 
@@ -1212,10 +1253,11 @@ bool Connection::on_tmf(const Bhs& h) {
   if (fn == TmfFunction::kAbortTask) {
     ref = find_task(m.referenced_itt);
     if (!ref || ref->cmd.lun != m.lun) {
-      // 11.5.1: a task we already answered (RefCmdSN below ExpCmdSN) is
-      // "function complete"; one we never saw does not exist.
-      return respond_now(sn_lt(m.refcmdsn, expcmdsn_) ? TmfResponse::kComplete
-                                                      : TmfResponse::kTaskDoesNotExist);
+      // 11.5.1: a task already answered (RefCmdSN below ExpCmdSN) does not
+      // exist any more; one not yet received (RefCmdSN in the window) is
+      // considered received and aborted: "function complete".
+      return respond_now(sn_lt(m.refcmdsn, expcmdsn_) ? TmfResponse::kTaskDoesNotExist
+                                                      : TmfResponse::kComplete);
     }
     ref->aborted = true;
   } else if (core_fn != SCSTU_TMF_CLEAR_ACA) {

@@ -163,7 +163,8 @@ class Connection {
   void send_nop_ping();
   void send_async_logout();
   void finish_tmf(PendingTmf* p);
-  uint32_t max_cmdsn() const;
+  uint32_t max_cmdsn();
+  bool fail_data_phase(Task* t, const Bhs& h, uint8_t ascq, const char* why);
   void cleanup();
   void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -190,6 +191,8 @@ class Connection {
   uint32_t expcmdsn_ = 0;
   uint32_t window_ = 128;
   uint32_t active_ = 0;  // non-immediate tasks holding a window slot
+  uint32_t advertised_maxcmdsn_ = 0;
+  bool window_open_ = false;
 
   // receive buffer: [rpos_, wpos_) holds unread bytes
   std::vector<uint8_t> rx_;
