@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "handler/ring_attachment.h"
+#include "ring/idle_spin.h"
 
 namespace scstu {
 namespace {
@@ -16,20 +17,9 @@ namespace {
 constexpr uint8_t kInternalTargetFailure[18] = {0x70, 0, 0x04, 0, 0, 0, 0, 10, 0,
                                                 0,    0, 0,    0x44, 0x00};
 
-// Idle polls before the queue thread announces NEED_WAKEUP and sleeps: long
-// enough to ride out the gap between a producer's batches, short enough not
-// to burn a core when idle.
-constexpr int kSpinPolls = 2000;
-
 // The runner whose queue thread is dispatching a batch right now, if this
 // thread is one: its completions join the batch instead of taking the lock.
 thread_local const QueueRunner* t_batching = nullptr;
-
-inline void cpu_relax() {
-#if defined(__x86_64__)
-  __builtin_ia32_pause();
-#endif
-}
 
 }  // namespace
 
@@ -80,10 +70,7 @@ int QueueRunner::run(std::string* error) {
 }
 
 bool QueueRunner::wait_for_work() {
-  for (int i = 0; i < kSpinPolls; ++i) {
-    if (sq_.available() != 0) return true;
-    cpu_relax();
-  }
+  if (ring::spin_until([&] { return sq_.available() != 0; })) return true;
   if (sq_.prepare_sleep()) {
     pollfd fds[2] = {{ctx_.attachment->wait_fd(queue_), POLLIN, 0}, {ctx_.exit_fd, POLLIN, 0}};
     while (poll(fds, 2, -1) < 0 && errno == EINTR) {

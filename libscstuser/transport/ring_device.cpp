@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/session.h"
+#include "ring/idle_spin.h"
 #include "ring/spin_lock.h"
 
 namespace scstu::transport {
@@ -22,8 +23,6 @@ constexpr uint8_t kCommFailure[18] = {0x70, 0, 0x0B, 0, 0, 0, 0, 10, 0, 0, 0, 0,
 // not allocate (a transport bug).
 constexpr uint8_t kInternalFailure[18] = {0x70, 0, 0x04, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x44, 0x00};
 
-// Idle polls of the completion rings before the event thread sleeps.
-constexpr int kSpinPolls = 2000;
 constexpr int kControlTimeoutMs = 5000;
 
 // Epoll data for the non-queue fds.
@@ -699,23 +698,19 @@ void RingDevice::fail(Inflight& w) {
 
 void RingDevice::event_loop() {
   bool live = false;  // a handler is attached (event thread's view)
-  int idle = 0;
   epoll_event events[SCSTU_MAX_QUEUES + 2];
   while (!stopping_.load(std::memory_order_relaxed)) {
     if (live) {
       bool work = false;
       for (uint32_t q = 0; q < queues_.size(); ++q) work |= drain_completions(q);
       live = conn_fd_ >= 0;  // a violation may have dropped the handler
-      if (work) {
-        idle = 0;
+      if (work) continue;
+      if (live && ring::spin_until([&] {
+            for (auto& q : queues_)
+              if (q->cq.available() != 0) return true;
+            return stopping_.load(std::memory_order_relaxed);
+          }))
         continue;
-      }
-      if (live && ++idle < kSpinPolls) {
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-        continue;
-      }
     }
     bool may_sleep = true;
     if (live)
@@ -723,7 +718,6 @@ void RingDevice::event_loop() {
     int n = epoll_wait(epoll_fd_, events, SCSTU_MAX_QUEUES + 2, may_sleep ? -1 : 0);
     if (live)
       for (auto& q : queues_) q->cq.end_sleep();
-    idle = 0;
     for (int i = 0; i < n; ++i) {
       const uint64_t id = events[i].data.u64;
       uint64_t v;
