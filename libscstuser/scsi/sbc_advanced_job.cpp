@@ -1,0 +1,233 @@
+#include "scsi/sbc_advanced_job.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <unordered_map>
+#include <utility>
+
+#include "scsi/logical_unit.h"
+
+namespace scstu::scsi {
+
+void BlockJob::start(std::unique_ptr<BlockJob> job) { job.release()->kick(0); }
+
+void BlockJob::submit(BlockDevice* device, BlockOp op, uint64_t lba, uint64_t blocks,
+                      std::span<const iovec> iov, uint32_t flags) {
+  request_ = BlockRequest{};
+  request_.op = op;
+  request_.flags = flags;
+  request_.lba = lba;
+  request_.blocks = blocks;
+  request_.iov = iov;
+  request_.done = &BlockJob::on_done;
+  request_.context = this;
+  device->submit(request_);
+}
+
+void BlockJob::on_done(BlockRequest* req, int error) {
+  static_cast<BlockJob*>(req->context)->kick(error);
+}
+
+// Trampoline: the first entry runs next() in a loop; an entry while it runs
+// (an inline completion, or one on another thread) only leaves its result
+// and counts, and the running loop picks it up.
+void BlockJob::kick(int error) {
+  error_ = error;
+  if (entries_.fetch_add(1, std::memory_order_acq_rel) != 0) return;
+  do {
+    if (!next(error_)) {
+      delete this;
+      return;
+    }
+  } while (entries_.fetch_sub(1, std::memory_order_acq_rel) != 1);
+}
+
+bool LbaRangeLock::conflict(const Holder& a, const Holder& b) {
+  if (!a.exclusive && !b.exclusive) return false;
+  return a.lba < b.lba + b.blocks && b.lba < a.lba + a.blocks;
+}
+
+bool LbaRangeLock::grantable_locked(const Holder& h, size_t waiters_before) const {
+  for (const Holder* x : held_) {
+    if (conflict(*x, h)) return false;
+  }
+  for (size_t i = 0; i < waiters_before; ++i) {
+    if (conflict(*waiting_[i], h)) return false;
+  }
+  return true;
+}
+
+bool LbaRangeLock::acquire(Holder& h) {
+  std::lock_guard lock(mutex_);
+  if (grantable_locked(h, waiting_.size())) {
+    held_.push_back(&h);
+    return true;
+  }
+  waiting_.push_back(&h);
+  return false;
+}
+
+void LbaRangeLock::release(Holder& h) {
+  std::vector<Holder*> granted;
+  {
+    std::lock_guard lock(mutex_);
+    for (size_t i = 0; i < held_.size(); ++i) {
+      if (held_[i] == &h) {
+        held_[i] = held_.back();
+        held_.pop_back();
+        break;
+      }
+    }
+    for (size_t i = 0; i < waiting_.size();) {
+      Holder* w = waiting_[i];
+      if (grantable_locked(*w, i)) {
+        held_.push_back(w);
+        waiting_.erase(waiting_.begin() + static_cast<ptrdiff_t>(i));
+        granted.push_back(w);
+      } else {
+        ++i;
+      }
+    }
+  }
+  for (Holder* w : granted) w->job->resume();
+}
+
+size_t LbaRangeLock::held() const {
+  std::lock_guard lock(mutex_);
+  return held_.size();
+}
+
+SbcAdvancedState& sbc_advanced_state(LogicalUnit& lu) {
+  // Keyed by the unit and its runtime: a new unit at a recycled address has
+  // another runtime object too, and gets fresh state.
+  struct Entry {
+    void* runtime = nullptr;
+    std::unique_ptr<SbcAdvancedState> state;
+  };
+  static std::mutex mutex;
+  static std::unordered_map<LogicalUnit*, Entry> states;
+  std::lock_guard lock(mutex);
+  Entry& e = states[&lu];
+  if (!e.state || e.runtime != &lu.runtime()) {
+    e.runtime = &lu.runtime();
+    e.state = std::make_unique<SbcAdvancedState>();
+  }
+  return *e.state;
+}
+
+uint32_t sbc_write_flags(const CommandContext& ctx, bool fua_bit) {
+  const LogicalUnit& lu = ctx.unit();
+  if (lu.config().write_cache == WriteCacheMode::kNvCache) return 0;
+  return (fua_bit || !lu.write_cache_enabled()) ? kBlockFua : 0;
+}
+
+}  // namespace scstu::scsi
+
+namespace scstu::scsi {
+
+AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
+  const size_t rounded = (bytes + 4095) / 4096 * 4096;
+  data_ = static_cast<uint8_t*>(std::aligned_alloc(4096, rounded ? rounded : 4096));
+  if (data_ == nullptr) throw std::bad_alloc();
+}
+
+AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
+  if (this != &other) {
+    std::free(data_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+std::span<const iovec> AlignedBuffer::iov(size_t len) {
+  iov_ = iovec{data_, std::min(len, size_)};
+  return {&iov_, 1};
+}
+
+}  // namespace scstu::scsi
+
+namespace scstu::scsi {
+
+ExtentJob::ExtentJob(CommandContext& ctx, BlockDevice* device, uint32_t block_size,
+                     std::vector<Extent> extents, Mode mode,
+                     std::vector<std::vector<uint8_t>> patterns, uint32_t write_flags)
+    : BlockJob(ctx),
+      device_(device),
+      block_size_(block_size),
+      extents_(std::move(extents)),
+      mode_(mode),
+      patterns_(std::move(patterns)),
+      flags_(write_flags),
+      native_write_same_(device->capabilities().write_same) {
+  if (mode_ != Mode::kUnmap && patterns_.empty()) {
+    patterns_.emplace_back(block_size_, 0);
+  }
+  if (mode_ == Mode::kUnmap) patterns_.resize(1);  // one pass, no data
+}
+
+void ExtentJob::prepare_chunk() {
+  if (filled_) return;
+  const size_t chunk_blocks =
+      native_write_same_ ? 1 : std::max<size_t>(1, kChunkBytes / block_size_);
+  if (chunk_.size() < chunk_blocks * block_size_) chunk_ = AlignedBuffer(chunk_blocks * block_size_);
+  const std::vector<uint8_t>& p = patterns_[pass_];
+  for (size_t off = 0; off + block_size_ <= chunk_.size(); off += block_size_) {
+    std::memcpy(chunk_.data() + off, p.data(), std::min<size_t>(p.size(), block_size_));
+  }
+  filled_ = true;
+}
+
+bool ExtentJob::next(int error) {
+  if (error != 0) {
+    const bool fallback = mode_ == Mode::kUnmapOrFill && error == -EOPNOTSUPP;
+    if (!fallback) {
+      ctx().complete_block_error(error, extents_[extent_].lba + done_);
+      return false;
+    }
+    mode_ = Mode::kFill;  // retry this request as writes
+  } else {
+    done_ += in_flight_;
+  }
+  in_flight_ = 0;
+  while (extent_ < extents_.size() && done_ >= extents_[extent_].blocks) {
+    ++extent_;
+    done_ = 0;
+    if (extent_ == extents_.size() && pass_ + 1 < patterns_.size()) {
+      ++pass_;  // SANITIZE OVERWRITE: the next pass, from the start
+      extent_ = 0;
+      filled_ = false;
+    }
+  }
+  if (extent_ >= extents_.size()) {
+    ctx().complete_good(ctx().data_length());
+    return false;
+  }
+  const Extent& e = extents_[extent_];
+  const uint64_t lba = e.lba + done_;
+  const uint64_t remaining = e.blocks - done_;
+  if (mode_ != Mode::kFill) {
+    in_flight_ = std::min<uint64_t>(remaining, uint64_t{1} << 30);
+    submit(device_, BlockOp::kUnmap, lba, in_flight_, {}, 0);
+    return true;
+  }
+  prepare_chunk();
+  if (native_write_same_) {
+    in_flight_ = std::min<uint64_t>(remaining, uint64_t{1} << 30);
+    submit(device_, BlockOp::kWriteSame, lba, in_flight_, chunk_.iov(block_size_), flags_);
+  } else {
+    in_flight_ = std::min<uint64_t>(remaining, chunk_.size() / block_size_);
+    submit(device_, BlockOp::kWrite, lba, in_flight_, chunk_.iov(in_flight_ * block_size_),
+           flags_);
+  }
+  return true;
+}
+
+}  // namespace scstu::scsi

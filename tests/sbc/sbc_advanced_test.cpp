@@ -1,0 +1,502 @@
+// UNMAP, WRITE SAME, GET LBA STATUS, COMPARE AND WRITE, ORWRITE, WRITE
+// ATOMIC, FORMAT UNIT, SANITIZE, PRE-FETCH, READ DEFECT DATA through a
+// LogicalUnit over a RAM disk: data on the medium and every byte returned.
+#include <gtest/gtest.h>
+
+#include "sbc_harness.h"
+#include "scsi/sbc_advanced_job.h"
+
+namespace scstu::testing {
+namespace {
+
+using scsi::FieldPointer;
+using scsi::kNoBit;
+
+constexpr uint64_t kBlocks = 1024;
+constexpr uint32_t kBs = 512;
+
+Bytes cdb10(uint8_t op, uint8_t b1, uint32_t lba, uint16_t len) {
+  Bytes c(10, 0);
+  c[0] = op;
+  c[1] = b1;
+  put32(c, 2, lba);
+  put16(c, 7, len);
+  return c;
+}
+Bytes cdb16(uint8_t op, uint8_t b1, uint64_t lba, uint32_t len) {
+  Bytes c(16, 0);
+  c[0] = op;
+  c[1] = b1;
+  put64(c, 2, lba);
+  put32(c, 10, len);
+  return c;
+}
+
+struct Unit {
+  explicit Unit(bool thin = true, BlockCapabilities caps = RamDisk::thin_caps(),
+                uint64_t blocks = kBlocks)
+      : disk(blocks, kBs, caps), lu(config(thin), &disk), ini(lu) {}
+  static scsi::LogicalUnitConfig config(bool thin) {
+    scsi::LogicalUnitConfig c;
+    c.serial = "sbc-test";
+    c.thin = thin;
+    c.max_write_same_blocks = 512;
+    c.max_unmap_descriptors = 4;
+    c.max_unmap_lba_count = 256;
+    c.max_compare_write_blocks = 8;
+    c.max_atomic_transfer_blocks = 16;
+    return c;
+  }
+  RamDisk disk;
+  scsi::LogicalUnit lu;
+  Initiator ini;
+};
+
+// ---- WRITE SAME --------------------------------------------------------------
+
+TEST(WriteSame, Ten_WritesTheBlockOverTheRange) {
+  Unit u;
+  u.disk.fill(0, 20, 0x11);
+  Bytes block(kBs, 0xA5);
+  expect_good(u.ini.run(cdb10(0x41, 0, 3, 10), block));
+  EXPECT_TRUE(u.disk.all(3, 10, 0xA5));
+  EXPECT_TRUE(u.disk.all(0, 3, 0x11));
+  EXPECT_TRUE(u.disk.all(13, 7, 0x11));
+  EXPECT_EQ(u.disk.unmapped_blocks, 0u);
+}
+
+TEST(WriteSame, Sixteen_UsesNativeWriteSameWhenTheDeviceHasIt) {
+  BlockCapabilities caps = RamDisk::thin_caps();
+  caps.write_same = true;
+  Unit u(true, caps);
+  Bytes block(kBs, 0x5A);
+  expect_good(u.ini.run(cdb16(0x93, 0, 100, 300), block));
+  EXPECT_TRUE(u.disk.all(100, 300, 0x5A));
+  EXPECT_EQ(u.disk.submitted[BlockOp::kWriteSame], 1);
+  EXPECT_EQ(u.disk.submitted[BlockOp::kWrite], 0);
+}
+
+TEST(WriteSame, UnmapBitWithZeroBlockDeallocates) {
+  Unit u;
+  u.disk.fill(0, 64, 0x77);
+  expect_good(u.ini.run(cdb16(0x93, 0x08, 8, 16), Bytes(kBs, 0)));
+  EXPECT_EQ(u.disk.unmapped_blocks, 16u);
+  EXPECT_TRUE(u.disk.all(8, 16, 0));
+  EXPECT_TRUE(u.disk.all(24, 8, 0x77));
+}
+
+TEST(WriteSame, UnmapBitWithDataWritesIt) {
+  Unit u;
+  expect_good(u.ini.run(cdb10(0x41, 0x08, 8, 4), Bytes(kBs, 0x42)));
+  EXPECT_EQ(u.disk.unmapped_blocks, 0u);
+  EXPECT_TRUE(u.disk.all(8, 4, 0x42));
+}
+
+TEST(WriteSame, UnmapFallsBackToWritingOnADeviceWithoutUnmap) {
+  // Thin by configuration, but the device refuses kUnmap at run time.
+  BlockCapabilities caps = RamDisk::thin_caps();
+  Unit u(true, caps);
+  u.disk.fill(0, 64, 0x77);
+  u.disk.refuse_unmap = true;
+  expect_good(u.ini.run(cdb16(0x93, 0x08, 0, 4), Bytes(kBs, 0)));
+  EXPECT_TRUE(u.disk.all(0, 4, 0));
+  EXPECT_TRUE(u.disk.all(4, 60, 0x77));
+  EXPECT_EQ(u.disk.unmapped_blocks, 0u);
+  EXPECT_EQ(u.disk.submitted[BlockOp::kUnmap], 1);
+}
+
+TEST(WriteSame, NdobWritesZeroesWithoutDataOut) {
+  Unit u;
+  u.disk.fill(0, 64, 0x77);
+  expect_good(u.ini.run(cdb16(0x93, 0x01, 2, 3)));
+  EXPECT_TRUE(u.disk.all(2, 3, 0));
+  EXPECT_TRUE(u.disk.all(5, 1, 0x77));
+}
+
+TEST(WriteSame, ZeroBlocksMeansToTheLastLba) {
+  Unit u(true, RamDisk::thin_caps(), 600);  // more than MAXIMUM WRITE SAME LENGTH
+  expect_good(u.ini.run(cdb10(0x41, 0, 10, 0), Bytes(kBs, 0x3C)));
+  EXPECT_TRUE(u.disk.all(10, 590, 0x3C));
+  EXPECT_TRUE(u.disk.all(0, 10, 0));
+}
+
+TEST(WriteSame, Errors) {
+  Unit u;
+  Unit fat(false, BlockCapabilities{});
+  Bytes block(kBs, 1);
+  // UNMAP on a fully provisioned unit (no LBPWS).
+  expect_check(fat.ini.run(cdb16(0x93, 0x08, 0, 1), block), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 1, 3});
+  // ANCHOR (ANC_SUP = 0).
+  expect_check(u.ini.run(cdb16(0x93, 0x10, 0, 1), block), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 1, 4});
+  // More than MAXIMUM WRITE SAME LENGTH.
+  expect_check(u.ini.run(cdb16(0x93, 0, 0, 513), block), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 10, kNoBit});
+  // Beyond the end.
+  expect_check(u.ini.run(cdb16(0x93, 0, kBlocks - 1, 2), block), scsi::kLbaOutOfRange);
+  expect_check(u.ini.run(cdb10(0x41, 0, kBlocks + 1, 0), block), scsi::kLbaOutOfRange);
+  // Wrong data-out size: the framework refuses a partial block.
+  expect_check(u.ini.run(cdb16(0x93, 0, 0, 1), Bytes(kBs / 2, 1)), scsi::kInvalidFieldInCdb);
+  // A device error carries the LBA.
+  u.disk.fail_with = -EIO;
+  Result r = u.ini.run(cdb16(0x93, 0, 7, 1), block);
+  expect_check(r, scsi::kWriteError);
+  EXPECT_EQ(r.parsed().information, 7u);
+}
+
+TEST(WriteSame, WriteProtected) {
+  RamDisk disk(kBlocks, kBs, RamDisk::thin_caps());
+  scsi::LogicalUnitConfig cfg = Unit::config(true);
+  cfg.read_only = true;
+  scsi::LogicalUnit lu(cfg, &disk);
+  Initiator ini(lu);
+  expect_check(ini.run(cdb10(0x41, 0, 0, 1), Bytes(kBs, 1)), scsi::kWriteProtected);
+  expect_check(ini.run(cdb10(0x42, 0, 0, 24), Bytes(24, 0)), scsi::kWriteProtected);
+}
+
+// ---- UNMAP -------------------------------------------------------------------
+
+Bytes unmap_list(std::vector<std::pair<uint64_t, uint32_t>> extents) {
+  Bytes p(8 + 16 * extents.size(), 0);
+  put16(p, 0, static_cast<uint16_t>(p.size() - 2));
+  put16(p, 2, static_cast<uint16_t>(16 * extents.size()));
+  for (size_t i = 0; i < extents.size(); ++i) {
+    put64(p, 8 + 16 * i, extents[i].first);
+    put32(p, 8 + 16 * i + 8, extents[i].second);
+  }
+  return p;
+}
+
+TEST(Unmap, DeallocatesEachDescriptor) {
+  Unit u;
+  u.disk.fill(0, 100, 0x99);
+  Bytes p = unmap_list({{10, 5}, {50, 0}, {60, 20}});
+  Result r = u.ini.run(cdb10(0x42, 0, 0, static_cast<uint16_t>(p.size())), p);
+  expect_good(r);
+  EXPECT_EQ(u.disk.unmapped_blocks, 25u);
+  EXPECT_TRUE(u.disk.all(10, 5, 0));
+  EXPECT_TRUE(u.disk.all(60, 20, 0));
+  EXPECT_TRUE(u.disk.all(15, 45, 0x99));
+  EXPECT_TRUE(u.disk.all(80, 20, 0x99));
+}
+
+TEST(Unmap, Errors) {
+  Unit u;
+  u.disk.fill(0, kBlocks, 0x99);
+  auto send = [&](const Bytes& p, uint16_t len) { return u.ini.run(cdb10(0x42, 0, 0, len), p); };
+  // Zero length: nothing to do.
+  expect_good(u.ini.run(cdb10(0x42, 0, 0, 0)));
+  // Shorter than the header.
+  expect_check(send(Bytes(6, 0), 6), scsi::kParameterListLengthError);
+  // Descriptor data longer than the list.
+  Bytes p = unmap_list({{0, 1}});
+  put16(p, 2, 32);
+  expect_check(send(p, 24), scsi::kInvalidFieldInParameterList, FieldPointer{false, 2, kNoBit});
+  // More descriptors than MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT (4).
+  p = unmap_list({{0, 1}, {2, 1}, {4, 1}, {6, 1}, {8, 1}});
+  expect_check(send(p, static_cast<uint16_t>(p.size())), scsi::kInvalidFieldInParameterList,
+               FieldPointer{false, 2, kNoBit});
+  // More blocks than MAXIMUM UNMAP LBA COUNT (256) in the second descriptor.
+  p = unmap_list({{0, 1}, {2, 257}});
+  expect_check(send(p, static_cast<uint16_t>(p.size())), scsi::kInvalidFieldInParameterList,
+               FieldPointer{false, 32, kNoBit});
+  // Out of range: nothing at all is unmapped, not even the good descriptor.
+  p = unmap_list({{0, 4}, {kBlocks - 2, 3}});
+  Result r = send(p, static_cast<uint16_t>(p.size()));
+  expect_check(r, scsi::kLbaOutOfRange);
+  EXPECT_EQ(r.parsed().information, kBlocks - 2);
+  EXPECT_TRUE(u.disk.all(0, 4, 0x99));
+  // ANCHOR.
+  expect_check(u.ini.run(cdb10(0x42, 0x01, 0, 24), unmap_list({{0, 1}})), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 1, 0});
+  EXPECT_EQ(u.disk.unmapped_blocks, 0u);
+  // A fully provisioned unit has no UNMAP.
+  Unit fat(false, BlockCapabilities{});
+  expect_check(fat.ini.run(cdb10(0x42, 0, 0, 24), unmap_list({{0, 1}})),
+               scsi::kInvalidCommandOperationCode);
+}
+
+// ---- GET LBA STATUS ------------------------------------------------------------
+
+Bytes get_lba_status(uint64_t lba, uint32_t alloc) {
+  Bytes c = cdb16(0x9E, 0x12, lba, alloc);
+  return c;
+}
+
+TEST(GetLbaStatus, ThinReportsDeallocatedRuns) {
+  Unit u(true, RamDisk::thin_caps(), 8);
+  u.disk.fill(0, 8, 0x10);
+  Bytes p = unmap_list({{2, 3}});
+  expect_good(u.ini.run(cdb10(0x42, 0, 0, 24), p));
+  Result r = u.ini.run(get_lba_status(1, 64), {}, 64);
+  expect_good(r);
+  Bytes want(8 + 3 * 16, 0);
+  put32(want, 0, 4 + 3 * 16);
+  put64(want, 8, 1);
+  put32(want, 16, 1);
+  want[20] = 0;  // mapped
+  put64(want, 24, 2);
+  put32(want, 32, 3);
+  want[36] = 1;  // deallocated
+  put64(want, 40, 5);
+  put32(want, 48, 3);
+  want[52] = 0;
+  EXPECT_EQ(r.transferred, want.size());
+  EXPECT_EQ(Bytes(r.data.begin(), r.data.begin() + static_cast<ptrdiff_t>(want.size())), want);
+}
+
+TEST(GetLbaStatus, FullyProvisionedIsAllMapped) {
+  Unit u(false, BlockCapabilities{});
+  Result r = u.ini.run(get_lba_status(100, 24), {}, 24);
+  expect_good(r);
+  Bytes want(24, 0);
+  put32(want, 0, 20);
+  put64(want, 8, 100);
+  put32(want, 16, kBlocks - 100);
+  EXPECT_EQ(r.data, want);
+  // Allocation length shorter than one descriptor: truncated.
+  r = u.ini.run(get_lba_status(0, 8), {}, 8);
+  expect_good(r);
+  EXPECT_EQ(r.transferred, 8u);
+  EXPECT_EQ(r.data, (Bytes{0, 0, 0, 20, 0, 0, 0, 0}));
+}
+
+TEST(GetLbaStatus, BeyondTheEnd) {
+  Unit u;
+  expect_check(u.ini.run(get_lba_status(kBlocks, 24), {}, 24), scsi::kLbaOutOfRange);
+  expect_check(u.ini.run(get_lba_status(~0ull, 24), {}, 24), scsi::kLbaOutOfRange);
+}
+
+// ---- COMPARE AND WRITE, ORWRITE, WRITE ATOMIC ------------------------------------
+
+Bytes caw(uint64_t lba, uint8_t n) {
+  Bytes c = cdb16(0x89, 0, lba, 0);
+  c[13] = n;
+  return c;
+}
+
+Bytes two_halves(uint32_t n, uint8_t verify, uint8_t write) {
+  Bytes d(2 * n * kBs, verify);
+  std::fill(d.begin() + n * kBs, d.end(), write);
+  return d;
+}
+
+TEST(CompareAndWrite, WritesWhenTheBlocksMatch) {
+  Unit u;
+  u.disk.fill(5, 2, 0xAA);
+  expect_good(u.ini.run(caw(5, 2), two_halves(2, 0xAA, 0xBB)));
+  EXPECT_TRUE(u.disk.all(5, 2, 0xBB));
+}
+
+TEST(CompareAndWrite, MiscompareReportsTheOffsetAndWritesNothing) {
+  Unit u;
+  u.disk.fill(5, 2, 0xAA);
+  u.disk.block(6)[17] = 0x00;  // byte 512 + 17 of the range
+  Result r = u.ini.run(caw(5, 2), two_halves(2, 0xAA, 0xBB));
+  expect_check(r, scsi::kMiscompareDuringVerify);
+  ASSERT_TRUE(r.parsed().information.has_value());
+  EXPECT_EQ(*r.parsed().information, 512u + 17u);
+  // Fixed format: VALID bit and INFORMATION bytes 3-6.
+  ASSERT_GE(r.sense.size(), 18u);
+  EXPECT_EQ(r.sense[0], 0xF0);
+  EXPECT_EQ(r.sense[2], 0x0E);
+  EXPECT_EQ((Bytes{r.sense[3], r.sense[4], r.sense[5], r.sense[6]}), (Bytes{0, 0, 2, 17}));
+  EXPECT_TRUE(u.disk.all(5, 1, 0xAA));
+  EXPECT_EQ(u.disk.block(6)[0], 0xAA);
+}
+
+TEST(CompareAndWrite, Limits) {
+  Unit u;
+  expect_good(u.ini.run(caw(0, 0)));
+  expect_check(u.ini.run(caw(0, 9), two_halves(9, 0, 0)), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 13, kNoBit});
+  expect_check(u.ini.run(caw(kBlocks - 1, 2), two_halves(2, 0, 0)), scsi::kLbaOutOfRange);
+}
+
+// Two COMPARE AND WRITEs of the same block, each expecting what the other
+// wrote first: the second must not read before the first has written.
+TEST(CompareAndWrite, AtomicAgainstAnOverlappingCompareAndWrite) {
+  Unit u;
+  u.disk.fill(0, 4, 0x01);
+  u.disk.hold = true;
+  const uint32_t first = u.ini.start(caw(1, 2), two_halves(2, 0x01, 0x02));
+  const uint32_t second = u.ini.start(caw(2, 1), two_halves(1, 0x02, 0x03));
+  const uint32_t apart = u.ini.start(caw(3, 1), two_halves(1, 0x01, 0x04));
+  // First's read and the non-overlapping one's read are in flight; the
+  // overlapping second waits for the range.
+  EXPECT_EQ(u.disk.held(), 2u);
+  while (u.disk.pump()) {
+  }
+  for (uint32_t t : {first, second, apart}) expect_good(u.ini.result(t));
+  EXPECT_TRUE(u.disk.all(1, 1, 0x02));
+  EXPECT_TRUE(u.disk.all(2, 1, 0x03));
+  EXPECT_TRUE(u.disk.all(3, 1, 0x04));
+  EXPECT_EQ(scsi::sbc_advanced_state(u.lu).ranges.held(), 0u);
+}
+
+TEST(CompareAndWrite, ReadErrorReleasesTheRange) {
+  Unit u;
+  u.disk.fail_with = -EIO;
+  Result r = u.ini.run(caw(3, 1), two_halves(1, 0, 0));
+  expect_check(r, scsi::kWriteError);
+  EXPECT_EQ(scsi::sbc_advanced_state(u.lu).ranges.held(), 0u);
+  u.disk.fail_with = 0;
+  expect_good(u.ini.run(caw(3, 1), two_halves(1, 0, 9)));
+}
+
+TEST(OrWrite, OrsTheDataIntoTheBlocks) {
+  Unit u;
+  u.disk.fill(10, 2, 0x0F);
+  expect_good(u.ini.run(cdb16(0x8B, 0, 10, 2), Bytes(2 * kBs, 0x30)));
+  EXPECT_TRUE(u.disk.all(10, 2, 0x3F));
+  expect_good(u.ini.run(cdb16(0x8B, 0, 10, 0)));
+  expect_check(u.ini.run(cdb16(0x8B, 0, kBlocks, 1), Bytes(kBs, 1)), scsi::kLbaOutOfRange);
+}
+
+Bytes write_atomic(uint64_t lba, uint16_t n) {
+  Bytes c(16, 0);
+  c[0] = 0x9C;
+  put64(c, 2, lba);
+  put16(c, 12, n);
+  return c;
+}
+
+TEST(WriteAtomic, WritesWithinTheAtomicLimit) {
+  Unit u;
+  expect_good(u.ini.run(write_atomic(20, 16), Bytes(16 * kBs, 0x61)));
+  EXPECT_TRUE(u.disk.all(20, 16, 0x61));
+  expect_good(u.ini.run(write_atomic(20, 0)));
+  expect_check(u.ini.run(write_atomic(0, 17), Bytes(17 * kBs, 1)), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 12, kNoBit});
+  expect_check(u.ini.run(write_atomic(kBlocks - 1, 2), Bytes(2 * kBs, 1)), scsi::kLbaOutOfRange);
+}
+
+// ---- FORMAT UNIT, SANITIZE ----------------------------------------------------------
+
+TEST(FormatUnit, WithoutParameterListZeroesTheMedium) {
+  Unit u;
+  u.disk.fill(0, kBlocks, 0xCD);
+  expect_good(u.ini.run({0x04, 0, 0, 0, 0, 0}));
+  EXPECT_TRUE(u.disk.all(0, kBlocks, 0));
+  EXPECT_EQ(u.disk.unmapped_blocks, kBlocks);  // thin: deallocated
+  Unit fat(false, BlockCapabilities{});
+  fat.disk.fill(0, kBlocks, 0xCD);
+  expect_good(fat.ini.run({0x04, 0, 0, 0, 0, 0}));
+  EXPECT_TRUE(fat.disk.all(0, kBlocks, 0));
+  EXPECT_EQ(fat.disk.unmapped_blocks, 0u);
+}
+
+TEST(FormatUnit, ParameterListHeader) {
+  Unit u;
+  u.disk.fill(0, kBlocks, 0xCD);
+  // FMTDATA, short header, FOV = 0, no defects: fine.
+  expect_good(u.ini.run({0x04, 0x10, 0, 0, 0, 0}, Bytes{0, 0, 0, 0}));
+  EXPECT_TRUE(u.disk.all(0, kBlocks, 0));
+  // Long header with IMMED.
+  expect_good(u.ini.run({0x04, 0x30, 0, 0, 0, 0}, Bytes{0, 0x02, 0, 0, 0, 0, 0, 0}));
+  // Errors.
+  expect_check(u.ini.run({0x04, 0x40, 0, 0, 0, 0}), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 1, 7});
+  expect_check(u.ini.run({0x04, 0x02, 0, 0, 0, 0}), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 1, 2});
+  expect_check(u.ini.run({0x04, 0x10, 0, 0, 0, 0}, Bytes{0, 0, 0, 8}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 2, kNoBit});
+  expect_check(u.ini.run({0x04, 0x30, 0, 0, 0, 0}, Bytes{0, 0, 0, 0, 0, 0, 0, 8}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 4, kNoBit});
+  expect_check(u.ini.run({0x04, 0x10, 0, 0, 0, 0}, Bytes{0, 0x88, 0, 0}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 1, 3});
+  expect_check(u.ini.run({0x04, 0x10, 0, 0, 0, 0}, Bytes{0, 0x40, 0, 0}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 1, 6});
+  expect_check(u.ini.run({0x04, 0x10, 0, 0, 0, 0}, Bytes{0x01, 0, 0, 0}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 0, 2});
+}
+
+Bytes sanitize(uint8_t sa, uint16_t len) {
+  Bytes c(10, 0);
+  c[0] = 0x48;
+  c[1] = sa;
+  put16(c, 7, len);
+  return c;
+}
+
+TEST(Sanitize, OverwriteWithInvertedPasses) {
+  Unit u(true, RamDisk::thin_caps(), 16);
+  // Two passes with INVERT: the last pass writes the complement.
+  Bytes p = {0x80 | 0x02, 0, 0, 2, 0x12, 0x34};
+  expect_good(u.ini.run(sanitize(0x01, 6), p));
+  for (uint64_t lba = 0; lba < 16; ++lba) {
+    for (size_t i = 0; i < kBs; ++i) {
+      ASSERT_EQ(u.disk.block(lba)[i], static_cast<uint8_t>(~(i % 2 ? 0x34 : 0x12)));
+    }
+  }
+  EXPECT_EQ(u.disk.submitted[BlockOp::kWrite], 2);
+}
+
+TEST(Sanitize, BlockEraseCryptoEraseExitFailureMode) {
+  Unit u;
+  u.disk.fill(0, kBlocks, 0xEE);
+  expect_good(u.ini.run(sanitize(0x02, 0)));
+  EXPECT_TRUE(u.disk.all(0, kBlocks, 0));
+  u.disk.fill(0, kBlocks, 0xEE);
+  expect_good(u.ini.run(sanitize(0x03, 0)));
+  EXPECT_TRUE(u.disk.all(0, kBlocks, 0));
+  expect_good(u.ini.run(sanitize(0x1F, 0)));
+  expect_good(u.ini.run(sanitize(0x80 | 0x20 | 0x02, 0)));  // IMMED, AUSE
+}
+
+TEST(Sanitize, Errors) {
+  Unit u;
+  u.disk.fill(0, kBlocks, 0xEE);
+  expect_check(u.ini.run(sanitize(0x02, 4), Bytes(4, 0)), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 7, kNoBit});
+  expect_check(u.ini.run(sanitize(0x1F, 4), Bytes(4, 0)), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 7, kNoBit});
+  expect_check(u.ini.run(sanitize(0x01, 0)), scsi::kParameterListLengthError);
+  expect_check(u.ini.run(sanitize(0x01, 6), Bytes{0x00, 0, 0, 2, 1, 2}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 0, 4});
+  expect_check(u.ini.run(sanitize(0x01, 6), Bytes{0x21, 0, 0, 2, 1, 2}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 0, 6});
+  expect_check(u.ini.run(sanitize(0x01, 6), Bytes{0x01, 0, 0, 0, 1, 2}),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 2, kNoBit});
+  expect_check(u.ini.run(sanitize(0x01, 8), Bytes{0x01, 0, 0, 2, 1, 2, 3, 4}),
+               scsi::kParameterListLengthError);
+  Bytes big(4 + kBs + 1, 0);
+  big[0] = 1;
+  put16(big, 2, kBs + 1);
+  expect_check(u.ini.run(sanitize(0x01, static_cast<uint16_t>(big.size())), big),
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 2, kNoBit});
+  EXPECT_TRUE(u.disk.all(0, kBlocks, 0xEE));
+}
+
+// ---- PRE-FETCH, READ DEFECT DATA ----------------------------------------------------
+
+TEST(PreFetch, ConditionMetWithinRange) {
+  Unit u;
+  Result r = u.ini.run(cdb10(0x34, 0, 10, 20));
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.status, status::kConditionMet);
+  r = u.ini.run(cdb16(0x90, 0x02, 0, 0));
+  EXPECT_EQ(r.status, status::kConditionMet);
+  expect_check(u.ini.run(cdb10(0x34, 0, kBlocks - 1, 2)), scsi::kLbaOutOfRange);
+  expect_check(u.ini.run(cdb16(0x90, 0, kBlocks + 1, 0)), scsi::kLbaOutOfRange);
+}
+
+TEST(ReadDefectData, EmptyListsWithCorrectHeaders) {
+  Unit u;
+  Result r = u.ini.run({0x37, 0, 0x18 | 0x05, 0, 0, 0, 0, 0, 64, 0}, {}, 64);
+  expect_good(r);
+  EXPECT_EQ(r.transferred, 4u);
+  EXPECT_EQ(Bytes(r.data.begin(), r.data.begin() + 4), (Bytes{0, 0x1D, 0, 0}));
+  r = u.ini.run({0xB7, 0x08 | 0x03, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0}, {}, 64);
+  expect_good(r);
+  EXPECT_EQ(r.transferred, 8u);
+  EXPECT_EQ(Bytes(r.data.begin(), r.data.begin() + 8), (Bytes{0, 0x0B, 0, 0, 0, 0, 0, 0}));
+  expect_check(u.ini.run({0x37, 0, 0x01, 0, 0, 0, 0, 0, 64, 0}, {}, 64), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 2, 2});
+  expect_check(u.ini.run({0xB7, 0x07, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0}, {}, 64),
+               scsi::kInvalidFieldInCdb, FieldPointer{true, 1, 2});
+}
+
+}  // namespace
+}  // namespace scstu::testing
