@@ -659,7 +659,10 @@ void Connection::full_feature() {
       progress = true;
       drain_completions();
     }
-    if (fatal) break;
+    if (fatal) {
+      flush(true);  // a Reject queued before the fatal PDU still goes out
+      break;
+    }
     if (logout_requested_.load(std::memory_order_acquire) && !logout_sent_) send_async_logout();
     if (!flush(false)) {
       if (!stop_) log("send failed: %s", strerror(errno));

@@ -1,0 +1,424 @@
+// End-to-end tests with real initiators: libiscsi's command line tools and
+// libiscsi itself against iscsi_test_server (TargetCore + LocalDevice +
+// scsi::LogicalUnit over a RAM disk) on 127.0.0.1, port picked by the OS.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include <iscsi/iscsi.h>
+#include <iscsi/scsi-lowlevel.h>
+}
+
+#include "iscsi/pdu.h"
+#include "iscsi/text_keys.h"
+
+namespace scstu::iscsi {
+namespace {
+
+constexpr const char* kTarget = "iqn.2026-11.org.scstu.test:disk";
+constexpr const char* kSeedTarget = "iqn.2007-05.com.example:storage.disk1.sys1.xyz";
+constexpr const char* kSpecIni = "iqn.2007-05.com.example:storage.spec_ini.xyz";
+
+// The test server as a child process; killed (SIGTERM, then SIGKILL) at the end.
+class TestServer {
+ public:
+  explicit TestServer(std::vector<std::string> args) {
+    int out[2];
+    EXPECT_EQ(pipe(out), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], STDOUT_FILENO);
+      close(out[0]);
+      std::vector<char*> argv;
+      std::string path = ISCSI_TEST_SERVER;
+      argv.push_back(path.data());
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(path.c_str(), argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    FILE* f = fdopen(out[0], "r");
+    char line[128] = {};
+    pollfd p{out[0], POLLIN, 0};
+    if (poll(&p, 1, 10000) > 0 && fgets(line, sizeof(line), f)) sscanf(line, "PORT %d", &port_);
+    fclose(f);
+    EXPECT_GT(port_, 0) << "iscsi_test_server did not start";
+  }
+  ~TestServer() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 100; ++i) {
+      int st;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "server exit status " << st;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "iscsi_test_server did not stop on SIGTERM within 10 s";
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  int port() const { return port_; }
+  bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
+  std::string portal() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string url(const std::string& target, int lun, const std::string& auth = "") const {
+    return "iscsi://" + auth + portal() + "/" + target + "/" + std::to_string(lun);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+struct CommandResult {
+  int status = -1;
+  std::string output;
+};
+
+// A command line, bounded by `timeout`, stdout and stderr together.
+CommandResult run(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = popen(("timeout 30 " + cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+TEST(IscsiE2e, DiscoveryListsTheTargetWithItsPortal) {
+  TestServer server({"--size-mb", "16"});
+  CommandResult r = run("iscsi-ls iscsi://" + server.portal());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(std::string("Target:") + kTarget + " Portal:" + server.portal() + ",1"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(IscsiE2e, InquiryAndReadCapacity16) {
+  TestServer server({"--size-mb", "16"});
+  CommandResult inq = run("iscsi-inq " + server.url(kTarget, 0));
+  EXPECT_EQ(inq.status, 0) << inq.output;
+  EXPECT_NE(inq.output.find("Peripheral Device Type:DIRECT_ACCESS"), std::string::npos);
+  EXPECT_NE(inq.output.find("Product:RAMDISK"), std::string::npos) << inq.output;
+  CommandResult cap = run("iscsi-readcapacity16 " + server.url(kTarget, 0));
+  EXPECT_EQ(cap.status, 0) << cap.output;
+  EXPECT_NE(cap.output.find("Total size:16777216"), std::string::npos) << cap.output;
+}
+
+// A libiscsi session, logged in, for tests that need more than the tools.
+class Initiator {
+ public:
+  Initiator(const TestServer& server, const char* name, bool header_digest = false,
+            uint32_t isid_qualifier = 0) {
+    ctx_ = iscsi_create_context(name);
+    iscsi_set_targetname(ctx_, kTarget);
+    iscsi_set_session_type(ctx_, ISCSI_SESSION_NORMAL);
+    iscsi_set_header_digest(ctx_, header_digest ? ISCSI_HEADER_DIGEST_CRC32C
+                                                : ISCSI_HEADER_DIGEST_NONE);
+    if (isid_qualifier) iscsi_set_isid_oui(ctx_, 0x00ABCD, isid_qualifier);
+    iscsi_set_timeout(ctx_, 10);
+    connected_ = iscsi_full_connect_sync(ctx_, server.portal().c_str(), 0) == 0;
+    if (!connected_) error_ = iscsi_get_error(ctx_);
+    // The first command of a new I_T nexus reports the power-on unit attention.
+    if (connected_) {
+      if (scsi_task* t = iscsi_testunitready_sync(ctx_, 0)) scsi_free_scsi_task(t);
+    }
+  }
+  ~Initiator() {
+    if (connected_) iscsi_logout_sync(ctx_);
+    iscsi_destroy_context(ctx_);
+  }
+  bool connected() const { return connected_; }
+  const std::string& error() const { return error_; }
+  iscsi_context* ctx() { return ctx_; }
+
+  bool write(uint64_t lba, std::vector<uint8_t>& data) {
+    scsi_task* t = iscsi_write16_sync(ctx_, 0, lba, data.data(), static_cast<uint32_t>(data.size()),
+                                      512, 0, 0, 0, 0, 0);
+    bool ok = t && t->status == SCSI_STATUS_GOOD;
+    if (t) scsi_free_scsi_task(t);
+    return ok;
+  }
+  bool read(uint64_t lba, std::vector<uint8_t>& out) {
+    scsi_task* t = iscsi_read16_sync(ctx_, 0, lba, static_cast<uint32_t>(out.size()), 512, 0, 0,
+                                     0, 0, 0);
+    bool ok = t && t->status == SCSI_STATUS_GOOD && t->datain.size == static_cast<int>(out.size());
+    if (ok) std::memcpy(out.data(), t->datain.data, out.size());
+    if (t) scsi_free_scsi_task(t);
+    return ok;
+  }
+  bool test_unit_ready() {
+    scsi_task* t = iscsi_testunitready_sync(ctx_, 0);
+    bool ok = t && t->status == SCSI_STATUS_GOOD;
+    if (t) scsi_free_scsi_task(t);
+    return ok;
+  }
+
+ private:
+  iscsi_context* ctx_ = nullptr;
+  bool connected_ = false;
+  std::string error_;
+};
+
+void round_trip(Initiator& ini, size_t write_size, size_t read_size, uint64_t lba0,
+                size_t total) {
+  std::mt19937 rng(static_cast<uint32_t>(write_size * 31 + read_size));
+  std::vector<uint8_t> pattern(total);
+  for (auto& b : pattern) b = static_cast<uint8_t>(rng());
+  for (size_t off = 0; off < total; off += write_size) {
+    std::vector<uint8_t> chunk(pattern.begin() + off, pattern.begin() + off + write_size);
+    ASSERT_TRUE(ini.write(lba0 + off / 512, chunk)) << "write at " << off;
+  }
+  for (size_t off = 0; off < total; off += read_size) {
+    std::vector<uint8_t> chunk(read_size);
+    ASSERT_TRUE(ini.read(lba0 + off / 512, chunk)) << "read at " << off;
+    ASSERT_EQ(0, std::memcmp(chunk.data(), pattern.data() + off, read_size)) << "at " << off;
+  }
+}
+
+TEST(IscsiE2e, DataRoundTripRandomPattern) {
+  TestServer server({"--size-mb", "16"});
+  Initiator ini(server, "iqn.2026-11.test:roundtrip");
+  ASSERT_TRUE(ini.connected()) << ini.error();
+  // Large writes (immediate data + R2Ts of MaxBurstLength), large reads
+  // (several Data-In PDUs and sequences), small ones.
+  round_trip(ini, 1 << 20, 256 << 10, 0, 4 << 20);
+  round_trip(ini, 4096, 1 << 20, 8192, 1 << 20);
+  round_trip(ini, 512, 512 * 7, 16384, 512 * 7 * 8);
+}
+
+TEST(IscsiE2e, DataRoundTripWithHeaderDigest) {
+  TestServer server({"--size-mb", "16"});
+  Initiator ini(server, "iqn.2026-11.test:digest", true);
+  ASSERT_TRUE(ini.connected()) << ini.error();
+  round_trip(ini, 256 << 10, 1 << 20, 0, 2 << 20);
+}
+
+TEST(IscsiE2e, ChapOneWayAndMutual) {
+  TestServer server({"--chap", "alice:alicesecret12", "--mutual", "tgt:targetsecret12"});
+  CommandResult ok = run("iscsi-inq '" + server.url(kTarget, 0, "alice%alicesecret12@") + "'");
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  CommandResult bad = run("iscsi-inq '" + server.url(kTarget, 0, "alice%wrongsecret@") + "'");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("Authentication failure"), std::string::npos) << bad.output;
+  CommandResult none = run("iscsi-inq '" + server.url(kTarget, 0) + "'");
+  EXPECT_NE(none.status, 0) << none.output;
+  CommandResult mutual = run("iscsi-inq '" + server.url(kTarget, 0, "alice%alicesecret12@") +
+                   "?target_user=tgt&target_password=targetsecret12'");
+  EXPECT_EQ(mutual.status, 0) << mutual.output;
+  // The initiator checks the target's answer: a wrong target secret fails.
+  CommandResult impostor = run("iscsi-inq '" + server.url(kTarget, 0, "alice%alicesecret12@") +
+                     "?target_user=tgt&target_password=notthesecret1'");
+  EXPECT_NE(impostor.status, 0) << impostor.output;
+}
+
+TEST(IscsiE2e, DiscoveryChap) {
+  TestServer server({"--discovery-chap", "disco:discosecret12"});
+  CommandResult ok = run("iscsi-ls 'iscsi://disco%discosecret12@" + server.portal() + "'");
+  EXPECT_EQ(ok.status, 0) << ok.output;
+  EXPECT_NE(ok.output.find(kTarget), std::string::npos) << ok.output;
+  CommandResult bad = run("iscsi-ls 'iscsi://disco%nope@" + server.portal() + "'");
+  EXPECT_NE(bad.status, 0) << bad.output;
+}
+
+// The SCST README's access control example: everybody sees dev1 as LUN 0
+// and dev2 as LUN 1; spec_ini sees only dev2, as LUN 0.
+TEST(IscsiE2e, SeedAccessControlExampleWithTwoInitiators) {
+  TestServer server({"--seed-example"});
+  auto serial = [&](const std::string& ini, int lun) {
+    CommandResult r = run("iscsi-inq -i " + ini + " -e 1 -c 128 " + server.url(kSeedTarget, lun));
+    return r;
+  };
+  CommandResult a0 = serial("iqn.2026-11.test:other", 0);
+  EXPECT_NE(a0.output.find("Unit Serial Number:[dev1]"), std::string::npos) << a0.output;
+  CommandResult a1 = serial("iqn.2026-11.test:other", 1);
+  EXPECT_NE(a1.output.find("Unit Serial Number:[dev2]"), std::string::npos) << a1.output;
+  CommandResult s0 = serial(kSpecIni, 0);
+  EXPECT_NE(s0.output.find("Unit Serial Number:[dev2]"), std::string::npos) << s0.output;
+  CommandResult s1 = serial(kSpecIni, 1);
+  EXPECT_NE(s1.status, 0);
+  EXPECT_NE(s1.output.find("LOGICAL_UNIT_NOT_SUPPORTED"), std::string::npos) << s1.output;
+}
+
+// RFC 7143 6.3.5: a login with the same initiator name and ISID replaces
+// the old session; the old connection is dropped.
+TEST(IscsiE2e, SessionReinstatementDropsTheOldConnection) {
+  TestServer server({"--size-mb", "16"});
+  Initiator first(server, "iqn.2026-11.test:reinstate", false, 7);
+  ASSERT_TRUE(first.connected()) << first.error();
+  ASSERT_TRUE(first.test_unit_ready());
+  iscsi_set_noautoreconnect(first.ctx(), 1);
+  Initiator second(server, "iqn.2026-11.test:reinstate", false, 7);
+  ASSERT_TRUE(second.connected()) << second.error();
+  EXPECT_TRUE(second.test_unit_ready());
+  EXPECT_FALSE(first.test_unit_ready()) << "the reinstated session still answers";
+  // A different ISID is a different session: both live.
+  Initiator third(server, "iqn.2026-11.test:reinstate", false, 8);
+  ASSERT_TRUE(third.connected()) << third.error();
+  EXPECT_TRUE(third.test_unit_ready());
+  EXPECT_TRUE(second.test_unit_ready());
+}
+
+// ---- raw TCP: hostile input and keepalive ----
+
+int connect_raw(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Read until the peer closes or `ms` pass. Returns the bytes and whether it closed.
+std::pair<std::string, bool> read_until_closed(int fd, int ms) {
+  std::string got;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return {got, true};
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return {got, false};
+}
+
+void send_all(int fd, const void* p, size_t n) {
+  ASSERT_EQ(send(fd, p, n, MSG_NOSIGNAL), static_cast<ssize_t>(n));
+}
+
+// A login straight to full feature phase (no authentication configured).
+bool raw_login(int fd, const char* initiator) {
+  std::string text;
+  append_pair(text, "InitiatorName", initiator);
+  append_pair(text, "TargetName", kTarget);
+  append_pair(text, "SessionType", "Normal");
+  LoginPdu l;
+  l.transit = true;
+  l.csg = 1;
+  l.nsg = 3;
+  l.isid = {0x80, 0, 0, 0, 0, 9};
+  l.itt = 1;
+  l.sn = 1;
+  Bhs h;
+  l.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
+  text.append(pad4(static_cast<uint32_t>(text.size())), '\0');
+  send_all(fd, h.b.data(), h.b.size());
+  send_all(fd, text.data(), text.size());
+  Bhs r;
+  size_t got = 0;
+  while (got < kBhsSize) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) return false;
+    ssize_t n = recv(fd, r.b.data() + got, kBhsSize - got, 0);
+    if (n <= 0) return false;
+    got += static_cast<size_t>(n);
+  }
+  LoginPdu resp = LoginPdu::decode(r);
+  std::vector<char> data(r.data_length() + pad4(r.data_length()));
+  size_t need = data.size(), have = 0;
+  while (have < need) {
+    ssize_t n = recv(fd, data.data() + have, need - have, 0);
+    if (n <= 0) return false;
+    have += static_cast<size_t>(n);
+  }
+  return r.opcode() == Opcode::kLoginResponse && resp.status_class == 0 && resp.transit &&
+         resp.nsg == 3;
+}
+
+TEST(IscsiE2e, HostilePdusAreDroppedAndTheServerLives) {
+  TestServer server({"--size-mb", "16"});
+  std::mt19937 rng(42);
+  for (int round = 0; round < 40; ++round) {
+    int fd = connect_raw(server.port());
+    ASSERT_GE(fd, 0);
+    bool login_first = round % 2 == 1;
+    if (login_first) {
+      ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:hostile"));
+    }
+    Bhs h;
+    for (auto& b : h.b) b = static_cast<uint8_t>(rng());
+    switch (round % 8) {
+      case 0: h.b.fill(0xFF); break;                                        // all ones
+      case 1: h.b[0] = 0x01; h.set_data_length(kMaxDataSegment); break;    // huge data segment
+      case 2: h.b[0] = 0x03; h.set_data_length(1 << 20); break;            // login with 1 MiB text
+      case 3: h.b[0] = 0x01; h.b[4] = 255; break;                          // AHS, garbage inside
+      case 5: h.b[0] = 0x05; h.set_data_length(512); break;                // Data-Out, unknown ITT
+      case 7: h.b[0] = 0x3E; h.set_data_length(0); h.b[4] = 0; break;      // unknown opcode
+      default: break;
+    }
+    std::vector<uint8_t> tail(4096);
+    for (auto& b : tail) b = static_cast<uint8_t>(rng());
+    send(fd, h.b.data(), h.b.size(), MSG_NOSIGNAL);
+    send(fd, tail.data(), tail.size(), MSG_NOSIGNAL);
+    // Rounds 0-2 carry lengths beyond every bound: the server itself must
+    // drop them. The others may look like a PDU still waiting for its data:
+    // end the stream so the server sees EOF, and only check it survives.
+    bool must_drop = round % 8 <= 2;
+    if (!must_drop) shutdown(fd, SHUT_WR);
+    auto [bytes, closed] = read_until_closed(fd, 5000);
+    EXPECT_TRUE(closed) << "round " << round << ": connection not dropped";
+    if (round % 8 == 7 && login_first) {
+      // An unknown opcode is answered with a Reject carrying its header.
+      ASSERT_GE(bytes.size(), 2 * kBhsSize) << "round " << round;
+      EXPECT_EQ(bytes[0] & 0x3F, static_cast<int>(Opcode::kReject));
+      EXPECT_EQ(bytes[2], static_cast<char>(RejectReason::kCommandNotSupported));
+      EXPECT_EQ(0, std::memcmp(bytes.data() + kBhsSize, h.b.data(), kBhsSize));
+    }
+    close(fd);
+    ASSERT_TRUE(server.alive()) << "server died in round " << round;
+  }
+  CommandResult inq = run("iscsi-inq " + server.url(kTarget, 0));
+  EXPECT_EQ(inq.status, 0) << inq.output;
+}
+
+TEST(IscsiE2e, KeepaliveDropsAConnectionThatDoesNotAnswerNopIn) {
+  TestServer server({"--nop-interval-ms", "200", "--nop-timeout-ms", "400"});
+  int fd = connect_raw(server.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:silent"));
+  auto [bytes, closed] = read_until_closed(fd, 5000);
+  EXPECT_TRUE(closed) << "a silent initiator was kept";
+  ASSERT_GE(bytes.size(), kBhsSize);
+  EXPECT_EQ(bytes[0] & 0x3F, static_cast<int>(Opcode::kNopIn)) << "no NOP-In ping was sent";
+  close(fd);
+  // An initiator that answers (libiscsi does) stays connected.
+  Initiator ini(server, "iqn.2026-11.test:awake");
+  ASSERT_TRUE(ini.connected());
+  for (int i = 0; i < 15; ++i) {
+    pollfd p{iscsi_get_fd(ini.ctx()), static_cast<short>(iscsi_which_events(ini.ctx())), 0};
+    if (poll(&p, 1, 100) > 0) {
+      ASSERT_EQ(iscsi_service(ini.ctx(), p.revents), 0);
+    }
+  }
+  EXPECT_TRUE(ini.test_unit_ready());
+}
+
+}  // namespace
+}  // namespace scstu::iscsi
