@@ -195,7 +195,71 @@ if [ -n "$disk" ]; then
   sleep 1
 fi
 
-# -- 10. a tape and a changer: device nodes
+# -- 10. the library's runtime: a disk served by scstu::serve() (kmod_lib_handler)
+if [ -x /sbin/kmod_lib_handler ]; then
+  lserve() { kmod_lib_handler /dev/scstu/disk1 /tmp/disk1.img SCSTU KMODLIB SN-LIB-1 2>>/tmp/handler-disk1.log & LIBPID=$!; }
+  truncate -s 64M /tmp/disk1.img
+  $H create disk1 0 SCSTU KMODLIB SN-LIB-1 1 64 262144 || bad "create disk1"
+  lserve
+  ldisk=
+  for i in $(seq 1 300); do
+    for m in /sys/block/sd*/device/model; do
+      grep -q KMODLIB $m 2>/dev/null && ldisk=$(basename $(dirname $(dirname $m)))
+    done
+    [ -n "$ldisk" ] && break
+    usleep 100000
+  done
+  if [ -n "$ldisk" ] && wait_for /dev/$ldisk 5; then
+    inq=$(sg_inq /dev/$ldisk 2>&1); cap=$(sg_readcap /dev/$ldisk 2>&1)
+    if echo "$inq" | grep -q "Product identification: KMODLIB" &&
+       echo "$inq" | grep -q "Unit serial number: SN-LIB-1" && echo "$cap" | grep -q "Last LBA=131071"; then
+      pass "library handler: disk1 is /dev/$ldisk, sg_inq/sg_readcap answered by scsi::LogicalUnit"
+    else
+      bad "library handler: sg_inq/sg_readcap: $inq $cap"
+    fi
+    head -c 4194304 /dev/urandom > /tmp/pat4
+    dd if=/tmp/pat4 of=/dev/$ldisk bs=256k seek=8 oflag=direct 2>/dev/null
+    dd if=/dev/$ldisk of=/tmp/back4 bs=256k skip=8 count=16 iflag=direct 2>/dev/null
+    dd if=/tmp/disk1.img of=/tmp/img4 bs=256k skip=8 count=16 2>/dev/null
+    cmp -s /tmp/pat4 /tmp/back4 && cmp -s /tmp/pat4 /tmp/img4 &&
+      pass "library handler: 4 MiB pattern written, read back, found in the image" ||
+      bad "library handler: dd pattern mismatch"
+    if mkfs.ext4 -F -q /dev/$ldisk > /tmp/mkfs4.log 2>&1 && mount -t ext4 /dev/$ldisk /mnt; then
+      cp /tmp/pat4 /mnt/pattern && echo hello > /mnt/hello
+      umount /mnt
+      e2fsck -f -n /dev/$ldisk > /tmp/fsck4.log 2>&1 &&
+        pass "library handler: mkfs.ext4, mount, write, umount, fsck -f clean" ||
+        bad "library handler: fsck: $(cat /tmp/fsck4.log)"
+    else
+      bad "library handler: mkfs/mount: $(cat /tmp/mkfs4.log)"
+    fi
+    head -c 16777216 /dev/urandom > /tmp/pat5
+    dd if=/tmp/pat5 of=/dev/$ldisk bs=64k seek=512 oflag=direct 2>/tmp/dd5.err &
+    DD=$!
+    usleep 700000
+    kill -9 $LIBPID; wait $LIBPID 2>/dev/null
+    sleep 1
+    lserve
+    if wait $DD; then
+      dd if=/dev/$ldisk of=/tmp/back5 bs=64k skip=512 count=256 iflag=direct 2>/dev/null
+      rq=$(dmesg | sed -n 's/.*disk1: handler detached (generation 1), \([0-9]*\) in-flight.*/\1/p')
+      cmp -s /tmp/pat5 /tmp/back5 &&
+        pass "library handler: kill -9 during a 16 MiB dd ($rq in flight requeued), restart: dd completed, data intact" ||
+        bad "library handler: data differs after kill -9/restart"
+    else
+      bad "library handler: dd failed across kill -9/restart: $(cat /tmp/dd5.err)"
+    fi
+    rm -f /tmp/back4 /tmp/img4 /tmp/back5 /tmp/pat5
+  else
+    bad "library handler: no sd device for disk1"; tail -5 /tmp/handler-disk1.log
+  fi
+  $H remove disk1 || bad "remove disk1"
+  kill -9 $LIBPID 2>/dev/null; wait $LIBPID 2>/dev/null
+else
+  echo "MARKER SKIP: library handler steps (kmod_lib_handler not built)"
+fi
+
+# -- 11. a tape and a changer: device nodes
 $H create tape0 1 SCSTU KMODTAPE SN-TAPE0 && serve tape0 && TPID=$HPID
 if wait_for "/sys/class/scsi_tape/nst*" 30; then
   st=$(basename $(ls -d /sys/class/scsi_tape/nst* | grep -v 'nst[0-9]*[lma]$' | head -1))
@@ -218,7 +282,7 @@ else
   bad "no sg node for the changer: $sgc"
 fi
 
-# -- 11. removal: devices with handlers attached, one with I/O in flight
+# -- 12. removal: devices with handlers attached, one with I/O in flight
 $H remove tape0 && $H remove chg0 && [ ! -e /dev/scstu/tape0 ] && pass "removed tape0 and chg0" ||
   bad "remove tape0/chg0"
 if [ -n "$disk" ]; then
@@ -236,7 +300,7 @@ if [ -n "$disk" ]; then
 fi
 kill -9 $DPID $TPID $CPID 2>/dev/null; wait 2>/dev/null
 
-# -- 12. rmmod: refused while a handler holds a device, cleans up devices otherwise
+# -- 13. rmmod: refused while a handler holds a device, cleans up devices otherwise
 $H create left0 0 && $H create left1 0 && serve left1 /tmp/disk0.img && LPID=$HPID
 sleep 1
 if rmmod scstu 2>/dev/null; then
