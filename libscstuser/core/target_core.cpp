@@ -80,7 +80,11 @@ TargetCore::TargetCore(TargetCoreOptions options) : options_(options) {
   access_.set_change_listener([this] { refresh_sessions(); });
 }
 
-TargetCore::~TargetCore() { access_.set_change_listener(nullptr); }  // fanouts_ go with it
+TargetCore::~TargetCore() {
+  access_.set_change_listener(nullptr);
+  // Sessions a transport left open still end properly for the handlers.
+  for (const auto& session : sessions()) close_session(*session);
+}
 
 // ---- sessions ---------------------------------------------------------------
 
@@ -338,7 +342,7 @@ void TargetCore::answer_report_luns(TargetCommand& cmd, const LunTable& table) {
     case 0x00:  // logical units, no well-known ones
     case 0x02:  // all: this target has no well-known logical units
       for (const auto& r : table.routes) luns.push_back(r->lun());
-      // SAM-5 4.6.?: LUN 0 is always addressable; with nothing mapped it is
+      // SAM-5: LUN 0 (or the REPORT LUNS well-known LU) must be addressable; with nothing mapped it is
       // reported and answers INQUIRY with peripheral qualifier 011b.
       if (luns.empty()) luns.push_back(0);
       break;
@@ -366,7 +370,7 @@ void TargetCore::answer_request_sense(TargetCommand& cmd, uint8_t key, uint8_t a
               allocation_length);
 }
 
-// A LUN the session's group does not map (SPC-4 4.? / SAM-5 5.9.?): INQUIRY
+// A LUN the session's group does not map (SAM-5, incorrect logical unit selection): INQUIRY
 // says nothing is there, REQUEST SENSE says why, the rest fails.
 bool TargetCore::answer_unmapped(TargetCommand& cmd, const LunTable& /*table*/) {
   const uint8_t* cdb = cmd.cdb.data();

@@ -35,8 +35,10 @@
 //                                     during Data-Out). Frees the buffer.
 //   core.task_management(tmf);        TMF; tmf.done(response) runs once, from any
 //                                     thread. The TargetCommand an ABORT TASK /
-//                                     QUERY TASK refers to must stay alive until
-//                                     then. Aborted commands still get done().
+//                                     QUERY TASK refers to (tmf.ref) must stay
+//                                     alive and un-released until then. Aborted
+//                                     commands still get done() (the transport
+//                                     sends no response for those it aborted).
 //   core.close_session(*s);           logout / connection loss: I_T NEXUS LOSS
 //                                     and session_detached to every device it sees.
 //

@@ -597,7 +597,7 @@ TEST_F(TargetCoreTest, TaskManagementRouting) {
   tmf(SCSTU_TMF_TARGET_RESET, spec.get(), 0, nullptr);
   EXPECT_EQ(dev1->tmfs.back().first, SCSTU_TMF_TARGET_RESET);
   EXPECT_EQ(dev2->tmfs.back().first, SCSTU_TMF_TARGET_RESET);
-  tmf(static_cast<scstu_tmf_function>(99), spec.get(), 0, nullptr);
+  tmf(SCSTU_TMF_I_T_NEXUS_LOSS, spec.get(), 0, nullptr);  // only close_session() says that
   EXPECT_EQ(answers, (std::vector<scstu_tmf_response>{
                          SCSTU_TMF_COMPLETE, SCSTU_TMF_COMPLETE, SCSTU_TMF_COMPLETE,
                          SCSTU_TMF_COMPLETE, SCSTU_TMF_INCORRECT_LUN, SCSTU_TMF_FAILED,
