@@ -158,7 +158,8 @@ namespace scstu::scsi {
 
 ExtentJob::ExtentJob(CommandContext& ctx, BlockDevice* device, uint32_t block_size,
                      std::vector<Extent> extents, Mode mode,
-                     std::vector<std::vector<uint8_t>> patterns, uint32_t write_flags)
+                     std::vector<std::vector<uint8_t>> patterns, uint32_t write_flags,
+                     bool flush_at_end)
     : BlockJob(ctx),
       device_(device),
       block_size_(block_size),
@@ -166,7 +167,9 @@ ExtentJob::ExtentJob(CommandContext& ctx, BlockDevice* device, uint32_t block_si
       mode_(mode),
       patterns_(std::move(patterns)),
       flags_(write_flags),
-      native_write_same_(device->capabilities().write_same) {
+      native_write_same_(device->capabilities().write_same),
+      flush_at_end_(flush_at_end) {
+  for (const Extent& e : extents_) largest_extent_ = std::max(largest_extent_, e.blocks);
   if (mode_ != Mode::kUnmap && patterns_.empty()) {
     patterns_.emplace_back(block_size_, 0);
   }
@@ -175,8 +178,11 @@ ExtentJob::ExtentJob(CommandContext& ctx, BlockDevice* device, uint32_t block_si
 
 void ExtentJob::prepare_chunk() {
   if (filled_) return;
+  // No bigger than the largest extent: a one-block WRITE SAME needs one block.
   const size_t chunk_blocks =
-      native_write_same_ ? 1 : std::max<size_t>(1, kChunkBytes / block_size_);
+      native_write_same_
+          ? 1
+          : std::max<size_t>(1, std::min<uint64_t>(largest_extent_, kChunkBytes / block_size_));
   if (chunk_.size() < chunk_blocks * block_size_) chunk_ = AlignedBuffer(chunk_blocks * block_size_);
   const std::vector<uint8_t>& p = patterns_[pass_];
   for (size_t off = 0; off + block_size_ <= chunk_.size(); off += block_size_) {
@@ -189,7 +195,8 @@ bool ExtentJob::next(int error) {
   if (error != 0) {
     const bool fallback = mode_ == Mode::kUnmapOrFill && error == -EOPNOTSUPP;
     if (!fallback) {
-      ctx().complete_block_error(error, extents_[extent_].lba + done_);
+      const uint64_t lba = extent_ < extents_.size() ? extents_[extent_].lba + done_ : 0;
+      ctx().complete_block_error(error, lba);
       return false;
     }
     mode_ = Mode::kFill;  // retry this request as writes
@@ -207,6 +214,11 @@ bool ExtentJob::next(int error) {
     }
   }
   if (extent_ >= extents_.size()) {
+    if (flush_at_end_ && !flushing_ && mode_ == Mode::kFill) {
+      flushing_ = true;
+      submit(device_, BlockOp::kFlush, 0, 0, {}, 0);
+      return true;
+    }
     ctx().complete_good(ctx().data_length());
     return false;
   }

@@ -160,9 +160,11 @@ class ExtentJob : public BlockJob {
   };
   // `patterns`: one block each; every pattern is one pass over all extents
   // (SANITIZE OVERWRITE passes). Fill and fallback need at least one.
+  // `flush_at_end`: one kFlush after the last write instead of FUA on each
+  // (whole-medium FORMAT UNIT / SANITIZE).
   ExtentJob(CommandContext& ctx, BlockDevice* device, uint32_t block_size,
             std::vector<Extent> extents, Mode mode, std::vector<std::vector<uint8_t>> patterns,
-            uint32_t write_flags);
+            uint32_t write_flags, bool flush_at_end = false);
 
  protected:
   bool next(int error) override;
@@ -182,6 +184,9 @@ class ExtentJob : public BlockJob {
   uint64_t done_ = 0;       // blocks of the current extent finished
   uint64_t in_flight_ = 0;  // blocks of the request in flight
   bool filled_ = false;     // chunk_ holds patterns_[pass_]
+  bool flush_at_end_ = false;
+  bool flushing_ = false;
+  uint64_t largest_extent_ = 0;
   AlignedBuffer chunk_;
 };
 

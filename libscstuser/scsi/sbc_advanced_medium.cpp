@@ -26,7 +26,7 @@ void erase_all(CommandContext& ctx) {
   const auto mode = thin_with_zeroes(ctx) ? ExtentJob::Mode::kUnmapOrFill : ExtentJob::Mode::kFill;
   BlockJob::start(std::make_unique<ExtentJob>(
       ctx, ctx.device(), ctx.block_size(), std::vector<ExtentJob::Extent>{{0, capacity}}, mode,
-      std::vector<std::vector<uint8_t>>{}, sbc_write_flags(ctx, true)));
+      std::vector<std::vector<uint8_t>>{}, 0, /*flush_at_end=*/true));
 }
 
 }  // namespace
@@ -110,7 +110,7 @@ void sbc_sanitize(CommandContext& ctx) {
       if (capacity == 0) return ctx.complete_good(ctx.data_length());
       return BlockJob::start(std::make_unique<ExtentJob>(
           ctx, ctx.device(), bs, std::vector<ExtentJob::Extent>{{0, capacity}},
-          ExtentJob::Mode::kFill, std::move(passes), sbc_write_flags(ctx, true)));
+          ExtentJob::Mode::kFill, std::move(passes), 0, /*flush_at_end=*/true));
     }
     case 0x02:  // BLOCK ERASE
     case 0x03:  // CRYPTOGRAPHIC ERASE

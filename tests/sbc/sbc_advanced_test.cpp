@@ -120,6 +120,14 @@ TEST(WriteSame, ZeroBlocksMeansToTheLastLba) {
   EXPECT_TRUE(u.disk.all(0, 10, 0));
 }
 
+TEST(WriteSame, OneBlockNeedsOneBlockOfBuffer) {
+  Unit u;
+  expect_good(u.ini.run(cdb10(0x41, 0, 3, 1), Bytes(kBs, 0x21)));
+  EXPECT_TRUE(u.disk.all(3, 1, 0x21));
+  EXPECT_EQ(u.disk.submitted[BlockOp::kWrite], 1);
+  EXPECT_EQ(u.disk.submitted[BlockOp::kFlush], 0);
+}
+
 TEST(WriteSame, Errors) {
   Unit u;
   Unit fat(false, BlockCapabilities{});
@@ -430,7 +438,8 @@ TEST(Sanitize, OverwriteWithInvertedPasses) {
       ASSERT_EQ(u.disk.block(lba)[i], static_cast<uint8_t>(~(i % 2 ? 0x34 : 0x12)));
     }
   }
-  EXPECT_EQ(u.disk.submitted[BlockOp::kWrite], 2);
+  EXPECT_EQ(u.disk.submitted[BlockOp::kWrite], 2);  // one 16-block write per pass
+  EXPECT_EQ(u.disk.submitted[BlockOp::kFlush], 1);  // durable once, at the end
 }
 
 TEST(Sanitize, BlockEraseCryptoEraseExitFailureMode) {
