@@ -81,11 +81,15 @@ void sbc_sanitize(CommandContext& ctx) {
   const uint32_t length = get_be16(&cdb[7]);
   switch (sa) {
     case 0x01: {  // OVERWRITE
-      if (length < 5) return ctx.complete_check(kParameterListLengthError);
+      const uint32_t bs = ctx.block_size();
+      // SBC-4 5.30.2.2: the list holds a 4-byte header and 1 to block
+      // length bytes of pattern; any other PARAMETER LIST LENGTH is a CDB error.
+      if (length < 5 || length > bs + 4u) {
+        return ctx.complete_check(kInvalidFieldInCdb, {true, 7, kNoBit});
+      }
       if (ctx.data_length() < length) return ctx.complete_check(kParameterListLengthError);
       std::vector<uint8_t> p(length);
       ctx.read_parameters(p);
-      const uint32_t bs = ctx.block_size();
       const uint32_t pattern_length = get_be16(&p[2]);
       if (p[0] & 0x60) return ctx.complete_check(kInvalidFieldInParameterList, {false, 0, 6});
       const uint8_t count = p[0] & 0x1F;
@@ -93,7 +97,9 @@ void sbc_sanitize(CommandContext& ctx) {
       if (pattern_length == 0 || pattern_length > bs) {
         return ctx.complete_check(kInvalidFieldInParameterList, {false, 2, kNoBit});
       }
-      if (length != pattern_length + 4u) return ctx.complete_check(kParameterListLengthError);
+      if (length != pattern_length + 4u) {
+        return ctx.complete_check(kInvalidFieldInParameterList, {false, 2, kNoBit});
+      }
       // The pattern fills each block from its start, repeated; INVERT
       // complements it after each pass.
       std::vector<uint8_t> block(bs);

@@ -461,7 +461,13 @@ TEST(Sanitize, Errors) {
                FieldPointer{true, 7, kNoBit});
   expect_check(u.ini.run(sanitize(0x1F, 4), Bytes(4, 0)), scsi::kInvalidFieldInCdb,
                FieldPointer{true, 7, kNoBit});
-  expect_check(u.ini.run(sanitize(0x01, 0)), scsi::kParameterListLengthError);
+  // OVERWRITE: PARAMETER LIST LENGTH outside 5..block length + 4.
+  for (uint16_t len = 0; len < 5; ++len) {
+    expect_check(u.ini.run(sanitize(0x01, len), Bytes(len, 1)), scsi::kInvalidFieldInCdb,
+                 FieldPointer{true, 7, kNoBit});
+  }
+  expect_check(u.ini.run(sanitize(0x01, kBs + 5), Bytes(kBs + 5, 1)), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 7, kNoBit});
   expect_check(u.ini.run(sanitize(0x01, 6), Bytes{0x00, 0, 0, 2, 1, 2}),
                scsi::kInvalidFieldInParameterList, FieldPointer{false, 0, 4});
   expect_check(u.ini.run(sanitize(0x01, 6), Bytes{0x21, 0, 0, 2, 1, 2}),
@@ -469,10 +475,10 @@ TEST(Sanitize, Errors) {
   expect_check(u.ini.run(sanitize(0x01, 6), Bytes{0x01, 0, 0, 0, 1, 2}),
                scsi::kInvalidFieldInParameterList, FieldPointer{false, 2, kNoBit});
   expect_check(u.ini.run(sanitize(0x01, 8), Bytes{0x01, 0, 0, 2, 1, 2, 3, 4}),
-               scsi::kParameterListLengthError);
-  Bytes big(4 + kBs + 1, 0);
+               scsi::kInvalidFieldInParameterList, FieldPointer{false, 2, kNoBit});
+  Bytes big(4 + kBs, 0);
   big[0] = 1;
-  put16(big, 2, kBs + 1);
+  put16(big, 2, kBs + 4);  // longer than a block
   expect_check(u.ini.run(sanitize(0x01, static_cast<uint16_t>(big.size())), big),
                scsi::kInvalidFieldInParameterList, FieldPointer{false, 2, kNoBit});
   EXPECT_TRUE(u.disk.all(0, kBlocks, 0xEE));
