@@ -22,6 +22,16 @@ wait_for() {
   done
   return 1
 }
+# writes_in_flight DISK N: wait (up to 20 s) until the block layer has N writes in flight
+writes_in_flight() {
+  i=0
+  while [ $i -lt 200 ]; do
+    set -- $1 $2 $(cat /sys/block/$1/inflight)
+    [ "$4" -ge $2 ] && return 0
+    usleep 100000; i=$((i + 1))
+  done
+  return 1
+}
 serve() { # serve NAME [IMAGE [DELAY_MS [DROP_LBA]]] -> $HPID
   $H serve "$@" 2>>/tmp/handler-$1.log &
   HPID=$!
@@ -108,16 +118,16 @@ if [ -n "$disk" ]; then
 
   # -- 6. kill -9 the handler during dd's (4 writers in parallel, so several
   #       commands are in flight on both queues), restart it: all complete, data intact
+  for w in 0 1 2 3; do head -c 2097152 /dev/urandom > /tmp/pat2.$w; done
   kill -9 $DPID; wait $DPID 2>/dev/null
   serve disk0 /tmp/disk0.img 25       # 25 ms per WRITE: the kill lands mid-dd
   DPID=$HPID
   DDS=
   for w in 0 1 2 3; do
-    head -c 2097152 /dev/urandom > /tmp/pat2.$w
     dd if=/tmp/pat2.$w of=/dev/$disk bs=64k seek=$((256 + w * 32)) oflag=direct 2>/tmp/dd2.$w.err &
     DDS="$DDS $!"
   done
-  sleep 2
+  writes_in_flight $disk 2
   kill -9 $DPID; wait $DPID 2>/dev/null
   killed_at=$(up)
   sleep 1
@@ -159,6 +169,23 @@ if [ -n "$disk" ]; then
   else
     bad "eh abort path: $(tail -3 /tmp/handler-disk0.log)"; dmesg | tail -15
   fi
+
+  # -- 7b. escalation: the handler ignores ABORT TASK; the kernel's wait times
+  #        out (tmf_timeout_secs) and eh escalates to LOGICAL UNIT RESET
+  kill -9 $DPID; wait $DPID 2>/dev/null
+  serve disk0 /tmp/disk0.img 0 3072 noabort
+  DPID=$HPID
+  echo 2 > /sys/module/scstu/parameters/tmf_timeout_secs
+  t0=$(up)
+  if dd if=/dev/$disk of=/tmp/back3 bs=4k skip=384 count=1 iflag=direct 2>/dev/null &&
+     dd if=/tmp/disk0.img of=/tmp/img3 bs=4k skip=384 count=1 2>/dev/null &&
+     cmp -s /tmp/back3 /tmp/img3 && grep -q "TMF function 1 .*(ignored)" /tmp/handler-disk0.log &&
+     grep -q "TMF function 4" /tmp/handler-disk0.log; then
+    pass "ABORT TASK unanswered: timed out, eh escalated to LOGICAL UNIT RESET, command retried with correct data ($t0 -> $(up)s)"
+  else
+    bad "eh escalation: $(tail -4 /tmp/handler-disk0.log)"; dmesg | tail -15
+  fi
+  echo 10 > /sys/module/scstu/parameters/tmf_timeout_secs
   echo 30 > /sys/block/$disk/device/timeout
 
   # -- 8. a hostile handler: broken completions fail their command, nothing else
@@ -233,18 +260,19 @@ if [ -x /sbin/kmod_lib_handler ]; then
     else
       bad "library handler: mkfs/mount: $(cat /tmp/mkfs4.log)"
     fi
-    head -c 16777216 /dev/urandom > /tmp/pat5
+    head -c 8388608 /dev/urandom > /tmp/pat5
     dd if=/tmp/pat5 of=/dev/$ldisk bs=64k seek=512 oflag=direct 2>/tmp/dd5.err &
     DD=$!
-    usleep 700000
+    writes_in_flight $ldisk 1
+    usleep 300000
     kill -9 $LIBPID; wait $LIBPID 2>/dev/null
     sleep 1
     lserve
     if wait $DD; then
-      dd if=/dev/$ldisk of=/tmp/back5 bs=64k skip=512 count=256 iflag=direct 2>/dev/null
+      dd if=/dev/$ldisk of=/tmp/back5 bs=64k skip=512 count=128 iflag=direct 2>/dev/null
       rq=$(dmesg | sed -n 's/.*disk1: handler detached (generation 1), \([0-9]*\) in-flight.*/\1/p')
       cmp -s /tmp/pat5 /tmp/back5 &&
-        pass "library handler: kill -9 during a 16 MiB dd ($rq in flight requeued), restart: dd completed, data intact" ||
+        pass "library handler: kill -9 during an 8 MiB dd ($rq in flight requeued), restart: dd completed, data intact" ||
         bad "library handler: data differs after kill -9/restart"
     else
       bad "library handler: dd failed across kill -9/restart: $(cat /tmp/dd5.err)"
@@ -281,6 +309,16 @@ if [ -n "$sgc" ] && wait_for /dev/$sgc 5 && sg_inq /dev/$sgc 2>&1 | grep -q KMOD
 else
   bad "no sg node for the changer: $sgc"
 fi
+
+$H create cd0 5 SCSTU KMODCD SN-CD0 && serve cd0 && RPID=$HPID
+if wait_for "/sys/class/block/sr*" 30 && sr=$(basename $(ls -d /sys/class/block/sr* | head -1)) &&
+   wait_for /dev/$sr 5; then
+  pass "cd-rom cd0 is /dev/$sr"
+else
+  bad "no sr device for cd0"; dmesg | tail -10
+fi
+$H remove cd0 || bad "remove cd0"
+kill -9 $RPID; wait $RPID 2>/dev/null
 
 # -- 12. removal: devices with handlers attached, one with I/O in flight
 $H remove tape0 && $H remove chg0 && [ ! -e /dev/scstu/tape0 ] && pass "removed tape0 and chg0" ||

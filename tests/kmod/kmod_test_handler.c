@@ -5,7 +5,7 @@
  *
  *   kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]
  *   kmod_test_handler remove NAME
- *   kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile]]]]
+ *   kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile|noabort]]]]
  *   kmod_test_handler badargs        (CREATE/REMOVE with invalid arguments and
  *                                     without CAP_SYS_ADMIN must all be refused)
  *
@@ -18,6 +18,8 @@
  * (the kernel must discard that stale completion). hostile: READ(10)s of LBA
  * 4096..4101 get broken completions (see hostile()); the kernel must fail
  * 4096..4098 and drop the garbage around 4099..4101, which then succeed.
+ * noabort: ABORT TASK is never answered (the kernel's wait times out and eh
+ * escalates to LOGICAL UNIT RESET, which is answered).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -193,6 +195,7 @@ static struct {
 	int delay_ms;
 	long long drop_lba;
 	int hostile;
+	int noabort;
 	int held; /* DROP_LBA: a command is being held */
 	__u32 held_q, held_tag, held_seq;
 } S;
@@ -481,8 +484,11 @@ static void process(unsigned qi, __u32 tag)
 		die("queue %u: submission tag %u >= depth", qi, tag);
 	memcpy(&c, &q->cmds[tag], sizeof(c));
 	if (c.kind == SCSTU_KIND_TMF) {
-		fprintf(stderr, "kmod_test_handler: TMF function %u ref %u/%u\n", c.tmf.function,
-			(unsigned)c.tmf.ref_queue, c.tmf.ref_tag);
+		fprintf(stderr, "kmod_test_handler: TMF function %u ref %u/%u%s\n", c.tmf.function,
+			(unsigned)c.tmf.ref_queue, c.tmf.ref_tag,
+			S.noabort && c.tmf.function == SCSTU_TMF_ABORT_TASK ? " (ignored)" : "");
+		if (S.noabort && c.tmf.function == SCSTU_TMF_ABORT_TASK)
+			return;
 		if (S.held && (c.tmf.function != SCSTU_TMF_ABORT_TASK ||
 			       (c.tmf.ref_queue == S.held_q && c.tmf.ref_tag == S.held_tag))) {
 			/* Complete the held command late: the kernel must drop it. */
@@ -576,7 +582,7 @@ static __attribute__((noreturn)) void cmd_serve(int argc, char **argv)
 	unsigned i;
 
 	if (argc < 1)
-		die("serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile]]]]");
+		die("serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile|noabort]]]]");
 	S.img_fd = -1;
 	S.block_size = 512;
 	S.drop_lba = -1;
@@ -587,7 +593,7 @@ static __attribute__((noreturn)) void cmd_serve(int argc, char **argv)
 	if (argc >= 4)
 		S.drop_lba = atoll(argv[3]);
 	if (argc >= 5)
-		S.hostile = !strcmp(argv[4], "hostile");
+		S.hostile = !strcmp(argv[4], "hostile"), S.noabort = !strcmp(argv[4], "noabort");
 	attach(argv[0]);
 	for (;;) {
 		int work = 0;
@@ -651,7 +657,7 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"usage: kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]\n"
 		"       kmod_test_handler remove NAME\n"
-		"       kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile]]]]\n"
+		"       kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile|noabort]]]]\n"
 		"       kmod_test_handler badargs\n");
 	return 2;
 }
