@@ -1,14 +1,18 @@
 /*
- * ack_writer - a small libiscsi client for the kill -9 durability test.
+ * e2e_client - a small libiscsi client for the end-to-end tests.
  *
- *   ack_writer write URL BLOCKS BLOCK_SIZE QUEUE_DEPTH [fua]
+ *   e2e_client write URL BLOCKS BLOCK_SIZE QUEUE_DEPTH [fua]
  *       writes LBA 0, 1, 2, ... once each (WRITE 16, one block, QUEUE_DEPTH in
  *       flight) with a pattern naming the LBA, and prints "ACK <lba>" for each
  *       GOOD status and "ERR <lba> <status>" for anything else, as it happens.
- *   ack_writer verify IMAGE BLOCK_SIZE < acks
+ *   e2e_client verify IMAGE BLOCK_SIZE < acks
  *       checks that every ACKed LBA holds its pattern in the image file;
  *       prints "verified N acknowledged blocks" or the first bad LBA, exit 1.
+ *   e2e_client wce URL
+ *       prints "WCE=<0|1>" from MODE SENSE(6)'s caching page (SBC-3 6.4.5):
+ *       the write-back / write-through / NV_CACHE report.
  *
+ * write: the kill -9 durability test's writer.
  * Each LBA is written once, so an acknowledged block has exactly one valid
  * content whatever happened to the writes in flight around it.
  */
@@ -49,6 +53,24 @@ struct slot_ctx {
 };
 
 static void submit_next(struct writer *w);
+
+static struct iscsi_context *login(const char *url_text, int *lun) {
+  struct iscsi_context *iscsi = iscsi_create_context("iqn.2026-11.org.scstu:e2e-client");
+  struct iscsi_url *url = iscsi_parse_full_url(iscsi, url_text);
+  if (!url) {
+    fprintf(stderr, "e2e_client: %s\n", iscsi_get_error(iscsi));
+    return NULL;
+  }
+  iscsi_set_session_type(iscsi, ISCSI_SESSION_NORMAL);
+  iscsi_set_targetname(iscsi, url->target);
+  if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0) {
+    fprintf(stderr, "e2e_client: login to %s: %s\n", url_text, iscsi_get_error(iscsi));
+    return NULL;
+  }
+  *lun = url->lun;
+  iscsi_destroy_url(url);
+  return iscsi;
+}
 
 static void write_done(struct iscsi_context *iscsi, int status, void *command_data,
                        void *private_data) {
@@ -99,20 +121,8 @@ static int do_write(int argc, char **argv) {
   int qd = atoi(argv[5]);
   w.fua = argc > 6 && strcmp(argv[6], "fua") == 0;
   if (qd < 1 || qd > 128 || w.bs < 512 || w.bs % 8) return 2;
-  w.iscsi = iscsi_create_context("iqn.2026-11.org.scstu:ack-writer");
-  struct iscsi_url *url = iscsi_parse_full_url(w.iscsi, argv[2]);
-  if (!url) {
-    fprintf(stderr, "ack_writer: %s\n", iscsi_get_error(w.iscsi));
-    return 1;
-  }
-  iscsi_set_session_type(w.iscsi, ISCSI_SESSION_NORMAL);
-  iscsi_set_header_digest(w.iscsi, ISCSI_HEADER_DIGEST_NONE);
-  iscsi_set_targetname(w.iscsi, url->target);
-  if (iscsi_full_connect_sync(w.iscsi, url->portal, url->lun) != 0) {
-    fprintf(stderr, "ack_writer: login to %s: %s\n", argv[2], iscsi_get_error(w.iscsi));
-    return 1;
-  }
-  w.lun = url->lun;
+  w.iscsi = login(argv[2], &w.lun);
+  if (!w.iscsi) return 1;
   w.bufs = aligned_alloc(4096, (size_t)qd * w.bs);
   w.free_slots = calloc((size_t)qd, sizeof(int));
   for (int i = 0; i < qd; i++) w.free_slots[w.nfree++] = i;
@@ -121,7 +131,7 @@ static int do_write(int argc, char **argv) {
     struct pollfd p = {iscsi_get_fd(w.iscsi), (short)iscsi_which_events(w.iscsi), 0};
     if (poll(&p, 1, 1000) < 0 && errno != EINTR) break;
     if (iscsi_service(w.iscsi, p.revents) < 0) {
-      fprintf(stderr, "ack_writer: %s\n", iscsi_get_error(w.iscsi));
+      fprintf(stderr, "e2e_client: %s\n", iscsi_get_error(w.iscsi));
       break;
     }
     /* While the handler is away every command fails at once: pace the retries. */
@@ -130,8 +140,32 @@ static int do_write(int argc, char **argv) {
   }
   fflush(stdout);
   iscsi_logout_sync(w.iscsi);
-  iscsi_destroy_url(url);
   iscsi_destroy_context(w.iscsi);
+  return 0;
+}
+
+static int do_wce(int argc, char **argv) {
+  if (argc < 3) return 2;
+  int lun;
+  struct iscsi_context *iscsi = login(argv[2], &lun);
+  if (!iscsi) return 1;
+  struct scsi_task *task = iscsi_modesense6_sync(iscsi, lun, 1, SCSI_MODESENSE_PC_CURRENT,
+                                                 SCSI_MODEPAGE_CACHING, 0, 255);
+  if (!task || task->status != SCSI_STATUS_GOOD) {
+    fprintf(stderr, "e2e_client: MODE SENSE: %s\n", iscsi_get_error(iscsi));
+    return 1;
+  }
+  struct scsi_mode_sense *ms = scsi_datain_unmarshall(task);
+  struct scsi_mode_page *page =
+      ms ? scsi_modesense_get_page(ms, SCSI_MODEPAGE_CACHING, 0) : NULL;
+  if (!page) {
+    fprintf(stderr, "e2e_client: no caching mode page\n");
+    return 1;
+  }
+  printf("WCE=%d\n", page->caching.wce);
+  scsi_free_scsi_task(task);
+  iscsi_logout_sync(iscsi);
+  iscsi_destroy_context(iscsi);
   return 0;
 }
 
@@ -140,7 +174,7 @@ static int do_verify(int argc, char **argv) {
   uint32_t bs = (uint32_t)strtoul(argv[3], NULL, 10);
   int fd = open(argv[2], O_RDONLY);
   if (fd < 0) {
-    fprintf(stderr, "ack_writer: open %s: %s\n", argv[2], strerror(errno));
+    fprintf(stderr, "e2e_client: open %s: %s\n", argv[2], strerror(errno));
     return 1;
   }
   uint8_t *want = malloc(bs), *got = malloc(bs);
@@ -165,6 +199,7 @@ int main(int argc, char **argv) {
   int rc = 2;
   if (argc > 1 && strcmp(argv[1], "write") == 0) rc = do_write(argc, argv);
   if (argc > 1 && strcmp(argv[1], "verify") == 0) rc = do_verify(argc, argv);
-  if (rc == 2) fprintf(stderr, "usage: see the comment at the top of ack_writer.c\n");
+  if (argc > 1 && strcmp(argv[1], "wce") == 0) rc = do_wce(argc, argv);
+  if (rc == 2) fprintf(stderr, "usage: see the comment at the top of e2e_client.c\n");
   return rc;
 }
