@@ -14,6 +14,11 @@
 // buffer are read straight into the command's buffer (readv into its
 // iovecs); Data-In is sent from the command's buffer (writev), headers from a
 // per-connection arena. No allocation per command once warm.
+//
+// Files: connection.cpp (thread, login, event loop, cleanup),
+// connection_io.cpp (socket receive/transmit), connection_scsi.cpp (tasks,
+// SCSI Command, Data-Out/R2T, Data-In/Response), connection_control.cpp
+// (PDU dispatch, CmdSN window, NOP, Text, Logout, TMF, Reject).
 #pragma once
 
 #include <array>
