@@ -80,3 +80,33 @@ start_fileio() {
 expect_contains() {  # TEXT NEEDLE WHAT
   grep -qF -- "$2" <<<"$1" || fail "$3: expected '$2' in: $1"
 }
+
+# write_config FILE: a daemon configuration with one handler device, disk0,
+# as LUN 0 of $IQN's default group; sockets in $WORK.
+write_config() {
+  cat >"$1" <<CONF
+portals: "127.0.0.1:0"
+handler_socket: "$WORK/handler.sock"
+admin_socket: "$WORK/admin.sock"
+targets { name: "$IQN" }
+devices { name: "disk0" handler { device_type: 0 block_size: 512 } }
+groups { name: "Default_$IQN" luns { lun: 0 device: "disk0" } }
+CONF
+}
+
+# start_daemon NAME CONFIG: scstu-target; sets $PORT and $DAEMON_PID.
+start_daemon() {
+  start_bg "$1" "$SCSTU_TARGET" --config "$2"
+  DAEMON_PID=$LAST_PID
+  local line
+  line=$(wait_line "$WORK/$1.log" 'serving iSCSI on 127\.0\.0\.1:[0-9]+')
+  PORT=${line##*:}
+  wait_line "$WORK/$1.log" 'admin socket' >/dev/null
+}
+
+# start_handler NAME IMAGE: fileio_tgt --attach for disk0; sets $HANDLER_PID.
+start_handler() {
+  start_bg "$1" "$FILEIO_TGT" --attach "$WORK/handler.sock" disk0 "$2"
+  HANDLER_PID=$LAST_PID
+  wait_line "$WORK/$1.log" 'disk0 (re-)?attached' >/dev/null
+}
