@@ -33,7 +33,7 @@ step "the initiators see what their groups map"
   fail "spec_ini does not see disk1 as LUN 0"
 [ "$(iscsi-readcapacity16 -s -i iqn.2026-11.org.example:other "iscsi://127.0.0.1:$PORT/$IQN/0")" = \
   $((64 << 20)) ] || fail "another initiator does not see disk0 as LUN 0"
-if qemu-io -f raw --image-opts -c "write 0 4k" \
+if qemu-io --image-opts -c "write 0 4k" \
   "driver=iscsi,transport=tcp,portal=127.0.0.1:$PORT,target=$IQN,lun=0,initiator-name=$SPEC" \
   >"$WORK/ro.txt" 2>&1; then
   fail "a write through a READ_ONLY mapping succeeded"
