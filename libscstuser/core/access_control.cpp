@@ -235,8 +235,8 @@ ConfigStatus AccessControl::remove_lun(const std::string& group, uint64_t lun) {
     if (!g) return ConfigStatus::error("security group '" + group + "' does not exist");
     auto it = g->luns.find(lun);
     if (it == g->luns.end()) {
-      return ConfigStatus::error("LUN " + std::to_string(lun) + " is not mapped in security group '" +
-                                 group + "'");
+      return ConfigStatus::error("LUN " + std::to_string(lun) +
+                                 " is not mapped in security group '" + group + "'");
     }
     if (lun == 0 && g->luns.size() > 1) {
       return ConfigStatus::error("security group '" + group +
@@ -291,8 +291,7 @@ ConfigStatus AccessControl::add_initiator(const std::string& group, const std::s
   return changed(ConfigStatus::ok());
 }
 
-ConfigStatus AccessControl::remove_initiator(const std::string& group,
-                                             const std::string& pattern) {
+ConfigStatus AccessControl::remove_initiator(const std::string& group, const std::string& pattern) {
   {
     std::lock_guard lock(mutex_);
     Group* g = find_group_locked(group);
@@ -371,8 +370,8 @@ ConfigStatus AccessControl::apply(const AccessConfig& config) {
                                      " is mapped twice in security group '" + gc.name + "'");
         }
         if (!group_devices.insert(l.device).second) {
-          return ConfigStatus::error("device '" + l.device + "' is mapped twice in security group '" +
-                                     gc.name + "'");
+          return ConfigStatus::error("device '" + l.device +
+                                     "' is mapped twice in security group '" + gc.name + "'");
         }
       }
       if (auto st = validate_group(g); !st) return st;

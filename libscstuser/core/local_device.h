@@ -29,8 +29,8 @@ namespace scstu::core {
 
 struct LocalDeviceOptions {
   DeviceInfo info;
-  uint32_t queue_depth = 256;          // commands outstanding at once
-  uint32_t max_io_bytes = 8u << 20;    // largest data_length (DeviceInfo::max_transfer_bytes)
+  uint32_t queue_depth = 256;        // commands outstanding at once
+  uint32_t max_io_bytes = 8u << 20;  // largest data_length (DeviceInfo::max_transfer_bytes)
   bool zero_read_buffers = true;
 };
 

@@ -26,7 +26,7 @@ constexpr std::optional<uint64_t> decode_lun(uint64_t wire) {
   if ((wire & 0x0000FFFFFFFFFFFFull) != 0) return std::nullopt;
   const uint64_t first_level = wire >> 48;
   switch (first_level >> 14) {
-    case 0:  // peripheral device addressing
+    case 0:                                              // peripheral device addressing
       if ((first_level >> 8) != 0) return std::nullopt;  // bus identifier
       return first_level & 0xFF;
     case 1:  // flat space addressing

@@ -16,10 +16,9 @@ std::string iscsi_transport_id(std::string_view initiator_name, uint64_t isid) {
 }
 
 const std::shared_ptr<CommandRoute>* LunTable::find(uint64_t lun) const {
-  auto it = std::lower_bound(routes.begin(), routes.end(), lun,
-                             [](const std::shared_ptr<CommandRoute>& r, uint64_t l) {
-                               return r->lun() < l;
-                             });
+  auto it = std::lower_bound(
+      routes.begin(), routes.end(), lun,
+      [](const std::shared_ptr<CommandRoute>& r, uint64_t l) { return r->lun() < l; });
   if (it == routes.end() || (*it)->lun() != lun) return nullptr;
   return &*it;
 }

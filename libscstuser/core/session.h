@@ -29,9 +29,9 @@ inline constexpr uint16_t kProtocolNone = 0xF;
 
 struct SessionParams {
   std::string target_name;
-  std::string initiator_name;   // iSCSI InitiatorName (or a pattern-matchable id)
-  uint64_t isid = 0;            // iSCSI ISID, 48 bits (RFC 7143 10.12.5)
-  uint16_t relative_port = 1;   // SPC-4 relative target port identifier
+  std::string initiator_name;  // iSCSI InitiatorName (or a pattern-matchable id)
+  uint64_t isid = 0;           // iSCSI ISID, 48 bits (RFC 7143 10.12.5)
+  uint16_t relative_port = 1;  // SPC-4 relative target port identifier
   uint16_t protocol_id = kProtocolIscsi;
   // SPC-4 TransportID in text form; empty: built from initiator_name and isid
   // for iSCSI, or the initiator name otherwise.

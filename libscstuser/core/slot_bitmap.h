@@ -23,7 +23,7 @@ class SlotBitmap {
   uint32_t slots_;
   uint32_t words_;
   std::unique_ptr<std::atomic<uint64_t>[]> bits_;  // 1 = taken
-  std::atomic<uint32_t> hint_{0};                   // word to start from
+  std::atomic<uint32_t> hint_{0};                  // word to start from
   std::atomic<uint32_t> in_use_{0};
 };
 

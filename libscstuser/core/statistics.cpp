@@ -6,20 +6,28 @@ namespace scstu::core {
 
 CommandClass command_class(DataDirection direction) {
   switch (direction) {
-    case DataDirection::kRead: return CommandClass::kRead;
-    case DataDirection::kWrite: return CommandClass::kWrite;
-    case DataDirection::kBidi: return CommandClass::kBidi;
-    case DataDirection::kNone: break;
+    case DataDirection::kRead:
+      return CommandClass::kRead;
+    case DataDirection::kWrite:
+      return CommandClass::kWrite;
+    case DataDirection::kBidi:
+      return CommandClass::kBidi;
+    case DataDirection::kNone:
+      break;
   }
   return CommandClass::kNonData;
 }
 
 const char* command_class_name(CommandClass c) {
   switch (c) {
-    case CommandClass::kRead: return "read";
-    case CommandClass::kWrite: return "write";
-    case CommandClass::kBidi: return "bidi";
-    case CommandClass::kNonData: return "non-data";
+    case CommandClass::kRead:
+      return "read";
+    case CommandClass::kWrite:
+      return "write";
+    case CommandClass::kBidi:
+      return "bidi";
+    case CommandClass::kNonData:
+      return "non-data";
   }
   return "?";
 }

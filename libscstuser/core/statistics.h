@@ -51,7 +51,9 @@ struct DeviceStatistics {
 
   const ClassStatistics& of(CommandClass c) const { return classes[static_cast<size_t>(c)]; }
   uint64_t commands() const;
-  uint64_t bytes_read() const { return of(CommandClass::kRead).bytes + of(CommandClass::kBidi).bytes; }
+  uint64_t bytes_read() const {
+    return of(CommandClass::kRead).bytes + of(CommandClass::kBidi).bytes;
+  }
   uint64_t bytes_written() const { return of(CommandClass::kWrite).bytes; }
   uint64_t errors() const;
 };

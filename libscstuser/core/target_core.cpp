@@ -71,7 +71,8 @@ struct TargetCore::TmfFanout {
 
 void TargetCore::reap_fanouts() {
   std::lock_guard lock(fanouts_mutex_);
-  std::erase_if(fanouts_, [](const auto& x) { return x->finished.load(std::memory_order_acquire); });
+  std::erase_if(fanouts_,
+                [](const auto& x) { return x->finished.load(std::memory_order_acquire); });
 }
 
 // ---- lifetime ---------------------------------------------------------------
@@ -124,13 +125,15 @@ std::shared_ptr<Session> TargetCore::open_session(const SessionParams& params, s
   }
   auto table = build_table(*session, nullptr);
   session->set_table(table);
-  for (const auto& route : table->routes) route->exported()->device().session_attached(session->info());
+  for (const auto& route : table->routes)
+    route->exported()->device().session_attached(session->info());
   {
     std::lock_guard lock(sessions_mutex_);
     sessions_.emplace(session->id(), session);
   }
-  if (why) *why = "initiator '" + params.initiator_name + "' on target '" + params.target_name +
-                  "' assigned to security group '" + table->group + "'";
+  if (why)
+    *why = "initiator '" + params.initiator_name + "' on target '" + params.target_name +
+           "' assigned to security group '" + table->group + "'";
   return session;
 }
 
@@ -167,7 +170,8 @@ void TargetCore::close_session(Session& session) {
   for (size_t i = 0; i < table->routes.size(); ++i) {
     table->routes[i]->exported()->device().task_management(f->tmfs[i]);
   }
-  for (const auto& route : table->routes) route->exported()->device().session_detached(session.info());
+  for (const auto& route : table->routes)
+    route->exported()->device().session_detached(session.info());
 }
 
 std::vector<std::shared_ptr<Session>> TargetCore::sessions() const {
@@ -300,8 +304,8 @@ void TargetCore::on_device_done(TargetCommand& cmd) {
   Session* session = cmd.session;
   const uint32_t reported = std::min(cmd.transferred, cmd.data_length);
   device->counters().record(command_class(cmd.direction), reported, cmd.status, latency);
-  finish(FlowCounters{&device->outstanding(), &session->outstanding_counter(),
-                      &route->outstanding()});
+  finish(
+      FlowCounters{&device->outstanding(), &session->outstanding_counter(), &route->outstanding()});
   store_state(cmd, kCompleted);
   settle(cmd);
   // The transport's function stays in transport_done (moved back by the next
@@ -342,8 +346,8 @@ void TargetCore::answer_report_luns(TargetCommand& cmd, const LunTable& table) {
     case 0x00:  // logical units, no well-known ones
     case 0x02:  // all: this target has no well-known logical units
       for (const auto& r : table.routes) luns.push_back(r->lun());
-      // SAM-5: LUN 0 (or the REPORT LUNS well-known LU) must be addressable; with nothing mapped it is
-      // reported and answers INQUIRY with peripheral qualifier 011b.
+      // SAM-5: LUN 0 (or the REPORT LUNS well-known LU) must be addressable; with nothing mapped it
+      // is reported and answers INQUIRY with peripheral qualifier 011b.
       if (luns.empty()) luns.push_back(0);
       break;
     case 0x01:  // well-known logical units only: none
@@ -353,19 +357,19 @@ void TargetCore::answer_report_luns(TargetCommand& cmd, const LunTable& table) {
   }
   std::vector<uint8_t> data(8 + 8 * luns.size(), 0);
   scsi::put_be32(data.data(), static_cast<uint32_t>(8 * luns.size()));
-  for (size_t i = 0; i < luns.size(); ++i) scsi::put_be64(data.data() + 8 + 8 * i, encode_lun(luns[i]));
+  for (size_t i = 0; i < luns.size(); ++i)
+    scsi::put_be64(data.data() + 8 + 8 * i, encode_lun(luns[i]));
   cmd.session->clear_luns_changed();  // SPC-4 6.33: REPORT LUNS clears 3F/0Eh
   answer_with(cmd, std::move(data), allocation_length);
 }
 
 // SPC-4 6.39 REQUEST SENSE: the sense data as parameter data, GOOD status.
-void TargetCore::answer_request_sense(TargetCommand& cmd, uint8_t key, uint8_t asc,
-                                      uint8_t ascq) {
+void TargetCore::answer_request_sense(TargetCommand& cmd, uint8_t key, uint8_t asc, uint8_t ascq) {
   const bool descriptor = cmd.cdb[1] & 0x01;
   const uint8_t allocation_length = cmd.cdb[4];
-  const scsi::SenseData sense = scsi::make_sense(
-      descriptor ? scsi::SenseFormat::kDescriptor : scsi::SenseFormat::kFixed,
-      scsi::SenseCode{key, asc, ascq});
+  const scsi::SenseData sense =
+      scsi::make_sense(descriptor ? scsi::SenseFormat::kDescriptor : scsi::SenseFormat::kFixed,
+                       scsi::SenseCode{key, asc, ascq});
   answer_with(cmd, std::vector<uint8_t>(sense.bytes.begin(), sense.bytes.begin() + sense.length),
               allocation_length);
 }
@@ -503,20 +507,26 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     cmd.data_length = d.transfer_length;
     if (d.direction == DataDirection::kWrite) write_part = d.transfer_length;
   }
-  const uint32_t limit = info.max_transfer_bytes ? info.max_transfer_bytes
-                                                 : options_.max_transfer_bytes;
+  const uint32_t limit =
+      info.max_transfer_bytes ? info.max_transfer_bytes : options_.max_transfer_bytes;
   if (cmd.data_length > limit) {
     // SBC-3 6.5.3: beyond the Block Limits VPD MAXIMUM TRANSFER LENGTH.
     complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1);
     return false;
   }
-  const bool directions_disagree = cmd.expected_length > 0 &&
-                                   cmd.expected_direction != DataDirection::kNone &&
-                                   cmd.direction != DataDirection::kNone &&
-                                   cmd.expected_direction != cmd.direction;
+  const bool directions_disagree =
+      cmd.expected_length > 0 && cmd.expected_direction != DataDirection::kNone &&
+      cmd.direction != DataDirection::kNone && cmd.expected_direction != cmd.direction;
   if (cmd.expected_length < write_part || directions_disagree) {
     const scsi::SenseCode c = kInvalidFieldInCommandIu;
     complete_check_condition(cmd, c.key, c.asc, c.ascq);
+    return false;
+  }
+  // A READ_ONLY mapping (the seed's "add V_NAME lun READ_ONLY") is enforced
+  // here as well as flagged to the device, so no handler can be talked into
+  // modifying the medium through it: DATA PROTECT, WRITE PROTECTED (SBC-3 write protection).
+  if (route.read_only() && d.op && (d.op->flags & scsi::opflag::kWritesMedium)) {
+    complete_check_condition(cmd, 0x07, 0x27, 0x00);
     return false;
   }
 
@@ -524,8 +534,10 @@ bool TargetCore::prepare(TargetCommand& cmd) {
                               &route.outstanding()};
   const Admission admission = admit(options_.limits, counters);
   if (admission != Admission::kAdmitted) {
-    if (admission == Admission::kBusy) exported.counters().record_busy();
-    else exported.counters().record_task_set_full();
+    if (admission == Admission::kBusy)
+      exported.counters().record_busy();
+    else
+      exported.counters().record_task_set_full();
     complete_status(cmd, refusal_status(admission));
     return false;
   }
@@ -536,8 +548,10 @@ bool TargetCore::prepare(TargetCommand& cmd) {
   if (!cmd.device->alloc_buffer(cmd)) {
     finish(counters);
     const uint8_t st = no_resources_status(route.outstanding().load(std::memory_order_relaxed));
-    if (st == status::kBusy) exported.counters().record_busy();
-    else exported.counters().record_task_set_full();
+    if (st == status::kBusy)
+      exported.counters().record_busy();
+    else
+      exported.counters().record_task_set_full();
     cmd.device = nullptr;
     cmd.buffer.clear();
     complete_status(cmd, st);
@@ -559,8 +573,8 @@ void TargetCore::release(TargetCommand& cmd) {
   switch (load_state(cmd)) {
     case kPrepared: {  // never executed (connection lost during Data-Out)
       CommandRoute* route = cmd.route.get();
-      finish(FlowCounters{&route->exported()->outstanding(),
-                          &cmd.session->outstanding_counter(), &route->outstanding()});
+      finish(FlowCounters{&route->exported()->outstanding(), &cmd.session->outstanding_counter(),
+                          &route->outstanding()});
       cmd.device->release_buffer(cmd);
       break;
     }
@@ -604,7 +618,7 @@ void TargetCore::task_management(TargetTmf& tmf) {
       const bool in_task_set = state == kPrepared;
       if (tmf.done) {
         tmf.done(tmf.function == SCSTU_TMF_QUERY_TASK && in_task_set ? SCSTU_TMF_SUCCEEDED
-                                                                      : SCSTU_TMF_COMPLETE);
+                                                                     : SCSTU_TMF_COMPLETE);
       }
       return;
     }
@@ -676,7 +690,8 @@ void TargetCore::target_reset(TargetTmf& tmf) {
       }
     };
   }
-  for (size_t i = 0; i < devices.size(); ++i) devices[i].first->device().task_management(f->tmfs[i]);
+  for (size_t i = 0; i < devices.size(); ++i)
+    devices[i].first->device().task_management(f->tmfs[i]);
 }
 
 // ---- statistics -------------------------------------------------------------
@@ -685,6 +700,12 @@ std::optional<DeviceStatistics> TargetCore::statistics(std::string_view device) 
   auto d = access_.device(device);
   if (!d) return std::nullopt;
   return d->statistics();
+}
+
+std::vector<DeviceStatistics> TargetCore::all_statistics() const {
+  std::vector<DeviceStatistics> out;
+  for (const auto& d : access_.devices()) out.push_back(d->statistics());
+  return out;
 }
 
 void TargetCore::reset_statistics(std::string_view device) {

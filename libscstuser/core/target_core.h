@@ -109,6 +109,7 @@ class TargetCore {
 
   // Statistics of a registered device, by name.
   std::optional<DeviceStatistics> statistics(std::string_view device) const;
+  std::vector<DeviceStatistics> all_statistics() const;  // every registered device
   void reset_statistics(std::string_view device);
 
   const FlowLimits& limits() const { return options_.limits; }

@@ -16,8 +16,8 @@ namespace scstu::core::test {
 inline std::vector<uint8_t> cdb(std::initializer_list<uint8_t> bytes) { return bytes; }
 
 inline std::vector<uint8_t> read10(uint32_t lba, uint16_t blocks) {
-  return {0x28, 0, uint8_t(lba >> 24), uint8_t(lba >> 16), uint8_t(lba >> 8), uint8_t(lba), 0,
-          uint8_t(blocks >> 8), uint8_t(blocks), 0};
+  return {0x28,         0, uint8_t(lba >> 24),   uint8_t(lba >> 16), uint8_t(lba >> 8),
+          uint8_t(lba), 0, uint8_t(blocks >> 8), uint8_t(blocks),    0};
 }
 inline std::vector<uint8_t> write10(uint32_t lba, uint16_t blocks) {
   auto c = read10(lba, blocks);
@@ -32,8 +32,18 @@ inline std::vector<uint8_t> request_sense(bool desc, uint8_t alloc) {
   return {0x03, uint8_t(desc ? 1 : 0), 0, 0, alloc, 0};
 }
 inline std::vector<uint8_t> report_luns(uint8_t select, uint32_t alloc) {
-  return {0xA0, 0, select, 0, 0, 0, uint8_t(alloc >> 24), uint8_t(alloc >> 16),
-          uint8_t(alloc >> 8), uint8_t(alloc), 0, 0};
+  return {0xA0,
+          0,
+          select,
+          0,
+          0,
+          0,
+          uint8_t(alloc >> 24),
+          uint8_t(alloc >> 16),
+          uint8_t(alloc >> 8),
+          uint8_t(alloc),
+          0,
+          0};
 }
 
 // One command as a transport would hold it, with what done() delivered.

@@ -49,7 +49,8 @@ TEST(FlowControl, DeviceLimitAcrossSessions) {
 TEST(FlowControl, ZeroMeansUnlimited) {
   std::atomic<uint32_t> device{0}, session{0}, nexus{0};
   const FlowLimits limits{0, 0};
-  for (int i = 0; i < 10000; ++i) ASSERT_EQ(admit(limits, {&device, &session, &nexus}), Admission::kAdmitted);
+  for (int i = 0; i < 10000; ++i)
+    ASSERT_EQ(admit(limits, {&device, &session, &nexus}), Admission::kAdmitted);
   EXPECT_EQ(device.load(), 10000u);
 }
 

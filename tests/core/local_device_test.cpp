@@ -44,7 +44,6 @@ class LocalDeviceTest : public ::testing::Test {
 };
 
 TEST_F(LocalDeviceTest, ReadAndWriteThroughTheHandler) {
-  read_only = true;
   make();
   ASSERT_EQ(handler->attached, std::vector<std::string>{kIni});
   Exchange w(session.get(), 0, test::write10(0, 2), 1024, DataDirection::kWrite);
@@ -64,10 +63,20 @@ TEST_F(LocalDeviceTest, ReadAndWriteThroughTheHandler) {
   EXPECT_EQ(s.opcode, 0x28);
   EXPECT_EQ(s.direction, DataDirection::kRead);
   EXPECT_EQ(s.data_length, 4096u);
-  EXPECT_TRUE(s.read_only);
+  EXPECT_FALSE(s.read_only);
   EXPECT_EQ(s.initiator, kIni);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(s.buffer) % 4096, 0u);  // O_DIRECT-ready
   EXPECT_EQ(device->outstanding(), 0u);
+}
+
+TEST_F(LocalDeviceTest, ReadOnlyMappingReachesTheHandlerAsAFlag) {
+  read_only = true;
+  make();
+  Exchange r(session.get(), 0, test::read10(0, 1), 512, DataDirection::kRead);
+  ASSERT_TRUE(r.run(*core));
+  core->release(r.cmd);
+  ASSERT_EQ(handler->seen.size(), 1u);
+  EXPECT_TRUE(handler->seen[0].read_only);
 }
 
 TEST_F(LocalDeviceTest, ReadBuffersNeverCarryEarlierData) {
@@ -132,8 +141,8 @@ TEST_F(LocalDeviceTest, QueueDepthBoundsOutstandingCommands) {
   std::atomic<int> done{0};
   std::vector<std::unique_ptr<Exchange>> xs;
   for (int i = 0; i < 3; ++i) {
-    xs.push_back(std::make_unique<Exchange>(s.get(), 0, test::read10(i, 1), 512,
-                                            DataDirection::kRead));
+    xs.push_back(
+        std::make_unique<Exchange>(s.get(), 0, test::read10(i, 1), 512, DataDirection::kRead));
     auto inner = xs.back()->cmd.done;
     xs.back()->cmd.done = [inner, &done](TargetCommand& t) {
       inner(t);

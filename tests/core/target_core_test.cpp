@@ -74,8 +74,8 @@ TEST_F(TargetCoreTest, SeedExampleEndToEnd) {
                                           0, 0, 0, 0, 0, 0, 0, 0};
   EXPECT_EQ(report_luns(spec.get()), spec_luns);
   const std::vector<uint8_t> other_luns = {0, 0, 0, 16, 0, 0, 0, 0,  //
-                                           0, 0, 0, 0, 0, 0, 0, 0,   //
-                                           0, 1, 0, 0, 0, 0, 0, 0};
+                                           0, 0, 0, 0,  0, 0, 0, 0,  //
+                                           0, 1, 0, 0,  0, 0, 0, 0};
   EXPECT_EQ(report_luns(other.get()), other_luns);
 
   // spec_ini's LUN 0 is dev2; its LUN 1 does not exist.
@@ -135,21 +135,22 @@ TEST(LunEncoding, PeripheralAndFlat) {
   EXPECT_EQ(encode_lun(256), 0x4100000000000000ull);
   EXPECT_EQ(encode_lun(300), 0x412C000000000000ull);
   EXPECT_EQ(encode_lun(16383), 0x7FFF000000000000ull);
-  for (uint64_t l : {0ull, 1ull, 255ull, 256ull, 4095ull, 16383ull}) EXPECT_EQ(decode_lun(encode_lun(l)), l);
-  EXPECT_EQ(decode_lun(0x4005000000000000ull), 5u);   // flat form of a small LUN
-  EXPECT_FALSE(decode_lun(0x0105000000000000ull));    // bus identifier 1
-  EXPECT_FALSE(decode_lun(0xC101000000000000ull));    // well-known / extended
-  EXPECT_FALSE(decode_lun(0x8001000000000000ull));    // logical unit addressing
-  EXPECT_FALSE(decode_lun(0x0001000100000000ull));    // second level
+  for (uint64_t l : {0ull, 1ull, 255ull, 256ull, 4095ull, 16383ull})
+    EXPECT_EQ(decode_lun(encode_lun(l)), l);
+  EXPECT_EQ(decode_lun(0x4005000000000000ull), 5u);  // flat form of a small LUN
+  EXPECT_FALSE(decode_lun(0x0105000000000000ull));   // bus identifier 1
+  EXPECT_FALSE(decode_lun(0xC101000000000000ull));   // well-known / extended
+  EXPECT_FALSE(decode_lun(0x8001000000000000ull));   // logical unit addressing
+  EXPECT_FALSE(decode_lun(0x0001000100000000ull));   // second level
 }
 
 TEST_F(TargetCoreTest, ReportLunsSelectAllocationAndFlatSpace) {
   ASSERT_TRUE(core->access().add_lun("Default", 0, "dev1"));
   ASSERT_TRUE(core->access().add_lun("Default", 300, "dev2", true));
   auto s = open(kOtherIni);
-  const std::vector<uint8_t> all = {0, 0, 0, 16, 0, 0, 0, 0,  //
-                                    0, 0, 0, 0, 0, 0, 0, 0,   //
-                                    0x41, 0x2C, 0, 0, 0, 0, 0, 0};
+  const std::vector<uint8_t> all = {0,    0,    0, 16, 0, 0, 0, 0,  //
+                                    0,    0,    0, 0,  0, 0, 0, 0,  //
+                                    0x41, 0x2C, 0, 0,  0, 0, 0, 0};
   EXPECT_EQ(report_luns(s.get()), all);
   // Allocation length 16: truncated, the LUN LIST LENGTH still says 16.
   EXPECT_EQ(report_luns(s.get(), 0, 16), std::vector<uint8_t>(all.begin(), all.begin() + 16));
@@ -196,7 +197,8 @@ TEST_F(TargetCoreTest, ReportLunsSelectAllocationAndFlatSpace) {
 TEST_F(TargetCoreTest, ReportLunsOfAnEmptyGroupListsLunZero) {
   auto s = open(kOtherIni);
   EXPECT_EQ(s->group(), "Default");
-  EXPECT_EQ(report_luns(s.get()), (std::vector<uint8_t>{0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+  EXPECT_EQ(report_luns(s.get()),
+            (std::vector<uint8_t>{0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
 }
 
 TEST_F(TargetCoreTest, UnmappedLun) {
@@ -358,6 +360,22 @@ TEST_F(TargetCoreTest, MaxTransferLengthAndReadOnlyMapping) {
   ASSERT_TRUE(ok.run(*core));
   EXPECT_TRUE(ok.cmd.read_only);
   core->release(ok.cmd);
+  // Writes through a READ_ONLY mapping never reach the device.
+  const int submits = dev1->submits.load();
+  Exchange w(s.get(), 0, test::write10(0, 1), 512, DataDirection::kWrite);
+  EXPECT_FALSE(w.run(*core));
+  EXPECT_EQ(w.cmd.status, status::kCheckCondition);
+  EXPECT_EQ(w.sense_key(), 0x07);
+  EXPECT_EQ(w.asc(), 0x27);
+  EXPECT_EQ(w.ascq(), 0x00);
+  core->release(w.cmd);
+  EXPECT_EQ(dev1->submits.load(), submits);
+  // A non-medium command still goes through.
+  Exchange t(s.get(), 0, test::test_unit_ready(), 0, DataDirection::kNone);
+  EXPECT_TRUE(t.run(*core));
+  core->release(t.cmd);
+  const auto all = core->all_statistics();
+  ASSERT_EQ(all.size(), 2u);
 }
 
 TEST_F(TargetCoreTest, FlowControlTaskSetFullThenBusy) {
@@ -598,10 +616,10 @@ TEST_F(TargetCoreTest, TaskManagementRouting) {
   EXPECT_EQ(dev1->tmfs.back().first, SCSTU_TMF_TARGET_RESET);
   EXPECT_EQ(dev2->tmfs.back().first, SCSTU_TMF_TARGET_RESET);
   tmf(SCSTU_TMF_I_T_NEXUS_LOSS, spec.get(), 0, nullptr);  // only close_session() says that
-  EXPECT_EQ(answers, (std::vector<scstu_tmf_response>{
-                         SCSTU_TMF_COMPLETE, SCSTU_TMF_COMPLETE, SCSTU_TMF_COMPLETE,
-                         SCSTU_TMF_COMPLETE, SCSTU_TMF_INCORRECT_LUN, SCSTU_TMF_FAILED,
-                         SCSTU_TMF_NOT_SUPPORTED}));
+  EXPECT_EQ(answers,
+            (std::vector<scstu_tmf_response>{
+                SCSTU_TMF_COMPLETE, SCSTU_TMF_COMPLETE, SCSTU_TMF_COMPLETE, SCSTU_TMF_COMPLETE,
+                SCSTU_TMF_INCORRECT_LUN, SCSTU_TMF_FAILED, SCSTU_TMF_NOT_SUPPORTED}));
   dev2->complete_pending();
   EXPECT_EQ(running.done_calls, 1);
   core->release(running.cmd);
