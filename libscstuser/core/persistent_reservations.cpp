@@ -591,7 +591,14 @@ Outcome PersistentReservations::do_register_and_move(State& s, const OutRequest&
 bool PersistentReservations::persistent_conflict(const State& s, const SessionInfo& session,
                                                  AccessClass cls) const {
   if (!s.type) return false;
-  const Registration* reg = find(s, InitiatorPort::from_session(session), session.relative_port);
+  // The port of an attached nexus was parsed once at attach: no string work
+  // per command while a reservation is held.
+  const Registration* reg;
+  if (auto it = nexuses_.find(session.id); it != nexuses_.end()) {
+    reg = find(s, it->second.port, it->second.relative_port);
+  } else {
+    reg = find(s, InitiatorPort::from_session(session), session.relative_port);
+  }
   if (is_holder(s, reg)) return false;
   switch (*s.type) {
     case PrType::kWriteExclusive:

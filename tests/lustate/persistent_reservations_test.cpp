@@ -615,3 +615,23 @@ TEST_F(AptplTest, UnwritableFileFailsTheCommandAndKeepsTheOldState) {
 
 }  // namespace
 }  // namespace scstu::core
+
+namespace scstu::core {
+namespace {
+
+// A nexus the unit was not told about is judged by its SessionInfo alone.
+TEST_F(PrTest, ConflictForAnUnattachedNexus) {
+  reg(a_, 0xA);
+  reg(b_, 0xB);
+  ASSERT_EQ(out(a_, PrOutAction::kReserve, 0xA, 0, 0x6), Outcome::good());
+  SessionInfo b_again = b_;
+  b_again.id = 99;
+  SessionInfo stranger = make_session(98, "iqn.2026-01.test:zz", "000000000009");
+  EXPECT_FALSE(pr_->conflicts(b_again, kWrite10));
+  EXPECT_TRUE(pr_->conflicts(stranger, kRead10));
+  pr_->session_detached(b_.id);
+  EXPECT_FALSE(pr_->conflicts(b_, kWrite10));
+}
+
+}  // namespace
+}  // namespace scstu::core
