@@ -81,10 +81,12 @@ struct scstu_dev {
 	u32 nr_queues;
 	u32 queue_depth;
 	u32 max_io_bytes;
+	u64 data_per_queue;        /* private copies: the header page is handler-writable */
 
 	void *region;              /* vmalloc_user */
 	size_t region_size;
-	struct scstu_region_header *hdr;
+	struct scstu_region_header *hdr;   /* in the region */
+	struct scstu_region_header hdr_copy; /* rewritten into the region on each attach */
 	struct scstu_queue *queues;
 
 	struct Scsi_Host *shost;

@@ -50,8 +50,10 @@ static int scstu_dev_open(struct inode *inode, struct file *file)
 		ret = -EBUSY;
 	} else {
 		scstu_dev_get(dev);
+		/* A previous handler may have scribbled on the header page. */
 		dev->generation++;
-		WRITE_ONCE(dev->hdr->generation, dev->generation);
+		dev->hdr_copy.generation = dev->generation;
+		memcpy(dev->hdr, &dev->hdr_copy, sizeof(dev->hdr_copy));
 		WRITE_ONCE(dev->attached, true);
 		WRITE_ONCE(dev->ever_attached, true);
 		schedule_work(&dev->scan_work);

@@ -213,6 +213,7 @@ static int scstu_create(const struct scstu_dev_create *c)
 	memcpy(hdr.product, c->product, sizeof(hdr.product));
 	memcpy(hdr.revision, c->revision, sizeof(hdr.revision));
 	memcpy(hdr.serial, c->serial, sizeof(hdr.serial));
+	dev->hdr_copy = hdr;
 	memcpy(dev->hdr, &hdr, sizeof(hdr));
 	ret = scstu_ring_init(dev);
 	if (ret)

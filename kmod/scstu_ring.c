@@ -76,11 +76,13 @@ static void scstu_queue_reset(struct scstu_queue *q)
 	q->cq_head = 0;
 }
 
+/* Called before the region is ever mapped: the header is still the kernel's alone. */
 int scstu_ring_init(struct scstu_dev *dev)
 {
 	struct scstu_region_header *hdr = dev->hdr;
 	u32 i;
 
+	dev->data_per_queue = hdr->data_per_queue;
 	dev->queues = kcalloc(dev->nr_queues, sizeof(*dev->queues), GFP_KERNEL);
 	if (!dev->queues)
 		return -ENOMEM;
@@ -252,7 +254,7 @@ int scstu_ring_submit(struct scstu_dev *dev, struct scsi_cmnd *cmd)
 		u64 slot_off = (u64)tag * dev->max_io_bytes;
 
 		d->nr_iov = 1;
-		d->iov[0].offset = (u64)qidx * dev->hdr->data_per_queue + slot_off;
+		d->iov[0].offset = (u64)qidx * dev->data_per_queue + slot_off;
 		d->iov[0].len = len;
 		if (dir == SCSTU_DIR_WRITE)
 			scsi_sg_copy_to_buffer(cmd, q->data + slot_off, len);

@@ -219,7 +219,13 @@ if [ -n "$disk" ]; then
   echo 30 > /sys/module/scstu/parameters/hold_secs
   serve disk0 /tmp/disk0.img
   DPID=$HPID
-  sleep 1
+  if dd if=/dev/$disk of=/tmp/back6 bs=256k skip=8 count=16 iflag=direct 2>/dev/null &&
+     dd if=/tmp/disk0.img of=/tmp/img6 bs=256k skip=8 count=16 2>/dev/null &&
+     cmp -s /tmp/img6 /tmp/back6 && kill -0 $DPID; then
+    pass "a new handler after the hostile one found the header intact (restored on attach) and serves I/O"
+  else
+    bad "re-attach after the hostile handler: $(tail -2 /tmp/handler-disk0.log)"
+  fi
 fi
 
 # -- 10. the library's runtime: a disk served by scstu::serve() (kmod_lib_handler)

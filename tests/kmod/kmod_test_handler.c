@@ -18,6 +18,7 @@
  * (the kernel must discard that stale completion). hostile: READ(10)s of LBA
  * 4096..4101 get broken completions (see hostile()); the kernel must fail
  * 4096..4098 and drop the garbage around 4099..4101, which then succeed.
+ * hostile also scribbles on the header page (the next handler must find it intact).
  * noabort: ABORT TASK is never answered (the kernel's wait times out and eh
  * escalates to LOGICAL UNIT RESET, which is answered).
  */
@@ -595,6 +596,15 @@ static __attribute__((noreturn)) void cmd_serve(int argc, char **argv)
 	if (argc >= 5)
 		S.hostile = !strcmp(argv[4], "hostile"), S.noabort = !strcmp(argv[4], "noabort");
 	attach(argv[0]);
+	if (S.hostile) {
+		/* Scribble on the header: the kernel must restore it for the next handler. */
+		struct scstu_region_header *h = (struct scstu_region_header *)S.base;
+
+		h->magic = 0xdeadbeef;
+		h->region_size = ~0ull;
+		h->data_per_queue = 12345;
+		h->queue_depth = 3;
+	}
 	for (;;) {
 		int work = 0;
 
