@@ -177,6 +177,10 @@ bool Connection::login() {
   }
 }
 
+bool Connection::tx_backlogged() const {
+  return arena_bytes_ > kMaxArenaBytes || tx_.size() - tx_head_ > kMaxTxSegments;
+}
+
 void Connection::full_feature() {
   const ServerOptions& opts = server_.options();
   last_rx_ = Clock::now();
@@ -184,7 +188,8 @@ void Connection::full_feature() {
     if (stop_.load(std::memory_order_acquire)) break;
     bool progress = false;
     drain_completions();
-    ssize_t n = recv_some();
+    ssize_t n = tx_backlogged() ? -1 : recv_some();
+    if (n == -1 && tx_backlogged()) errno = EAGAIN;
     if (n > 0) {
       progress = true;
       last_rx_ = Clock::now();
@@ -196,7 +201,9 @@ void Connection::full_feature() {
       break;
     }
     bool fatal = false;
-    while (!closing_) {
+    // Backpressure: an initiator that sends but does not read its responses
+    // (NOP-Out echoes, Text) cannot make us queue without bound.
+    while (!closing_ && !tx_backlogged()) {
       size_t avail = wpos_ - rpos_;
       if (avail < kBhsSize) break;
       size_t need = kBhsSize + size_t{rx_[rpos_ + 4]} * 4 + (params_.header_digest ? 4 : 0);

@@ -129,6 +129,8 @@ class Connection {
 
   // ---- transmit ----
   uint8_t* arena(size_t n);
+  void reset_arena();
+  bool tx_backlogged() const;
   void push(const void* p, size_t n);
   void push_pdu(const Bhs& h, std::span<const iovec> data, size_t offset, uint32_t len);
   void push_pdu(const Bhs& h, const void* data, uint32_t len);
@@ -214,8 +216,14 @@ class Connection {
   std::vector<iovec> tx_;
   size_t tx_head_ = 0;
   std::vector<std::pair<size_t, Task*>> tx_release_;  // release once tx_head_ passes index
-  std::vector<std::unique_ptr<uint8_t[]>> arena_chunks_;
+  struct ArenaChunk {
+    std::unique_ptr<uint8_t[]> memory;
+    size_t size = 0;
+  };
+  std::vector<ArenaChunk> arena_chunks_;
   size_t arena_chunk_ = 0, arena_used_ = 0;
+  size_t arena_bytes_ = 0;
+  size_t tx_bytes_ = 0;  // queued, not yet sent
 
   // tasks
   std::vector<std::unique_ptr<Task>> tasks_;

@@ -288,6 +288,8 @@ bool Connection::on_tmf(const Bhs& h) {
     default:
       return respond_now(TmfResponse::kNotSupported);
   }
+  if (tmfs_pending_ >= kMaxPendingTmfs)
+    return reject(h, RejectReason::kLongOperationReject, "too many TMFs outstanding");
   Task* ref = nullptr;
   if (fn == TmfFunction::kAbortTask) {
     ref = find_task(m.referenced_itt);

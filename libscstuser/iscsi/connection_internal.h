@@ -18,6 +18,10 @@ using Clock = std::chrono::steady_clock;
 inline constexpr size_t kRxBuffer = 512 * 1024;
 inline constexpr size_t kArenaChunk = 64 * 1024;
 inline constexpr uint32_t kImmediateTasks = 16;
+inline constexpr uint32_t kMaxPendingTmfs = 32;
+// Transmit backlog beyond which no more PDUs are read until some is sent.
+inline constexpr size_t kMaxArenaBytes = 32u << 20;
+inline constexpr size_t kMaxTxSegments = 64 * 1024;
 // Login PDUs: RFC 7143 13.12, the default MaxRecvDataSegmentLength is in
 // force until negotiation ends.
 inline constexpr uint32_t kLoginMaxData = 8192;

@@ -164,23 +164,41 @@ bool Connection::skip_payload(uint32_t len) { return read_payload({}, 0, 0, len)
 uint8_t* Connection::arena(size_t n) {
   n = (n + 7) & ~size_t{7};
   while (arena_chunk_ < arena_chunks_.size()) {
-    size_t cap = std::max(kArenaChunk, size_t{0});
-    if (arena_used_ + n <= cap) {
-      uint8_t* p = arena_chunks_[arena_chunk_].get() + arena_used_;
+    ArenaChunk& c = arena_chunks_[arena_chunk_];
+    if (arena_used_ + n <= c.size) {
+      uint8_t* p = c.memory.get() + arena_used_;
       arena_used_ += n;
       return p;
     }
     ++arena_chunk_;
     arena_used_ = 0;
   }
-  arena_chunks_.push_back(std::make_unique<uint8_t[]>(kArenaChunk));
+  // A segment larger than a chunk (a long Text Response, a NOP echo) gets a
+  // chunk of its own; reset_arena() gives such chunks back.
+  size_t size = std::max(n, kArenaChunk);
+  arena_chunks_.push_back(ArenaChunk{std::make_unique<uint8_t[]>(size), size});
+  arena_bytes_ += size;
   arena_chunk_ = arena_chunks_.size() - 1;
   arena_used_ = n;
-  return arena_chunks_.back().get();
+  return arena_chunks_.back().memory.get();
+}
+
+void Connection::reset_arena() {
+  arena_chunk_ = 0;
+  arena_used_ = 0;
+  // Keep a few standard chunks warm, free the rest.
+  while (arena_chunks_.size() > 4 || (!arena_chunks_.empty() &&
+                                      arena_chunks_.back().size != kArenaChunk)) {
+    arena_bytes_ -= arena_chunks_.back().size;
+    arena_chunks_.pop_back();
+  }
 }
 
 void Connection::push(const void* p, size_t n) {
-  if (n) tx_.push_back(iovec{const_cast<void*>(p), n});
+  if (n) {
+    tx_.push_back(iovec{const_cast<void*>(p), n});
+    tx_bytes_ += n;
+  }
 }
 
 void Connection::push_pdu(const Bhs& h, std::span<const iovec> data, size_t offset,
@@ -245,6 +263,7 @@ bool Connection::flush(bool block) {
       continue;
     }
     size_t w = static_cast<size_t>(n);
+    tx_bytes_ -= w;
     while (w > 0) {
       iovec& v = tx_[tx_head_];
       if (w >= v.iov_len) {
@@ -265,8 +284,8 @@ bool Connection::flush(bool block) {
   if (tx_head_ == tx_.size()) {
     tx_.clear();
     tx_head_ = 0;
-    arena_chunk_ = 0;
-    arena_used_ = 0;
+    tx_bytes_ = 0;
+    reset_arena();
   }
   return true;
 }
