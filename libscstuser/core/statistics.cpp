@@ -1,6 +1,7 @@
 #include "core/statistics.h"
 
 #include <bit>
+#include <cstdio>
 
 namespace scstu::core {
 
@@ -79,6 +80,48 @@ void StatisticsCounters::reset() {
   }
   task_set_full_.store(0, std::memory_order_relaxed);
   busy_.store(0, std::memory_order_relaxed);
+}
+
+uint64_t ClassStatistics::latency_percentile_ns(double fraction) const {
+  uint64_t total = 0;
+  for (uint64_t n : latency) total += n;
+  if (total == 0) return 0;
+  fraction = fraction < 0 ? 0 : (fraction > 1 ? 1 : fraction);
+  const auto rank = static_cast<uint64_t>(fraction * static_cast<double>(total - 1)) + 1;
+  uint64_t seen = 0;
+  for (size_t b = 0; b < kLatencyBuckets; ++b) {
+    seen += latency[b];
+    if (seen >= rank) return b + 1 < kLatencyBuckets ? (uint64_t{2} << b) - 1 : UINT64_MAX;
+  }
+  return UINT64_MAX;
+}
+
+std::string format_statistics(const DeviceStatistics& s) {
+  char line[256];
+  std::snprintf(
+      line, sizeof line,
+      "device %s: %llu commands, %llu errors, %llu bytes read, %llu bytes written, "
+      "%llu task set full, %llu busy\n",
+      s.device.c_str(), static_cast<unsigned long long>(s.commands()),
+      static_cast<unsigned long long>(s.errors()), static_cast<unsigned long long>(s.bytes_read()),
+      static_cast<unsigned long long>(s.bytes_written()),
+      static_cast<unsigned long long>(s.task_set_full), static_cast<unsigned long long>(s.busy));
+  std::string out = line;
+  for (size_t i = 0; i < kCommandClasses; ++i) {
+    const ClassStatistics& c = s.classes[i];
+    if (c.commands == 0) continue;
+    std::snprintf(line, sizeof line,
+                  "  %-8s %llu commands, %llu errors, mean %llu ns, p50 <= %llu ns, "
+                  "p99 <= %llu ns\n",
+                  command_class_name(static_cast<CommandClass>(i)),
+                  static_cast<unsigned long long>(c.commands),
+                  static_cast<unsigned long long>(c.errors),
+                  static_cast<unsigned long long>(c.mean_latency_ns()),
+                  static_cast<unsigned long long>(c.latency_percentile_ns(0.5)),
+                  static_cast<unsigned long long>(c.latency_percentile_ns(0.99)));
+    out += line;
+  }
+  return out;
 }
 
 uint64_t DeviceStatistics::commands() const {

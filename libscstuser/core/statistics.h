@@ -40,6 +40,9 @@ struct ClassStatistics {
   std::array<uint64_t, kLatencyBuckets> latency{};
 
   uint64_t mean_latency_ns() const { return commands ? latency_total_ns / commands : 0; }
+  // An upper bound of the latency that `fraction` (0..1) of the commands did
+  // not exceed: the top of the histogram bucket holding that rank; 0 if none.
+  uint64_t latency_percentile_ns(double fraction) const;
 };
 
 // A snapshot, consistent per counter (not across counters).
@@ -57,6 +60,10 @@ struct DeviceStatistics {
   uint64_t bytes_written() const { return of(CommandClass::kWrite).bytes; }
   uint64_t errors() const;
 };
+
+// Human-readable lines for tools and logs (like the seed's
+// /proc/scsi_tgt/latency): totals, then one line per command class.
+std::string format_statistics(const DeviceStatistics& s);
 
 class StatisticsCounters {
  public:

@@ -47,6 +47,27 @@ TEST(Statistics, RecordsPerClass) {
   EXPECT_EQ(z.busy, 0u);
 }
 
+TEST(Statistics, PercentilesAndFormat) {
+  StatisticsCounters c;
+  for (int i = 0; i < 98; ++i) c.record(CommandClass::kRead, 512, status::kGood, 1000);  // bucket 9
+  c.record(CommandClass::kRead, 512, status::kGood, 70000);    // bucket 16
+  c.record(CommandClass::kRead, 512, status::kGood, 5000000);  // bucket 22
+  const DeviceStatistics s = c.snapshot("disk0");
+  const ClassStatistics& r = s.of(CommandClass::kRead);
+  EXPECT_EQ(r.latency_percentile_ns(0.0), 1023u);
+  EXPECT_EQ(r.latency_percentile_ns(0.5), 1023u);
+  EXPECT_EQ(r.latency_percentile_ns(0.99), 131071u);
+  EXPECT_EQ(r.latency_percentile_ns(1.0), 8388607u);
+  EXPECT_EQ(ClassStatistics{}.latency_percentile_ns(0.5), 0u);
+  const std::string text = format_statistics(s);
+  EXPECT_NE(text.find("device disk0: 100 commands, 0 errors, 51200 bytes read"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  read     100 commands, 0 errors, mean 51680 ns, p50 <= 1023 ns"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("  write"), std::string::npos);  // no line for idle classes
+}
+
 TEST(Statistics, ClassOfDirection) {
   EXPECT_EQ(command_class(DataDirection::kRead), CommandClass::kRead);
   EXPECT_EQ(command_class(DataDirection::kWrite), CommandClass::kWrite);
