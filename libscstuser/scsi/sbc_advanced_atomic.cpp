@@ -24,7 +24,8 @@ class RangeWriteJob : public BlockJob {
     hold_.lba = d.lba;
     hold_.blocks = d.blocks;
     hold_.exclusive = true;
-    hold_.job = this;
+    hold_.owner = this;
+    hold_.granted = [](LbaRangeLock::Holder& h) { static_cast<RangeWriteJob*>(h.owner)->resume(); };
   }
   ~RangeWriteJob() override {
     if (locked_) lock_.release(hold_);

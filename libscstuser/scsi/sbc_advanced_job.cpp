@@ -50,6 +50,7 @@ bool LbaRangeLock::conflict(const Holder& a, const Holder& b) {
 }
 
 bool LbaRangeLock::grantable_locked(const Holder& h, size_t waiters_before) const {
+  if (h.exclusive && fast_shared_.load(std::memory_order_seq_cst) != 0) return false;
   for (const Holder* x : held_) {
     if (conflict(*x, h)) return false;
   }
@@ -60,7 +61,19 @@ bool LbaRangeLock::grantable_locked(const Holder& h, size_t waiters_before) cons
 }
 
 bool LbaRangeLock::acquire(Holder& h) {
+  h.fast = false;
+  if (!h.exclusive) {
+    // Fast path. Paired with the exclusive side's increment-then-check:
+    // of two racing acquirers at least one sees the other (seq_cst).
+    fast_shared_.fetch_add(1, std::memory_order_seq_cst);
+    if (exclusive_.load(std::memory_order_seq_cst) == 0) {
+      h.fast = true;
+      return true;
+    }
+    if (fast_shared_.fetch_sub(1, std::memory_order_seq_cst) == 1) grant_waiters();
+  }
   std::lock_guard lock(mutex_);
+  if (h.exclusive) exclusive_.fetch_add(1, std::memory_order_seq_cst);
   if (grantable_locked(h, waiting_.size())) {
     held_.push_back(&h);
     return true;
@@ -70,7 +83,14 @@ bool LbaRangeLock::acquire(Holder& h) {
 }
 
 void LbaRangeLock::release(Holder& h) {
-  std::vector<Holder*> granted;
+  if (h.fast) {
+    h.fast = false;
+    if (fast_shared_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        exclusive_.load(std::memory_order_seq_cst) != 0) {
+      grant_waiters();
+    }
+    return;
+  }
   {
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < held_.size(); ++i) {
@@ -80,6 +100,15 @@ void LbaRangeLock::release(Holder& h) {
         break;
       }
     }
+    if (h.exclusive) exclusive_.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  grant_waiters();
+}
+
+void LbaRangeLock::grant_waiters() {
+  std::vector<Holder*> granted;
+  {
+    std::lock_guard lock(mutex_);
     for (size_t i = 0; i < waiting_.size();) {
       Holder* w = waiting_[i];
       if (grantable_locked(*w, i)) {
@@ -91,7 +120,7 @@ void LbaRangeLock::release(Holder& h) {
       }
     }
   }
-  for (Holder* w : granted) w->job->resume();
+  for (Holder* w : granted) w->granted(*w);
 }
 
 size_t LbaRangeLock::held() const {
@@ -168,12 +197,19 @@ ExtentJob::ExtentJob(CommandContext& ctx, BlockDevice* device, uint32_t block_si
       patterns_(std::move(patterns)),
       flags_(write_flags),
       native_write_same_(device->capabilities().write_same),
-      flush_at_end_(flush_at_end) {
+      flush_at_end_(flush_at_end),
+      lock_(&sbc_advanced_state(ctx.unit()).ranges) {
   for (const Extent& e : extents_) largest_extent_ = std::max(largest_extent_, e.blocks);
+  hold_.owner = this;
+  hold_.granted = [](LbaRangeLock::Holder& h) { static_cast<ExtentJob*>(h.owner)->resume(); };
   if (mode_ != Mode::kUnmap && patterns_.empty()) {
     patterns_.emplace_back(block_size_, 0);
   }
   if (mode_ == Mode::kUnmap) patterns_.resize(1);  // one pass, no data
+}
+
+ExtentJob::~ExtentJob() {
+  if (holding_) lock_->release(hold_);
 }
 
 void ExtentJob::prepare_chunk() {
@@ -205,6 +241,10 @@ bool ExtentJob::next(int error) {
   }
   in_flight_ = 0;
   while (extent_ < extents_.size() && done_ >= extents_[extent_].blocks) {
+    if (holding_) {
+      holding_ = false;
+      lock_->release(hold_);
+    }
     ++extent_;
     done_ = 0;
     if (extent_ == extents_.size() && pass_ + 1 < patterns_.size()) {
@@ -223,6 +263,13 @@ bool ExtentJob::next(int error) {
     return false;
   }
   const Extent& e = extents_[extent_];
+  if (!holding_) {
+    holding_ = true;
+    hold_.lba = e.lba;
+    hold_.blocks = e.blocks;
+    hold_.exclusive = false;
+    if (!lock_->acquire(hold_)) return true;  // granted() resumes us here
+  }
   const uint64_t lba = e.lba + done_;
   const uint64_t remaining = e.blocks - done_;
   if (mode_ != Mode::kFill) {

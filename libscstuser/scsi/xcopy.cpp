@@ -63,7 +63,11 @@ class CopyJob : public BlockJob {
       : BlockJob(ctx),
         targets_(std::move(targets)),
         segments_(std::move(segments)),
-        record_(record) {}
+        record_(record) {
+    hold_.owner = this;
+    hold_.granted = [](LbaRangeLock::Holder& h) { static_cast<CopyJob*>(h.owner)->resume(); };
+  }
+  ~CopyJob() override { release_destination(); }
 
  protected:
   bool next(int error) override {
@@ -71,7 +75,8 @@ class CopyJob : public BlockJob {
       return fail(ctx().sense(reading_ ? kCopyAbortedReadError : kCopyAbortedWriteError)
                       .command_specific(segment_));
     }
-    if (reading_) return write_chunk();
+    if (reading_ || waiting_) return write_chunk();
+    release_destination();
     if (in_flight_ != 0) {
       done_ += in_flight_;
       bytes_ += uint64_t{in_flight_} * block_size_;
@@ -146,12 +151,32 @@ class CopyJob : public BlockJob {
     return true;
   }
 
+  // The destination blocks of a chunk are held shared in the destination
+  // unit's LbaRangeLock while written: no COMPARE AND WRITE interleaves.
   bool write_chunk() {
     const Segment& s = segments_[segment_];
     reading_ = false;
+    if (!waiting_) {
+      lock_ = &sbc_advanced_state(unit(s.destination)).ranges;
+      hold_.lba = s.destination_lba + offset_;
+      hold_.blocks = in_flight_;
+      hold_.exclusive = false;
+      holding_ = true;
+      if (!lock_->acquire(hold_)) {
+        waiting_ = true;  // granted() resumes us into write_chunk()
+        return true;
+      }
+    }
+    waiting_ = false;
     submit(unit(s.destination).block_device(), BlockOp::kWrite, s.destination_lba + offset_,
            in_flight_, buffer_.iov(size_t{in_flight_} * block_size_), write_flags_);
     return true;
+  }
+
+  void release_destination() {
+    if (!holding_) return;
+    holding_ = false;
+    lock_->release(hold_);
   }
 
   void record(uint8_t status, const SenseData* sense) {
@@ -195,6 +220,10 @@ class CopyJob : public BlockJob {
   uint32_t write_flags_ = 0;
   uint64_t bytes_ = 0;
   AlignedBuffer buffer_;
+  LbaRangeLock* lock_ = nullptr;
+  LbaRangeLock::Holder hold_;
+  bool holding_ = false;
+  bool waiting_ = false;
 };
 
 }  // namespace

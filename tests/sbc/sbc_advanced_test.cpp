@@ -343,6 +343,23 @@ TEST(CompareAndWrite, AtomicAgainstAnOverlappingCompareAndWrite) {
   EXPECT_EQ(scsi::sbc_advanced_state(u.lu).ranges.held(), 0u);
 }
 
+// A WRITE SAME in flight holds its range shared: an overlapping COMPARE AND
+// WRITE does not read until it is written, then sees the new data.
+TEST(CompareAndWrite, WaitsForAnOverlappingWriteSame) {
+  Unit u;
+  u.disk.fill(0, 8, 0x01);
+  u.disk.hold = true;
+  const uint32_t ws = u.ini.start(cdb10(0x41, 0, 0, 4), Bytes(kBs, 0x07));
+  const uint32_t cw = u.ini.start(caw(3, 1), two_halves(1, 0x07, 0x08));
+  EXPECT_EQ(u.disk.held(), 1u);  // only the WRITE SAME write
+  while (u.disk.pump()) {
+  }
+  expect_good(u.ini.result(ws));
+  expect_good(u.ini.result(cw));
+  EXPECT_TRUE(u.disk.all(0, 3, 0x07));
+  EXPECT_TRUE(u.disk.all(3, 1, 0x08));
+}
+
 TEST(CompareAndWrite, ReadErrorReleasesTheRange) {
   Unit u;
   u.disk.fail_with = -EIO;
