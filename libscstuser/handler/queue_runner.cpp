@@ -70,11 +70,13 @@ int QueueRunner::run(std::string* error) {
 }
 
 bool QueueRunner::wait_for_work() {
-  if (ring::spin_until([&] { return sq_.available() != 0; })) return true;
+  if (spin_.spin([&] { return sq_.available() != 0; })) return true;
   if (sq_.prepare_sleep()) {
     pollfd fds[2] = {{ctx_.attachment->wait_fd(queue_), POLLIN, 0}, {ctx_.exit_fd, POLLIN, 0}};
+    const uint64_t t0 = ring::monotonic_nanos();
     while (poll(fds, 2, -1) < 0 && errno == EINTR) {
     }
+    spin_.slept(ring::monotonic_nanos() - t0);
     ctx_.attachment->drain_wait_fd(queue_);
     sq_.end_sleep();
     if (fds[1].revents) return false;

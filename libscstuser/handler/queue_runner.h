@@ -18,6 +18,7 @@
 #include "handler/command.h"
 #include "handler/session_registry.h"
 #include "ring/entry_validation.h"
+#include "ring/idle_spin.h"
 #include "ring/region_layout.h"
 #include "ring/spin_lock.h"
 #include "ring/spsc_ring.h"
@@ -104,6 +105,7 @@ class QueueRunner final : public CommandSink {
   std::unique_ptr<TaskRecord[]> tasks_;
   std::vector<scstu_iov> iov_scratch_;
   SessionRegistry::Cache session_cache_;
+  ring::IdleSpin spin_;
 
   ring::SpinLock cq_lock_;
   bool dead_ = false;              // under cq_lock_

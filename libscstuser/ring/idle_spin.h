@@ -1,18 +1,17 @@
 // idle_spin.h - how long a ring reader polls before it announces NEED_WAKEUP
-// and sleeps. Time-based, so the budget means the same on every CPU: long
-// enough to span the other side's turnaround between batches (then neither
-// side makes a syscall under load), short enough not to hold a core when idle.
+// and sleeps. Adaptive, like an adaptive mutex: polling pays when the other
+// side answers within the budget (then neither side makes a syscall under
+// load); on an oversubscribed CPU the other side is often not running at all,
+// polling only delays it, and the budget shrinks towards plain blocking.
 #pragma once
 
 #include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace scstu::ring {
-
-inline constexpr uint64_t kIdleSpinNanos = 50000;
-inline constexpr uint64_t kPureSpinNanos = 5000;
 
 inline uint64_t monotonic_nanos() {
   timespec ts;
@@ -28,21 +27,36 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls `ready()` for up to kIdleSpinNanos; true as soon as it holds. After
-// the first few microseconds each round yields the CPU: on an oversubscribed
-// machine the thread we wait for may be queued behind us on this core.
-template <typename Ready>
-bool spin_until(Ready ready) {
-  const uint64_t start = monotonic_nanos();
-  for (;;) {
-    for (int i = 0; i < 64; ++i) {
-      if (ready()) return true;
-      cpu_relax();
+class IdleSpin {
+ public:
+  static constexpr uint64_t kMaxNanos = 50000;   // longest poll before sleeping
+  static constexpr uint64_t kPureNanos = 5000;   // then each round also yields the CPU
+
+  // Polls `ready()` for up to the current budget; true as soon as it holds.
+  template <typename Ready>
+  bool spin(Ready ready) {
+    const uint64_t start = monotonic_nanos();
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (ready()) return true;
+        cpu_relax();
+      }
+      const uint64_t spent = monotonic_nanos() - start;
+      if (spent >= budget_) {
+        budget_ /= 2;  // polling did not pay this time
+        return false;
+      }
+      if (spent >= kPureNanos) sched_yield();
     }
-    const uint64_t now = monotonic_nanos();
-    if (now - start >= kIdleSpinNanos) return false;
-    if (now - start >= kPureSpinNanos) sched_yield();
   }
-}
+  // After a sleep of `nanos`: a short sleep means polling would have caught it.
+  void slept(uint64_t nanos) {
+    if (nanos < kMaxNanos) budget_ = std::min(kMaxNanos, std::max(2 * budget_, kPureNanos));
+  }
+  uint64_t budget() const { return budget_; }
+
+ private:
+  uint64_t budget_ = kMaxNanos;
+};
 
 }  // namespace scstu::ring

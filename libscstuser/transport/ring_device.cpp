@@ -582,7 +582,9 @@ void RingDevice::session_attached(const SessionInfo& session) {
   }
   auto w = std::make_shared<ControlWait>();
   if (!send_control(pick_queue(), SCSTU_KIND_SESS_ATTACH, &session, session.id, w)) return;
-  // The handler must know the session before its first command: wait.
+  // The handler must know the session before its first command: wait (not
+  // on the event thread, which is the one that would see the acknowledgement).
+  if (std::this_thread::get_id() == event_thread_.get_id()) return;
   std::unique_lock lock(w->mu);
   if (!w->cv.wait_for(lock, std::chrono::milliseconds(kControlTimeoutMs), [&] { return w->done; }))
     std::fprintf(stderr, "scstu: ring device %s: handler did not acknowledge session %llu "
@@ -597,6 +599,7 @@ void RingDevice::session_detached(const SessionInfo& session) {
   }
   auto w = std::make_shared<ControlWait>();
   if (!send_control(pick_queue(), SCSTU_KIND_SESS_DETACH, nullptr, session.id, w)) return;
+  if (std::this_thread::get_id() == event_thread_.get_id()) return;
   std::unique_lock lock(w->mu);
   w->cv.wait_for(lock, std::chrono::milliseconds(kControlTimeoutMs), [&] { return w->done; });
 }
@@ -698,6 +701,7 @@ void RingDevice::fail(Inflight& w) {
 
 void RingDevice::event_loop() {
   bool live = false;  // a handler is attached (event thread's view)
+  ring::IdleSpin spin;
   epoll_event events[SCSTU_MAX_QUEUES + 2];
   while (!stopping_.load(std::memory_order_relaxed)) {
     if (live) {
@@ -705,7 +709,7 @@ void RingDevice::event_loop() {
       for (uint32_t q = 0; q < queues_.size(); ++q) work |= drain_completions(q);
       live = conn_fd_ >= 0;  // a violation may have dropped the handler
       if (work) continue;
-      if (live && ring::spin_until([&] {
+      if (live && spin.spin([&] {
             for (auto& q : queues_)
               if (q->cq.available() != 0) return true;
             return stopping_.load(std::memory_order_relaxed);
@@ -715,7 +719,9 @@ void RingDevice::event_loop() {
     bool may_sleep = true;
     if (live)
       for (auto& q : queues_) may_sleep &= q->cq.prepare_sleep();
+    const uint64_t t0 = ring::monotonic_nanos();
     int n = epoll_wait(epoll_fd_, events, SCSTU_MAX_QUEUES + 2, may_sleep ? -1 : 0);
+    if (may_sleep) spin.slept(ring::monotonic_nanos() - t0);
     if (live)
       for (auto& q : queues_) q->cq.end_sleep();
     for (int i = 0; i < n; ++i) {
