@@ -204,6 +204,7 @@ class Connection {
   // receive buffer: [rpos_, wpos_) holds unread bytes
   std::vector<uint8_t> rx_;
   size_t rpos_ = 0, wpos_ = 0;
+  bool rx_short_ = false;  // the last recv() returned less than it could
   std::vector<uint8_t> scratch_;        // discarded data, digests
   std::vector<iovec> iov_scratch_;
   std::vector<uint8_t> small_payload_;  // login/text/NOP data

@@ -49,7 +49,9 @@ ssize_t Connection::recv_some() {
   }
   if (wpos_ == rx_.size()) return -2;  // full: cannot happen with a complete header check
   for (;;) {
-    ssize_t n = recv(fd_, rx_.data() + wpos_, rx_.size() - wpos_, MSG_DONTWAIT);
+    size_t space = rx_.size() - wpos_;
+    ssize_t n = recv(fd_, rx_.data() + wpos_, space, MSG_DONTWAIT);
+    rx_short_ = n >= 0 && static_cast<size_t>(n) < space;
     if (n > 0) wpos_ += static_cast<size_t>(n);
     if (n < 0 && errno == EINTR) continue;
     return n;

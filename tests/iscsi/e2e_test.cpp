@@ -76,6 +76,7 @@ class TestServer {
     waitpid(pid_, nullptr, 0);
   }
   int port() const { return port_; }
+  void signal(int sig) const { kill(pid_, sig); }
   bool alive() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
   std::string portal() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string url(const std::string& target, int lun, const std::string& auth = "") const {
@@ -418,6 +419,24 @@ TEST(IscsiE2e, KeepaliveDropsAConnectionThatDoesNotAnswerNopIn) {
     }
   }
   EXPECT_TRUE(ini.test_unit_ready());
+}
+
+// Stopping the server first asks each initiator to log out (RFC 7143
+// 11.9.1 AsyncEvent 1), then drops whoever is still there.
+TEST(IscsiE2e, StopSendsAsyncLogoutRequest) {
+  TestServer server({"--size-mb", "16"});
+  int fd = connect_raw(server.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:stopping"));
+  server.signal(SIGTERM);
+  auto [bytes, closed] = read_until_closed(fd, 8000);
+  EXPECT_TRUE(closed);
+  ASSERT_GE(bytes.size(), kBhsSize);
+  Bhs h;
+  std::memcpy(h.b.data(), bytes.data(), kBhsSize);
+  EXPECT_EQ(h.opcode(), Opcode::kAsyncMessage);
+  EXPECT_EQ(AsyncMessagePdu::decode(h).event, 1);
+  close(fd);
 }
 
 }  // namespace
