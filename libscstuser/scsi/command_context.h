@@ -8,10 +8,12 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "core/task_set.h"
 #include "handler/block_device.h"
 #include "handler/command.h"
 #include "scsi/cdb.h"
@@ -24,6 +26,7 @@ class LogicalUnit;
 class CommandContext {
  public:
   static constexpr unsigned kBlockSlots = 4;
+  static constexpr size_t kKeptBounceBytes = 1u << 20;
   using BlockDone = void (*)(CommandContext& ctx, unsigned slot, int error);
 
   explicit CommandContext(LogicalUnit* unit);
@@ -60,8 +63,12 @@ class CommandContext {
   // An iovec list over [offset, offset + len) of the data buffer, for a
   // BlockRequest in `slot`. Valid until the slot is reused.
   std::span<const iovec> data_iov(unsigned slot, size_t offset, size_t len);
-  // A scratch buffer of at least `bytes`, kept by the context across commands.
+  // A scratch buffer of at least `bytes`, kept by the context across commands
+  // (a large one is released when the next command starts). Its contents
+  // survive until the command completes.
   std::span<uint8_t> bounce(size_t bytes);
+  // An iovec list over the first `len` bytes of the bounce buffer, for `slot`.
+  std::span<const iovec> bounce_iov(unsigned slot, size_t len);
 
   // ---- block I/O ------------------------------------------------------
   void submit_block(unsigned slot, BlockOp op, uint64_t lba, uint64_t blocks,
@@ -77,18 +84,25 @@ class CommandContext {
   void complete_status(uint8_t scsi_status);
   // BlockDevice errno -> sense (block_device.h); `lba` is the INFORMATION field.
   void complete_block_error(int error, uint64_t lba);
+  // A core/ Outcome (reservations, task management): GOOD, a status, or sense.
+  void complete_outcome(const core::Outcome& outcome);
   // A builder already in the LU's sense format.
   SenseBuilder sense(SenseCode code) const { return SenseBuilder(sense_format(), code); }
 
   // Scratch state for multi-step entries (cleared for each command).
   std::array<uint64_t, 8> state{};
 
-  // ---- framework ------------------------------------------------------
+  // ---- framework (LogicalUnit, ContextPool) ----------------------------
   void start(CommandHandle handle);
   CdbDecode& mutable_decode() { return decode_; }
   void set_data_length(uint32_t n) { data_length_ = n; }
   bool in_use() const { return static_cast<bool>(handle_); }
-  uint32_t pool_next = 0;  // ContextPool free-list link
+  // Complete a command that never ran (aborted while queued in the task set).
+  void complete_aborted(core::TaskDisposition disposition);
+  core::TaskSet::Task task;      // this command in the LU's task set
+  bool in_task_set = false;
+  std::atomic<uint32_t> pool_next{0};  // ContextPool free-list link
+  uint32_t pool_index = 0;
 
  private:
   struct Slot {

@@ -154,6 +154,9 @@ class LogicalUnit : public LowLevelHandler {
   bool software_write_protect() const;        // config.read_only or control page SWP
   bool started() const { return started_.load(std::memory_order_relaxed); }
   void set_started(bool on) { started_.store(on, std::memory_order_relaxed); }
+  // Removable medium: ejected by START STOP UNIT (LOEJ), loaded again by it.
+  bool medium_loaded() const { return medium_loaded_.load(std::memory_order_relaxed); }
+  void set_medium_loaded(bool on) { medium_loaded_.store(on, std::memory_order_relaxed); }
   ModePages& mode_pages() { return *mode_pages_; }
   NexusTable& nexuses() { return *nexuses_; }
   LuRuntime& runtime() { return *runtime_; }
@@ -162,7 +165,9 @@ class LogicalUnit : public LowLevelHandler {
   void finish(CommandContext& ctx);
 
  private:
-  void dispatch(CommandContext& ctx);
+  // Run a command whose turn has come in the task set.
+  void run(CommandContext& ctx);
+  bool check_data_length(CommandContext& ctx);
 
   LogicalUnitConfig config_;
   BlockDevice* device_;
@@ -170,6 +175,7 @@ class LogicalUnit : public LowLevelHandler {
   uint32_t block_size_ = 512;
   std::atomic<uint64_t> capacity_{0};
   std::atomic<bool> started_{true};
+  std::atomic<bool> medium_loaded_{true};
   std::unique_ptr<ContextPool> pool_;
   std::unique_ptr<ModePages> mode_pages_;
   std::unique_ptr<NexusTable> nexuses_;

@@ -1,0 +1,100 @@
+// READ CAPACITY(10/16), SYNCHRONIZE CACHE(10/16), START STOP UNIT (SBC-3).
+#include <array>
+
+#include "scsi/command_context.h"
+#include "scsi/emulation.h"
+#include "scsi/logical_unit.h"
+#include "scsi/lu_runtime.h"
+
+namespace scstu::scsi {
+
+namespace {
+
+uint64_t last_lba(const CommandContext& ctx) {
+  const uint64_t blocks = ctx.capacity();
+  return blocks ? blocks - 1 : 0;
+}
+
+void flush_done(CommandContext& ctx, unsigned, int error) {
+  if (error != 0) return ctx.complete_block_error(error, ctx.decoded().lba);
+  ctx.complete_good(0);
+}
+
+}  // namespace
+
+// SBC-3 5.15.
+void sbc_read_capacity10(CommandContext& ctx) {
+  const auto cdb = ctx.cdb();
+  // PMI = 0 requires LOGICAL BLOCK ADDRESS = 0.
+  if (!(cdb[8] & 0x01) && get_be32(&cdb[2]) != 0) {
+    return ctx.complete_check(kInvalidFieldInCdb, {true, 2, 7});
+  }
+  std::array<uint8_t, 8> b{};
+  const uint64_t lba = last_lba(ctx);
+  put_be32(&b[0], lba > 0xFFFFFFFEull ? 0xFFFFFFFFu : static_cast<uint32_t>(lba));
+  put_be32(&b[4], ctx.block_size());
+  ctx.complete_data_in(b);
+}
+
+// SBC-3 5.16.
+void sbc_read_capacity16(CommandContext& ctx) {
+  const auto cdb = ctx.cdb();
+  if (!(cdb[14] & 0x01) && get_be64(&cdb[2]) != 0) {
+    return ctx.complete_check(kInvalidFieldInCdb, {true, 2, 7});
+  }
+  const LogicalUnit& lu = ctx.unit();
+  std::array<uint8_t, 32> b{};
+  put_be64(&b[0], last_lba(ctx));
+  put_be32(&b[8], ctx.block_size());
+  b[13] = lu.config().physical_block_exponent & 0x0F;
+  const bool thin = lu.config().thin && lu.capabilities().unmap;
+  if (thin) b[14] |= 0x80;                                    // LBPME
+  if (thin && lu.capabilities().unmap_zeroes) b[14] |= 0x40;  // LBPRZ
+  ctx.complete_data_in(b);
+}
+
+// SBC-3 5.22/5.23. IMMED is honoured by completing after the flush anyway:
+// status is never earlier than the data is safe.
+void sbc_synchronize_cache(CommandContext& ctx) {
+  const LogicalUnit& lu = ctx.unit();
+  // NV_CACHE (seed): synchronisation with the medium is ignored; no volatile
+  // cache: nothing to flush.
+  if (lu.config().write_cache == WriteCacheMode::kNvCache || !lu.capabilities().volatile_cache) {
+    return ctx.complete_good(0);
+  }
+  ctx.submit_block(0, BlockOp::kFlush, 0, 0, {}, 0, &flush_done);
+}
+
+// SBC-3 5.25.
+void sbc_start_stop_unit(CommandContext& ctx) {
+  const auto cdb = ctx.cdb();
+  LogicalUnit& lu = ctx.unit();
+  const uint8_t power_condition = cdb[4] >> 4;
+  const bool loej = cdb[4] & 0x02;
+  const bool start = cdb[4] & 0x01;
+  if (power_condition != 0) {
+    // ACTIVE, IDLE, STANDBY, LU_CONTROL, FORCE_IDLE_0, FORCE_STANDBY_0: no
+    // power states to enter; START and LOEJ are ignored (SBC-3 5.25).
+    switch (power_condition) {
+      case 0x1: case 0x2: case 0x3: case 0x7: case 0xA: case 0xB:
+        return ctx.complete_good(0);
+      default:
+        return ctx.complete_check(kInvalidFieldInCdb, {true, 4, 7});
+    }
+  }
+  const bool removable = lu.config().removable || lu.capabilities().removable;
+  if (loej) {
+    if (!removable) return ctx.complete_check(kInvalidFieldInCdb, {true, 4, 1});
+    if (!start) {
+      if (lu.nexuses().removal_prevented()) return ctx.complete_check(kMediumRemovalPrevented);
+      lu.set_started(false);
+      lu.set_medium_loaded(false);
+      return ctx.complete_good(0);
+    }
+    lu.set_medium_loaded(true);
+  }
+  lu.set_started(start);
+  ctx.complete_good(0);
+}
+
+}  // namespace scstu::scsi

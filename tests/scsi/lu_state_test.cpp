@@ -1,0 +1,202 @@
+// LogicalUnit with the per-LU state of core/: unit attentions, reservations,
+// the task set and task management.
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <vector>
+
+#include "initiator.h"
+#include "scsi/logical_unit.h"
+
+namespace scstu::scsi {
+namespace {
+
+using testing::cdb10;
+using testing::Initiator;
+using testing::RamDisk;
+using testing::Reply;
+
+// Holds every request until release_all().
+class GatedDisk : public BlockDevice {
+ public:
+  BlockGeometry geometry() const override { return {512, 128}; }
+  void submit(BlockRequest& req) override {
+    std::lock_guard lock(mutex_);
+    held_.push_back(&req);
+  }
+  size_t held() {
+    std::lock_guard lock(mutex_);
+    return held_.size();
+  }
+  void release_all() {
+    std::vector<BlockRequest*> reqs;
+    {
+      std::lock_guard lock(mutex_);
+      reqs.swap(held_);
+    }
+    for (BlockRequest* r : reqs) r->complete(0);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<BlockRequest*> held_;
+};
+
+const std::vector<uint8_t> kTur = {0x00, 0, 0, 0, 0, 0};
+
+TEST(LuState, OrderedWaitsForOlderAndBlocksNewer) {
+  GatedDisk disk;
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator ini(lu);
+  const uint32_t read = ini.start(cdb10(0x28, 0, 1));
+  const uint32_t ordered = ini.start(kTur, {}, TaskAttribute::kOrdered);
+  const uint32_t simple = ini.start(kTur);
+  ini.submit_started();
+  EXPECT_EQ(disk.held(), 1u);
+  EXPECT_FALSE(ini.done(read));
+  EXPECT_FALSE(ini.done(ordered));
+  EXPECT_FALSE(ini.done(simple));
+  disk.release_all();
+  EXPECT_EQ(ini.wait(read).status, status::kGood);
+  EXPECT_EQ(ini.wait(ordered).status, status::kGood);
+  EXPECT_EQ(ini.wait(simple).status, status::kGood);
+}
+
+TEST(LuState, HeadOfQueueRunsAtOnce) {
+  GatedDisk disk;
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator ini(lu);
+  const uint32_t read = ini.start(cdb10(0x28, 0, 1));
+  const uint32_t ordered = ini.start(kTur, {}, TaskAttribute::kOrdered);
+  const uint32_t hoq = ini.start(kTur, {}, TaskAttribute::kHeadOfQueue);
+  ini.submit_started();
+  EXPECT_TRUE(ini.done(hoq));
+  EXPECT_FALSE(ini.done(ordered));
+  disk.release_all();
+  EXPECT_EQ(ini.wait(read).status, status::kGood);
+  EXPECT_EQ(ini.wait(ordered).status, status::kGood);
+  EXPECT_EQ(ini.wait(hoq).status, status::kGood);
+}
+
+TEST(LuState, AbortTaskOfARunningCommand) {
+  GatedDisk disk;
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator ini(lu);
+  const uint32_t read = ini.start(cdb10(0x28, 0, 1));
+  const uint32_t queued = ini.start(kTur, {}, TaskAttribute::kOrdered);
+  ini.submit_started();
+  TaskManagementRequest tmf;
+  tmf.function = SCSTU_TMF_ABORT_TASK;
+  tmf.session = &ini.session();
+  tmf.ref_tag = queued;
+  EXPECT_EQ(lu.task_management(tmf), SCSTU_TMF_COMPLETE);
+  EXPECT_EQ(ini.wait(queued).status, status::kTaskAborted);
+  tmf.ref_tag = read;
+  // ABORT TASK does not wait: the running read is marked, and its reply,
+  // when the device completes it, becomes TASK ABORTED.
+  EXPECT_EQ(lu.task_management(tmf), SCSTU_TMF_COMPLETE);
+  disk.release_all();
+  const Reply r = ini.wait(read);
+  EXPECT_EQ(r.status, status::kTaskAborted);
+}
+
+TEST(LuState, Spc2ReservationConflict) {
+  RamDisk disk(64);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator a(lu, 1, "iqn.2026-11.test:a");
+  Initiator b(lu, 2, "iqn.2026-11.test:b");
+  ASSERT_EQ(a.run({0x16, 0, 0, 0, 0, 0}).status, status::kGood);
+  EXPECT_EQ(b.run(cdb10(0x28, 0, 1)).status, status::kReservationConflict);
+  EXPECT_EQ(b.run({0x12, 0, 0, 0, 36, 0}).status, status::kGood);
+  EXPECT_EQ(b.run({0x16, 0, 0, 0, 0, 0}).status, status::kReservationConflict);
+  EXPECT_EQ(a.run(cdb10(0x28, 0, 1)).status, status::kGood);
+  ASSERT_EQ(a.run({0x17, 0, 0, 0, 0, 0}).status, status::kGood);
+  EXPECT_EQ(b.run(cdb10(0x28, 0, 1)).status, status::kGood);
+}
+
+TEST(LuState, LunResetClearsReservationAndRaisesUa) {
+  RamDisk disk(64);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator a(lu, 1, "iqn.2026-11.test:a");
+  Initiator b(lu, 2, "iqn.2026-11.test:b");
+  a.attach();
+  b.attach();
+  a.run(kTur);
+  b.run(kTur);
+  ASSERT_EQ(a.run({0x16, 0, 0, 0, 0, 0}).status, status::kGood);
+  TaskManagementRequest tmf;
+  tmf.function = SCSTU_TMF_LUN_RESET;
+  tmf.session = &b.session();
+  lu.task_management(tmf);
+  EXPECT_EQ(b.run(kTur).code().asc, 0x29);
+  EXPECT_EQ(b.run(cdb10(0x28, 0, 1)).status, status::kGood);
+}
+
+TEST(LuState, PersistentReservationWriteExclusive) {
+  RamDisk disk(64);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator a(lu, 1, "iqn.2026-11.test:a");
+  Initiator b(lu, 2, "iqn.2026-11.test:b");
+  a.attach();
+  b.attach();
+  a.run(kTur);
+  b.run(kTur);
+  // REGISTER key 0x1234 from a.
+  std::vector<uint8_t> params(24, 0);
+  put_be64(&params[8], 0x1234);
+  std::vector<uint8_t> out = {0x5F, 0x00, 0, 0, 0, 0, 0, 0, 24, 0};
+  ASSERT_EQ(a.run(out, params).status, status::kGood);
+  // RESERVE, type WRITE EXCLUSIVE.
+  std::fill(params.begin(), params.end(), 0);
+  put_be64(&params[0], 0x1234);
+  out[1] = 0x01;
+  out[2] = 0x01;
+  ASSERT_EQ(a.run(out, params).status, status::kGood);
+  EXPECT_EQ(b.run(cdb10(0x2A, 0, 1), std::vector<uint8_t>(512)).status,
+            status::kReservationConflict);
+  EXPECT_EQ(b.run(cdb10(0x28, 0, 1)).status, status::kGood);
+  EXPECT_EQ(a.run(cdb10(0x2A, 0, 1), std::vector<uint8_t>(512)).status, status::kGood);
+  // READ KEYS shows the registration.
+  Reply r = b.run({0x5E, 0x00, 0, 0, 0, 0, 0, 0, 64, 0});
+  ASSERT_EQ(r.status, status::kGood);
+  EXPECT_EQ(get_be32(&r.data[4]), 8u);
+  EXPECT_EQ(get_be64(&r.data[8]), 0x1234u);
+}
+
+TEST(LuState, CapacityChangedRaisesUa) {
+  RamDisk disk(64);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator a(lu);
+  a.attach();
+  a.run(kTur);
+  disk.resize(128);
+  lu.capacity_changed();
+  EXPECT_EQ(a.run(kTur).code(), kUaCapacityDataHasChanged);
+  EXPECT_EQ(lu.capacity_blocks(), 128u);
+  EXPECT_EQ(a.run(cdb10(0x28, 100, 1)).status, status::kGood);
+}
+
+TEST(LuState, DetachDropsUnitAttentionsAndReservation) {
+  RamDisk disk(64);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator a(lu, 1, "iqn.2026-11.test:a");
+  Initiator b(lu, 2, "iqn.2026-11.test:b");
+  a.attach();
+  a.run(kTur);
+  ASSERT_EQ(a.run({0x16, 0, 0, 0, 0, 0}).status, status::kGood);
+  a.detach();
+  EXPECT_EQ(b.run(cdb10(0x28, 0, 1)).status, status::kGood);
+}
+
+TEST(LuState, ManyCommandsInFlightFromThePool) {
+  RamDisk disk(4096, 512, /*async=*/true);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator ini(lu);
+  std::vector<uint32_t> tokens;
+  for (uint32_t i = 0; i < 600; ++i) tokens.push_back(ini.start(cdb10(0x28, i, 1)));
+  ini.submit_started();
+  for (uint32_t t : tokens) EXPECT_EQ(ini.wait(t).status, status::kGood);
+}
+
+}  // namespace
+}  // namespace scstu::scsi

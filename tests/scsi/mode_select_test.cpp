@@ -1,0 +1,131 @@
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "scsi/mode_pages.h"
+#include "scsi/mode_select.h"
+
+namespace scstu::scsi {
+namespace {
+
+std::vector<uint8_t> current(ModePages& pages, uint8_t code) {
+  std::vector<uint8_t> out;
+  EXPECT_TRUE(pages.sense(code, 0, PageControl::kCurrent, out));
+  return out;
+}
+
+ModeSelectInput six() {
+  ModeSelectInput in;
+  in.block_size = 512;
+  return in;
+}
+
+TEST(ModeSelect, ChangesWceAndDsense) {
+  ModePages pages(ModePagesConfig{});
+  EXPECT_TRUE(pages.wce());
+  std::vector<uint8_t> caching = current(pages, 0x08);
+  caching[0] &= 0x3F;  // PS is reserved in MODE SELECT
+  caching[2] &= ~0x04;
+  std::vector<uint8_t> list = {0, 0, 0, 0};
+  list.insert(list.end(), caching.begin(), caching.end());
+  bool changed = false;
+  EXPECT_FALSE(apply_mode_select(pages, six(), list, &changed).has_value());
+  EXPECT_TRUE(changed);
+  EXPECT_FALSE(pages.wce());
+  // The same list again changes nothing.
+  EXPECT_FALSE(apply_mode_select(pages, six(), list, &changed).has_value());
+  EXPECT_FALSE(changed);
+}
+
+TEST(ModeSelect, UnchangeableBitPointsAtIt) {
+  ModePages pages(ModePagesConfig{});
+  std::vector<uint8_t> control = current(pages, 0x0A);
+  control[3] ^= 0x02;  // QERR is not changeable
+  std::vector<uint8_t> list = {0, 0, 0, 0};
+  list.insert(list.end(), control.begin(), control.end());
+  bool changed = false;
+  auto err = apply_mode_select(pages, six(), list, &changed);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->code, kInvalidFieldInParameterList);
+  EXPECT_FALSE(err->field.in_cdb);
+  EXPECT_EQ(err->field.field, 4 + 3);
+  EXPECT_EQ(err->field.bit, 1);
+}
+
+TEST(ModeSelect, ValidatesBeforeApplying) {
+  ModePages pages(ModePagesConfig{});
+  std::vector<uint8_t> caching = current(pages, 0x08);
+  caching[2] &= ~0x04;
+  std::vector<uint8_t> bad = {0x55, 0x02, 0, 0};  // unknown page 15h
+  std::vector<uint8_t> list = {0, 0, 0, 0};
+  list.insert(list.end(), caching.begin(), caching.end());
+  list.insert(list.end(), bad.begin(), bad.end());
+  bool changed = false;
+  auto err = apply_mode_select(pages, six(), list, &changed);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->field.field, 4 + caching.size());
+  EXPECT_TRUE(pages.wce());  // the good page before it was not applied
+}
+
+TEST(ModeSelect, HeaderAndBlockDescriptor) {
+  ModePages pages(ModePagesConfig{});
+  bool changed = false;
+  // MODE DATA LENGTH must be 0.
+  std::vector<uint8_t> list = {3, 0, 0, 0};
+  auto err = apply_mode_select(pages, six(), list, &changed);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->field.field, 0);
+  // A block descriptor with the current block length is accepted, another is not.
+  list = {0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0x02, 0x00};
+  EXPECT_FALSE(apply_mode_select(pages, six(), list, &changed).has_value());
+  list[10] = 0x10;
+  err = apply_mode_select(pages, six(), list, &changed);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->field.field, 4 + 5);
+  // Truncated page.
+  list = {0, 0, 0, 0, 0x08, 0x12, 0x00};
+  err = apply_mode_select(pages, six(), list, &changed);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->code, kParameterListLengthError);
+  // Wrong page length.
+  list = {0, 0, 0, 0, 0x0A, 0x05, 0, 0, 0, 0, 0};
+  err = apply_mode_select(pages, six(), list, &changed);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->field.field, 5);
+}
+
+TEST(ModeSelect, SaveAndReset) {
+  ModePages pages(ModePagesConfig{});
+  std::vector<uint8_t> control = current(pages, 0x0A);
+  control[0] &= 0x3F;
+  control[2] |= 0x04;  // D_SENSE
+  std::vector<uint8_t> list = {0, 0, 0, 0};
+  list.insert(list.end(), control.begin(), control.end());
+  bool changed = false;
+  ModeSelectInput in = six();
+  ASSERT_FALSE(apply_mode_select(pages, in, list, &changed).has_value());
+  EXPECT_TRUE(pages.d_sense());
+  pages.reset_to_saved();
+  EXPECT_FALSE(pages.d_sense());  // not saved
+  in.save = true;
+  ASSERT_FALSE(apply_mode_select(pages, in, list, &changed).has_value());
+  pages.reset_to_saved();
+  EXPECT_TRUE(pages.d_sense());
+  std::vector<uint8_t> saved;
+  ASSERT_TRUE(pages.sense(0x0A, 0, PageControl::kSaved, saved));
+  EXPECT_EQ(saved[2] & 0x04, 0x04);
+}
+
+TEST(ModeSelect, NvCacheWceNotChangeable) {
+  ModePagesConfig cfg;
+  cfg.write_cache = false;
+  cfg.wce_changeable = false;
+  ModePages pages(cfg);
+  std::vector<uint8_t> changeable;
+  ASSERT_TRUE(pages.sense(0x08, 0, PageControl::kChangeable, changeable));
+  EXPECT_EQ(changeable[2] & 0x04, 0);
+  EXPECT_FALSE(pages.wce());
+}
+
+}  // namespace
+}  // namespace scstu::scsi
