@@ -55,7 +55,8 @@ bool all_registrants(PrType t) {
   return t == PrType::kWriteExclusiveAllRegistrants || t == PrType::kExclusiveAccessAllRegistrants;
 }
 bool registrants_only(PrType t) {
-  return t == PrType::kWriteExclusiveRegistrantsOnly || t == PrType::kExclusiveAccessRegistrantsOnly;
+  return t == PrType::kWriteExclusiveRegistrantsOnly ||
+         t == PrType::kExclusiveAccessRegistrantsOnly;
 }
 
 std::string hex(std::string_view s) {
@@ -87,8 +88,15 @@ bool unhex(std::string_view s, std::string* out) {
 
 bool valid_pr_type(uint8_t type) {
   switch (type) {
-    case 0x1: case 0x3: case 0x5: case 0x6: case 0x7: case 0x8: return true;
-    default: return false;
+    case 0x1:
+    case 0x3:
+    case 0x5:
+    case 0x6:
+    case 0x7:
+    case 0x8:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -169,8 +177,9 @@ void PersistentReservations::session_detached(uint64_t nexus) {
   nexuses_.erase(nexus);
 }
 
-const PersistentReservations::Registration* PersistentReservations::find(
-    const State& s, const InitiatorPort& port, uint16_t relative_port) {
+const PersistentReservations::Registration* PersistentReservations::find(const State& s,
+                                                                         const InitiatorPort& port,
+                                                                         uint16_t relative_port) {
   const Registration* loose = nullptr;
   for (const Registration& r : s.registrations) {
     if (!r.port.matches(port)) continue;
@@ -203,7 +212,8 @@ void PersistentReservations::remove(State& s, size_t index) {
 std::vector<uint64_t> PersistentReservations::nexuses_of(const Registration& reg) const {
   std::vector<uint64_t> out;
   for (const auto& [id, n] : nexuses_) {
-    if (reg.port.matches(n.port) && (reg.all_target_ports || reg.relative_port == n.relative_port)) {
+    if (reg.port.matches(n.port) &&
+        (reg.all_target_ports || reg.relative_port == n.relative_port)) {
       out.push_back(id);
     }
   }
@@ -347,16 +357,30 @@ Outcome PersistentReservations::out(const SessionInfo& session, std::span<const 
     std::lock_guard lock(mutex_);
     State next = state_;
     switch (action) {
-      case PrOutAction::kRegister: result = do_register(next, r, false, fx); break;
+      case PrOutAction::kRegister:
+        result = do_register(next, r, false, fx);
+        break;
       case PrOutAction::kRegisterAndIgnoreExistingKey:
         result = do_register(next, r, true, fx);
         break;
-      case PrOutAction::kReserve: result = do_reserve(next, r); break;
-      case PrOutAction::kRelease: result = do_release(next, r, fx); break;
-      case PrOutAction::kClear: result = do_clear(next, r, fx); break;
-      case PrOutAction::kPreempt: result = do_preempt(next, r, false, fx); break;
-      case PrOutAction::kPreemptAndAbort: result = do_preempt(next, r, true, fx); break;
-      case PrOutAction::kRegisterAndMove: result = do_register_and_move(next, r); break;
+      case PrOutAction::kReserve:
+        result = do_reserve(next, r);
+        break;
+      case PrOutAction::kRelease:
+        result = do_release(next, r, fx);
+        break;
+      case PrOutAction::kClear:
+        result = do_clear(next, r, fx);
+        break;
+      case PrOutAction::kPreempt:
+        result = do_preempt(next, r, false, fx);
+        break;
+      case PrOutAction::kPreemptAndAbort:
+        result = do_preempt(next, r, true, fx);
+        break;
+      case PrOutAction::kRegisterAndMove:
+        result = do_register_and_move(next, r);
+        break;
     }
     if (!result.ok()) return result;
     // APTPL (5.13.4): while the last APTPL received is one, every change is
@@ -738,8 +762,8 @@ std::string PersistentReservations::load() {
   std::ifstream in(options_.state_file);
   if (!in) {
     if (errno == ENOENT) return "";
-    return "persistent reservations state " + options_.state_file + ": open: " +
-           std::strerror(errno);
+    return "persistent reservations state " + options_.state_file +
+           ": open: " + std::strerror(errno);
   }
   State s;
   s.aptpl = true;
@@ -805,9 +829,8 @@ std::string PersistentReservations::load() {
   }
   if (lineno == 0) return bad("empty file");
   if (reservation) {
-    if (s.registrations.empty() ||
-        (!all_registrants(static_cast<PrType>(reservation->first)) &&
-         reservation->second >= s.registrations.size())) {
+    if (s.registrations.empty() || (!all_registrants(static_cast<PrType>(reservation->first)) &&
+                                    reservation->second >= s.registrations.size())) {
       return bad("reservation holder is not a registration");
     }
     s.type = static_cast<PrType>(reservation->first);

@@ -42,10 +42,14 @@ AccessClass persistent_access_class(std::span<const uint8_t> cdb) {
       return service_action(cdb) == 0x01 ? AccessClass::kAllowed : AccessClass::kRead;
     case 0x9E:  // SERVICE ACTION IN(16)
       switch (service_action(cdb)) {
-        case 0x10: return AccessClass::kAllowed;  // READ CAPACITY(16)
-        case 0x12: return AccessClass::kRead;     // GET LBA STATUS
-        case 0x11: return AccessClass::kWrite;    // READ LONG(16)
-        default: return AccessClass::kRead;
+        case 0x10:
+          return AccessClass::kAllowed;  // READ CAPACITY(16)
+        case 0x12:
+          return AccessClass::kRead;  // GET LBA STATUS
+        case 0x11:
+          return AccessClass::kWrite;  // READ LONG(16)
+        default:
+          return AccessClass::kRead;
       }
     case 0xA3:  // MAINTENANCE IN
       switch (service_action(cdb)) {

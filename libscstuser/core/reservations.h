@@ -39,7 +39,8 @@ struct Outcome {
   }
   bool ok() const { return status == status::kGood; }
   friend bool operator==(const Outcome& a, const Outcome& b) {
-    return a.status == b.status && a.sense == b.sense && a.field.has_value() == b.field.has_value() &&
+    return a.status == b.status && a.sense == b.sense &&
+           a.field.has_value() == b.field.has_value() &&
            (!a.field || (a.field->in_cdb == b.field->in_cdb && a.field->field == b.field->field &&
                          a.field->bit == b.field->bit));
   }
@@ -47,9 +48,9 @@ struct Outcome {
 
 // How a command is affected by a reservation held by another I_T nexus.
 enum class AccessClass : uint8_t {
-  kAllowed,  // never conflicts (INQUIRY, REPORT LUNS, REQUEST SENSE, READ CAPACITY, ...)
-  kRead,     // conflicts under Exclusive Access types only (READ, VERIFY, MODE SENSE, ...)
-  kWrite,    // conflicts under every type (WRITE, MODE SELECT, SYNCHRONIZE CACHE, ...)
+  kAllowed,      // never conflicts (INQUIRY, REPORT LUNS, REQUEST SENSE, READ CAPACITY, ...)
+  kRead,         // conflicts under Exclusive Access types only (READ, VERIFY, MODE SENSE, ...)
+  kWrite,        // conflicts under every type (WRITE, MODE SELECT, SYNCHRONIZE CACHE, ...)
   kReservation,  // RESERVE/RELEASE(6/10), PERSISTENT RESERVE OUT: their own rules
 };
 // SPC-4 table 65 and SBC-3 table 13 ("allowed" where SPC-4 footnote b lets a

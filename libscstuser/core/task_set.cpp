@@ -50,9 +50,15 @@ TaskSet::Admission TaskSet::enter(Task& task, Outcome* rejection) {
   std::lock_guard lock(mutex_);
   bool run;
   switch (task.attribute) {
-    case TaskAttribute::kHeadOfQueue: run = true; break;
-    case TaskAttribute::kOrdered: run = size_ == 0; break;
-    default: run = barriers_ == 0; break;
+    case TaskAttribute::kHeadOfQueue:
+      run = true;
+      break;
+    case TaskAttribute::kOrdered:
+      run = size_ == 0;
+      break;
+    default:
+      run = barriers_ == 0;
+      break;
   }
   link_locked(task);
   if (run) {
@@ -122,8 +128,8 @@ size_t TaskSet::abort_locked(Pred pred, uint64_t issuer, bool tas,
       ++n;
       // SAM-5 7.1 / SPC-4 7.5.8 (TAS): tasks of the nexus that asked end
       // silently; other nexuses' tasks end TASK ABORTED if TAS is set.
-      TaskDisposition d = (t->nexus != issuer && tas) ? TaskDisposition::kTaskAborted
-                                                      : TaskDisposition::kDiscard;
+      TaskDisposition d =
+          (t->nexus != issuer && tas) ? TaskDisposition::kTaskAborted : TaskDisposition::kDiscard;
       if (t->nexus != issuer && cleared_nexuses != nullptr) {
         bool seen = false;
         for (uint64_t x : *cleared_nexuses) seen |= x == t->nexus;

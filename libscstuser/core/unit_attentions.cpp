@@ -4,24 +4,38 @@ namespace scstu::core {
 
 scsi::SenseCode sense_code(UnitAttention ua) {
   switch (ua) {
-    case UnitAttention::kPowerOnResetOrBusDeviceReset: return scsi::kUaPowerOnResetOrBusDeviceReset;
-    case UnitAttention::kPowerOnOccurred: return scsi::kUaPowerOnOccurred;
-    case UnitAttention::kBusResetOccurred: return scsi::kUaBusResetOccurred;
-    case UnitAttention::kBusDeviceResetFunction: return scsi::kUaBusDeviceResetFunctionOccurred;
-    case UnitAttention::kDeviceInternalReset: return scsi::kUaDeviceInternalReset;
-    case UnitAttention::kItNexusLossOccurred: return scsi::kUaITNexusLossOccurred;
-    case UnitAttention::kModeParametersChanged: return scsi::kUaModeParametersChanged;
-    case UnitAttention::kReservationsPreempted: return scsi::kUaReservationsPreempted;
-    case UnitAttention::kReservationsReleased: return scsi::kUaReservationsReleased;
-    case UnitAttention::kRegistrationsPreempted: return scsi::kUaRegistrationsPreempted;
+    case UnitAttention::kPowerOnResetOrBusDeviceReset:
+      return scsi::kUaPowerOnResetOrBusDeviceReset;
+    case UnitAttention::kPowerOnOccurred:
+      return scsi::kUaPowerOnOccurred;
+    case UnitAttention::kBusResetOccurred:
+      return scsi::kUaBusResetOccurred;
+    case UnitAttention::kBusDeviceResetFunction:
+      return scsi::kUaBusDeviceResetFunctionOccurred;
+    case UnitAttention::kDeviceInternalReset:
+      return scsi::kUaDeviceInternalReset;
+    case UnitAttention::kItNexusLossOccurred:
+      return scsi::kUaITNexusLossOccurred;
+    case UnitAttention::kModeParametersChanged:
+      return scsi::kUaModeParametersChanged;
+    case UnitAttention::kReservationsPreempted:
+      return scsi::kUaReservationsPreempted;
+    case UnitAttention::kReservationsReleased:
+      return scsi::kUaReservationsReleased;
+    case UnitAttention::kRegistrationsPreempted:
+      return scsi::kUaRegistrationsPreempted;
     case UnitAttention::kAsymmetricAccessStateChanged:
       return scsi::kUaAsymmetricAccessStateChanged;
-    case UnitAttention::kCapacityDataHasChanged: return scsi::kUaCapacityDataHasChanged;
+    case UnitAttention::kCapacityDataHasChanged:
+      return scsi::kUaCapacityDataHasChanged;
     case UnitAttention::kCommandsClearedByAnotherInitiator:
       return scsi::kUaCommandsClearedByAnotherInitiator;
-    case UnitAttention::kMicrocodeHasBeenChanged: return scsi::kUaMicrocodeHasBeenChanged;
-    case UnitAttention::kInquiryDataHasChanged: return scsi::kUaInquiryDataHasChanged;
-    case UnitAttention::kReportedLunsDataHasChanged: return scsi::kUaReportedLunsDataHasChanged;
+    case UnitAttention::kMicrocodeHasBeenChanged:
+      return scsi::kUaMicrocodeHasBeenChanged;
+    case UnitAttention::kInquiryDataHasChanged:
+      return scsi::kUaInquiryDataHasChanged;
+    case UnitAttention::kReportedLunsDataHasChanged:
+      return scsi::kUaReportedLunsDataHasChanged;
   }
   return scsi::kUaPowerOnResetOrBusDeviceReset;
 }

@@ -26,22 +26,22 @@ namespace scstu::core {
 
 // The conditions this library raises (SPC-4 Annex D codes, sense key 6).
 enum class UnitAttention : uint8_t {
-  kPowerOnResetOrBusDeviceReset,  // 29/00
-  kPowerOnOccurred,               // 29/01: a new I_T nexus, a restarted handler
-  kBusResetOccurred,              // 29/02
-  kBusDeviceResetFunction,        // 29/03: LUN RESET, TARGET RESET
-  kDeviceInternalReset,           // 29/04
-  kItNexusLossOccurred,           // 29/07
-  kModeParametersChanged,         // 2A/01: another nexus changed a shared mode page
-  kReservationsPreempted,         // 2A/03
-  kReservationsReleased,          // 2A/04
-  kRegistrationsPreempted,        // 2A/05
-  kAsymmetricAccessStateChanged,  // 2A/06
-  kCapacityDataHasChanged,        // 2A/09: the device was resized
+  kPowerOnResetOrBusDeviceReset,       // 29/00
+  kPowerOnOccurred,                    // 29/01: a new I_T nexus, a restarted handler
+  kBusResetOccurred,                   // 29/02
+  kBusDeviceResetFunction,             // 29/03: LUN RESET, TARGET RESET
+  kDeviceInternalReset,                // 29/04
+  kItNexusLossOccurred,                // 29/07
+  kModeParametersChanged,              // 2A/01: another nexus changed a shared mode page
+  kReservationsPreempted,              // 2A/03
+  kReservationsReleased,               // 2A/04
+  kRegistrationsPreempted,             // 2A/05
+  kAsymmetricAccessStateChanged,       // 2A/06
+  kCapacityDataHasChanged,             // 2A/09: the device was resized
   kCommandsClearedByAnotherInitiator,  // 2F/00
-  kMicrocodeHasBeenChanged,       // 3F/01
-  kInquiryDataHasChanged,         // 3F/03
-  kReportedLunsDataHasChanged,    // 3F/0E
+  kMicrocodeHasBeenChanged,            // 3F/01
+  kInquiryDataHasChanged,              // 3F/03
+  kReportedLunsDataHasChanged,         // 3F/0E
 };
 inline constexpr size_t kUnitAttentionKinds = 16;
 

@@ -219,7 +219,8 @@ void ExtentJob::prepare_chunk() {
       native_write_same_
           ? 1
           : std::max<size_t>(1, std::min<uint64_t>(largest_extent_, kChunkBytes / block_size_));
-  if (chunk_.size() < chunk_blocks * block_size_) chunk_ = AlignedBuffer(chunk_blocks * block_size_);
+  if (chunk_.size() < chunk_blocks * block_size_)
+    chunk_ = AlignedBuffer(chunk_blocks * block_size_);
   const std::vector<uint8_t>& p = patterns_[pass_];
   for (size_t off = 0; off + block_size_ <= chunk_.size(); off += block_size_) {
     std::memcpy(chunk_.data() + off, p.data(), std::min<size_t>(p.size(), block_size_));
@@ -283,8 +284,7 @@ bool ExtentJob::next(int error) {
     submit(device_, BlockOp::kWriteSame, lba, in_flight_, chunk_.iov(block_size_), flags_);
   } else {
     in_flight_ = std::min<uint64_t>(remaining, chunk_.size() / block_size_);
-    submit(device_, BlockOp::kWrite, lba, in_flight_, chunk_.iov(in_flight_ * block_size_),
-           flags_);
+    submit(device_, BlockOp::kWrite, lba, in_flight_, chunk_.iov(in_flight_ * block_size_), flags_);
   }
   return true;
 }

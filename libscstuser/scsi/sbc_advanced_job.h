@@ -166,9 +166,9 @@ class ExtentJob : public BlockJob {
     uint64_t blocks = 0;
   };
   enum class Mode : uint8_t {
-    kFill,            // write the pattern (kWriteSame when the device has it)
-    kUnmap,           // deallocate; an error fails the command
-    kUnmapOrFill,     // deallocate; a device without kUnmap gets the pattern written
+    kFill,         // write the pattern (kWriteSame when the device has it)
+    kUnmap,        // deallocate; an error fails the command
+    kUnmapOrFill,  // deallocate; a device without kUnmap gets the pattern written
   };
   // `patterns`: one block each; every pattern is one pass over all extents
   // (SANITIZE OVERWRITE passes). Fill and fallback need at least one.

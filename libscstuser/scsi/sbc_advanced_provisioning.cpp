@@ -81,8 +81,10 @@ void sbc_unmap(CommandContext& ctx) {
   const uint32_t data_length = get_be16(&p[0]);
   const uint32_t bd_length = get_be16(&p[2]);
   // 5.28.2: the lengths must fit the list; a partial trailing descriptor is ignored.
-  if (data_length + 2u > length) return ctx.complete_check(kInvalidFieldInParameterList, {false, 0, kNoBit});
-  if (bd_length + 8u > length) return ctx.complete_check(kInvalidFieldInParameterList, {false, 2, kNoBit});
+  if (data_length + 2u > length)
+    return ctx.complete_check(kInvalidFieldInParameterList, {false, 0, kNoBit});
+  if (bd_length + 8u > length)
+    return ctx.complete_check(kInvalidFieldInParameterList, {false, 2, kNoBit});
   const size_t count = bd_length / 16;
   const LogicalUnitConfig& cfg = ctx.unit().config();
   if (count > cfg.max_unmap_descriptors) {

@@ -72,7 +72,8 @@ class CopyJob : public BlockJob {
  protected:
   bool next(int error) override {
     if (error != 0) {
-      return fail(ctx().sense(reading_ ? kCopyAbortedReadError : kCopyAbortedWriteError)
+      return fail(ctx()
+                      .sense(reading_ ? kCopyAbortedReadError : kCopyAbortedWriteError)
                       .command_specific(segment_));
     }
     if (reading_ || waiting_) return write_chunk();
@@ -339,8 +340,7 @@ void sbc_extended_copy(CommandContext& ctx) {
     }
     st.copies[*key] = CopyRecord{};
   }
-  BlockJob::start(
-      std::make_unique<CopyJob>(ctx, std::move(targets), std::move(segments), key));
+  BlockJob::start(std::make_unique<CopyJob>(ctx, std::move(targets), std::move(segments), key));
 }
 
 namespace {
@@ -424,10 +424,14 @@ void failed_segment_details(CommandContext& ctx) {
 // LENGTH bytes 10-13 (the framework truncates the data-in to it).
 void sbc_receive_copy_results(CommandContext& ctx) {
   switch (ctx.cdb()[1] & 0x1F) {
-    case 0x00: return copy_status(ctx);
-    case 0x03: return operating_parameters(ctx);
-    case 0x04: return failed_segment_details(ctx);
-    default: return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 4});
+    case 0x00:
+      return copy_status(ctx);
+    case 0x03:
+      return operating_parameters(ctx);
+    case 0x04:
+      return failed_segment_details(ctx);
+    default:
+      return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 4});
   }
 }
 

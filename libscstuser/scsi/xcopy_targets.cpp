@@ -55,16 +55,18 @@ CopyTargets::Registration CopyTargets::add(LogicalUnit& lu) {
 
 void CopyTargets::remove(LogicalUnit* lu) {
   std::unique_lock lock(mutex_);
-  auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.lu == lu; });
+  auto it =
+      std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.lu == lu; });
   if (it == entries_.end()) return;
   // No new lease can be taken once we are waiting: find() skips nothing,
   // but the owner is tearing the unit down, so wait for the copies using it.
   released_.wait(lock, [&] {
-    auto e = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& x) { return x.lu == lu; });
+    auto e =
+        std::find_if(entries_.begin(), entries_.end(), [&](const Entry& x) { return x.lu == lu; });
     return e == entries_.end() || e->leases == 0;
   });
-  entries_.erase(std::find_if(entries_.begin(), entries_.end(),
-                              [&](const Entry& e) { return e.lu == lu; }));
+  entries_.erase(
+      std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.lu == lu; }));
 }
 
 void CopyTargets::release(LogicalUnit* lu) {

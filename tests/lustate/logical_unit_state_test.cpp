@@ -9,8 +9,12 @@ namespace {
 
 constexpr uint32_t kBs = 512;
 
-Bytes read10(uint32_t lba, uint16_t n) { return {0x28, 0, 0, 0, 0, static_cast<uint8_t>(lba), 0, 0, static_cast<uint8_t>(n), 0}; }
-Bytes write10(uint32_t lba, uint16_t n) { return {0x2A, 0, 0, 0, 0, static_cast<uint8_t>(lba), 0, 0, static_cast<uint8_t>(n), 0}; }
+Bytes read10(uint32_t lba, uint16_t n) {
+  return {0x28, 0, 0, 0, 0, static_cast<uint8_t>(lba), 0, 0, static_cast<uint8_t>(n), 0};
+}
+Bytes write10(uint32_t lba, uint16_t n) {
+  return {0x2A, 0, 0, 0, 0, static_cast<uint8_t>(lba), 0, 0, static_cast<uint8_t>(n), 0};
+}
 const Bytes kTur = {0, 0, 0, 0, 0, 0};
 
 Bytes prout(uint8_t sa, uint8_t type) { return {0x5F, sa, type, 0, 0, 0, 0, 0, 24, 0}; }
@@ -22,7 +26,11 @@ Bytes prout_params(uint64_t key, uint64_t sa_key) {
 }
 
 struct Lu {
-  Lu() : disk(256, kBs), lu(config(), &disk), a(lu, 1, "iqn.2026-01.test:a"), b(lu, 2, "iqn.2026-01.test:b") {}
+  Lu()
+      : disk(256, kBs),
+        lu(config(), &disk),
+        a(lu, 1, "iqn.2026-01.test:a"),
+        b(lu, 2, "iqn.2026-01.test:b") {}
   static scsi::LogicalUnitConfig config() {
     scsi::LogicalUnitConfig c;
     c.serial = "lustate";

@@ -31,7 +31,9 @@ void put64(Bytes& v, size_t at, uint64_t x) {
 uint32_t get32(const Bytes& v, size_t at) {
   return uint32_t{v[at]} << 24 | uint32_t{v[at + 1]} << 16 | uint32_t{v[at + 2]} << 8 | v[at + 3];
 }
-uint64_t get64(const Bytes& v, size_t at) { return uint64_t{get32(v, at)} << 32 | get32(v, at + 4); }
+uint64_t get64(const Bytes& v, size_t at) {
+  return uint64_t{get32(v, at)} << 32 | get32(v, at + 4);
+}
 
 Bytes out_cdb(PrOutAction sa, uint8_t type, uint32_t length, uint8_t scope = 0) {
   Bytes c(10, 0);
@@ -87,8 +89,8 @@ class PrTest : public ::testing::Test {
       ua_.take(s->id);
     }
   }
-  Outcome out(const SessionInfo& s, PrOutAction sa, uint64_t key, uint64_t sa_key,
-              uint8_t type = 0, uint8_t flags = 0, std::vector<uint64_t>* preempted = nullptr) {
+  Outcome out(const SessionInfo& s, PrOutAction sa, uint64_t key, uint64_t sa_key, uint8_t type = 0,
+              uint8_t flags = 0, std::vector<uint64_t>* preempted = nullptr) {
     return pr_->out(s, out_cdb(sa, type, 24), params(key, sa_key, flags), preempted);
   }
   Bytes in(const SessionInfo& s, uint8_t sa) {
@@ -166,9 +168,11 @@ TEST_F(PrTest, ParameterListValidation) {
   EXPECT_EQ(pr_->out(a_, out_cdb(PrOutAction::kRegister, 0, 24), Bytes(10, 0)),
             Outcome::check(scsi::kParameterListLengthError));
   // SPEC_I_PT unsupported.
-  EXPECT_EQ(out(a_, PrOutAction::kRegister, 0, 1, 0, 0x08), Outcome::invalid_parameter_field(20, 3));
+  EXPECT_EQ(out(a_, PrOutAction::kRegister, 0, 1, 0, 0x08),
+            Outcome::invalid_parameter_field(20, 3));
   // APTPL without a state file.
-  EXPECT_EQ(out(a_, PrOutAction::kRegister, 0, 1, 0, 0x01), Outcome::invalid_parameter_field(20, 0));
+  EXPECT_EQ(out(a_, PrOutAction::kRegister, 0, 1, 0, 0x01),
+            Outcome::invalid_parameter_field(20, 0));
   // Unknown service action, bad scope, bad type.
   Bytes bad_sa = out_cdb(PrOutAction::kRegister, 0, 24);
   bad_sa[1] = 0x09;
@@ -203,8 +207,8 @@ TEST_F(PrTest, ReadReservationBytes) {
   reg(a_, 0x1122334455667788ull);
   ASSERT_EQ(out(a_, PrOutAction::kReserve, 0x1122334455667788ull, 0, 0x3), Outcome::good());
   r = in(b_, 0x01);
-  Bytes want = {0, 0, 0, 1, 0, 0, 0, 16, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
-                0, 0, 0, 0, 0, 0x03, 0, 0};
+  Bytes want = {0,    0,    0,    1,    0, 0, 0, 16, 0x11, 0x22, 0x33, 0x44,
+                0x55, 0x66, 0x77, 0x88, 0, 0, 0, 0,  0,    0x03, 0,    0};
   EXPECT_EQ(r, want);
   EXPECT_EQ(pr_->generation(), 1u);  // RESERVE does not bump PRgeneration
 }
@@ -449,8 +453,8 @@ TEST_F(PrTest, RegisterAndMove) {
     p[22] = static_cast<uint8_t>(tid.size() >> 8);
     p[23] = static_cast<uint8_t>(tid.size());
     p.insert(p.end(), tid.begin(), tid.end());
-    return pr_->out(from, out_cdb(PrOutAction::kRegisterAndMove, 0, static_cast<uint32_t>(p.size())),
-                    p);
+    return pr_->out(from,
+                    out_cdb(PrOutAction::kRegisterAndMove, 0, static_cast<uint32_t>(p.size())), p);
   };
   Bytes tid_b = iscsi_tid(b_.initiator_name, "000000000002");
   // Not the holder / unregistered / wrong key: conflict.
@@ -590,10 +594,10 @@ TEST_F(AptplTest, StateSurvivesReload) {
 }
 
 TEST_F(AptplTest, CorruptFileIsReportedAndIgnored) {
-  for (const char* text : {"garbage\n", "scstu-pr-state 1\nreg zz 1 0 5 6161 -\n",
-                           "scstu-pr-state 1\nreservation 1 4\n",
-                           "scstu-pr-state 1\nreservation 2 0\n", "",
-                           "scstu-pr-state 1\nbogus\n"}) {
+  for (const char* text :
+       {"garbage\n", "scstu-pr-state 1\nreg zz 1 0 5 6161 -\n",
+        "scstu-pr-state 1\nreservation 1 4\n", "scstu-pr-state 1\nreservation 2 0\n", "",
+        "scstu-pr-state 1\nbogus\n"}) {
     std::ofstream(file_) << text;
     pr_ = std::make_unique<PersistentReservations>(ua_, PersistentReservations::Options{file_});
     std::string err = pr_->load();

@@ -57,10 +57,10 @@ TEST(Reservations, ConflictMatrixForNonHolder) {
     bool conflict;
   };
   const std::vector<Case> cases = {
-      {cdb({0x12}, 6), false},                 // INQUIRY
-      {cdb({0x03}, 6), false},                 // REQUEST SENSE
-      {cdb({0xA0}, 12), false},                // REPORT LUNS
-      {kRelease6, false},                      // RELEASE: GOOD no-op
+      {cdb({0x12}, 6), false},   // INQUIRY
+      {cdb({0x03}, 6), false},   // REQUEST SENSE
+      {cdb({0xA0}, 12), false},  // REPORT LUNS
+      {kRelease6, false},        // RELEASE: GOOD no-op
       {kRelease10, false},
       {cdb({0x4D}, 10), false},                // LOG SENSE
       {cdb({0x25}, 10), false},                // READ CAPACITY(10)
@@ -75,8 +75,8 @@ TEST(Reservations, ConflictMatrixForNonHolder) {
       {cdb({0x28}, 10), true},                 // READ(10)
       {cdb({0x2A}, 10), true},                 // WRITE(10)
       {kReserve6, true},
-      {cdb({0x5E}, 10), true},                 // PERSISTENT RESERVE IN
-      {cdb({0x5F}, 10), true},                 // PERSISTENT RESERVE OUT
+      {cdb({0x5E}, 10), true},  // PERSISTENT RESERVE IN
+      {cdb({0x5F}, 10), true},  // PERSISTENT RESERVE OUT
       {{}, true},
   };
   for (const Case& c : cases) {

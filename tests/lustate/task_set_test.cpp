@@ -352,9 +352,15 @@ TEST(TaskSet, AbortRacesWithManyThreads) {
       while (!stop.load()) {
         uint64_t nexus = rng() % kSubmitters;
         switch (rng() % 3) {
-          case 0: ts.abort_task(nexus, 0, rng() % kPerSubmitter); break;
-          case 1: ts.abort_task_set(nexus); break;
-          default: ts.clear_task_set(nexus, rng() % 2, nullptr); break;
+          case 0:
+            ts.abort_task(nexus, 0, rng() % kPerSubmitter);
+            break;
+          case 1:
+            ts.abort_task_set(nexus);
+            break;
+          default:
+            ts.clear_task_set(nexus, rng() % 2, nullptr);
+            break;
         }
         std::this_thread::yield();
       }

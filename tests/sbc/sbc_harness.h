@@ -76,7 +76,7 @@ class RamDisk : public BlockDevice {
   }
 
   bool hold = false;
-  int fail_with = 0;  // every request fails with this errno when set
+  int fail_with = 0;          // every request fails with this errno when set
   bool refuse_unmap = false;  // kUnmap fails EOPNOTSUPP despite the capability
   std::map<BlockOp, int> submitted;
 

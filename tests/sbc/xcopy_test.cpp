@@ -157,9 +157,9 @@ TEST(ExtendedCopy, ZeroLengthAndHeaderErrors) {
   // Truncated target descriptor / segment descriptor / header.
   expect_check(u.ini.run(xcopy_cdb(16 + 31), Bytes(p.begin(), p.begin() + 47)),
                scsi::kParameterListLengthError);
-  expect_check(u.ini.run(xcopy_cdb(static_cast<uint32_t>(p.size() - 1)),
-                         Bytes(p.begin(), p.end() - 1)),
-               scsi::kParameterListLengthError);
+  expect_check(
+      u.ini.run(xcopy_cdb(static_cast<uint32_t>(p.size() - 1)), Bytes(p.begin(), p.end() - 1)),
+      scsi::kParameterListLengthError);
   expect_check(u.ini.run(xcopy_cdb(8), Bytes(8, 0)), scsi::kParameterListLengthError);
   // LIST ID USAGE 01b is reserved.
   Bytes bad = p;
@@ -183,8 +183,8 @@ TEST(ExtendedCopy, DescriptorLimitsAsOperatingParametersSay) {
   expect_good(op);
   const uint16_t max_targets = static_cast<uint16_t>(op.data[8] << 8 | op.data[9]);
   const uint16_t max_segments = static_cast<uint16_t>(op.data[10] << 8 | op.data[11]);
-  const uint32_t max_list = static_cast<uint32_t>(op.data[12] << 24 | op.data[13] << 16 |
-                                                  op.data[14] << 8 | op.data[15]);
+  const uint32_t max_list =
+      static_cast<uint32_t>(op.data[12] << 24 | op.data[13] << 16 | op.data[14] << 8 | op.data[15]);
   std::vector<Bytes> t(max_targets + 1, target(u.lu));
   expect_check(xcopy(u.ini, parameter_list(1, 0, t, {segment(0, 0, 1, 0, 1)})),
                scsi::kTooManyTargetDescriptors);
@@ -270,9 +270,9 @@ TEST(ExtendedCopy, SegmentErrorsAbortTheCopy) {
   cfg.read_only = true;
   scsi::LogicalUnit ro(cfg, &disk);
   auto reg = scsi::CopyTargets::process().add(ro);
-  expect_check(xcopy(u.ini, parameter_list(11, 0, {target(u.lu), target(ro)},
-                                           {segment(0, 1, 1, 0, 0)})),
-               scsi::SenseCode{0x0A, 0x27, 0x00});
+  expect_check(
+      xcopy(u.ini, parameter_list(11, 0, {target(u.lu), target(ro)}, {segment(0, 1, 1, 0, 0)})),
+      scsi::SenseCode{0x0A, 0x27, 0x00});
 }
 
 TEST(ReceiveCopyResults, OperatingParametersBytes) {
