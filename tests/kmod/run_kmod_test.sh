@@ -18,6 +18,8 @@
 #   MEM=768 SMP=2 ACCEL=tcg
 #   INSTALL=1               apt-get install missing packages
 #   QEMU=qemu-system-x86_64  the emulator
+#   KVER=                   another Debian 12 kernel ABI, e.g. 6.12.117+deb12-amd64
+#                           (default: the one linux-headers-amd64 points at)
 # Exit: 0 pass, 1 fail, 77 skipped (QEMU or the kernel cannot be made to run here).
 set -euo pipefail
 
@@ -51,8 +53,13 @@ fi
 command -v "$QEMU" >/dev/null || skip "no $QEMU"
 
 # The kernel ABI the headers metapackage points at (the host's kernel is irrelevant).
-KVER=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 |
-       sed -n 's/.*linux-headers-\([0-9][^ ,]*-amd64\).*/\1/p')
+if [[ -z ${KVER:-} ]]; then
+  KVER=$(dpkg-query -W -f='${Depends}' linux-headers-amd64 |
+         sed -n 's/.*linux-headers-\([0-9][^ ,]*-amd64\).*/\1/p')
+elif [[ ! -e /usr/src/linux-headers-$KVER/Makefile && $INSTALL == 1 && $(id -u) == 0 ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "linux-headers-$KVER" >&2 ||
+    skip "apt-get install linux-headers-$KVER failed"
+fi
 HDRS=/usr/src/linux-headers-$KVER
 [[ -n $KVER && -e $HDRS/Makefile ]] || skip "no kernel headers for '$KVER'"
 
@@ -151,7 +158,7 @@ chmod 0755 "$STAGE/init"
 log "initramfs: $(du -k "$B/initramfs.cpio.gz" | cut -f1) KiB"
 
 # ------------------------------------------------------------------- boot
-LOG=$WORK/serial.log
+LOG=$WORK/serial-$KVER.log
 CPU=max; [[ $ACCEL == kvm ]] && CPU=host
 log "booting $KVER: accel=$ACCEL mem=${MEM}M smp=$SMP, serial -> $LOG"
 rc=0
