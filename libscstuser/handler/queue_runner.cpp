@@ -246,7 +246,7 @@ void QueueRunner::complete(uint32_t tag, const CommandReply& reply) {
   cpl.status = reply.status;
   cpl.transferred = std::min(reply.transferred, slots_[tag].cmd.data_length);
   cpl.sense_len = static_cast<uint8_t>(std::min<size_t>(reply.sense.size(), SCSTU_SENSE_MAX));
-  std::memcpy(cpl.sense, reply.sense.data(), cpl.sense_len);
+  if (cpl.sense_len) std::memcpy(cpl.sense, reply.sense.data(), cpl.sense_len);
   post(tag, cpl);
 }
 

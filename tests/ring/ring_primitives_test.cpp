@@ -184,7 +184,7 @@ TEST(SpscRing, DoorbellSuppressionLosesNoWakeup) {
         (void)!read(space, &v, 8);
         continue;
       }
-      uint32_t n = std::min<uint32_t>(room, 1 + rng() % 3);
+      uint32_t n = std::min<uint32_t>({room, 1 + static_cast<uint32_t>(rng() % 3), kItems - i});
       for (uint32_t k = 0; k < n; ++k) w.push(i++ % kDepth);
       if (w.publish()) {
         uint64_t one = 1;
