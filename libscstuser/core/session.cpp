@@ -36,7 +36,22 @@ Session::Session(uint64_t id, const SessionParams& params) : isid_(params.isid) 
   } else {
     info_.transport_id = params.initiator_name;
   }
-  table_.store(std::make_shared<const LunTable>());
+  set_table(std::make_shared<const LunTable>());
+}
+
+std::shared_ptr<const LunTable> Session::table() const {
+  std::lock_guard lock(tables_mutex_);
+  return tables_.back();
+}
+
+void Session::set_table(std::shared_ptr<const LunTable> table) {
+  std::lock_guard lock(tables_mutex_);
+  tables_.push_back(std::move(table));
+  current_.store(tables_.back().get(), std::memory_order_seq_cst);
+  if (readers_.load(std::memory_order_seq_cst) == 0) {
+    // No command path can still hold an older table: drop them.
+    tables_.erase(tables_.begin(), tables_.end() - 1);
+  }
 }
 
 std::string Session::group() const { return table()->group; }

@@ -91,8 +91,29 @@ class Session {
   std::vector<LunMapping> luns() const;
 
   // ---- used by TargetCore ----
-  std::shared_ptr<const LunTable> table() const { return table_.load(); }
-  void set_table(std::shared_ptr<const LunTable> table) { table_.store(std::move(table)); }
+  // The current table, for anything but the command path.
+  std::shared_ptr<const LunTable> table() const;
+  void set_table(std::shared_ptr<const LunTable> table);
+
+  // The command path's view of the current table: no lock, no reference
+  // count. Tables replaced while a view may be open are kept until a
+  // set_table() finds no view open (readers_ and the table pointer are
+  // seq_cst, so either the writer sees the reader or the reader sees the new
+  // table).
+  class TableView {
+   public:
+    explicit TableView(const Session& s) : session_(s), table_(s.enter_table()) {}
+    ~TableView() { session_.leave_table(); }
+    TableView(const TableView&) = delete;
+    TableView& operator=(const TableView&) = delete;
+    const LunTable& operator*() const { return *table_; }
+    const LunTable* operator->() const { return table_; }
+
+   private:
+    const Session& session_;
+    const LunTable* table_;
+  };
+
   std::atomic<uint32_t>& outstanding_counter() { return outstanding_; }
   void mark_closed() { closed_.store(true, std::memory_order_release); }
   // SPC-4 REPORTED LUNS DATA HAS CHANGED, pending per LUN of this I_T nexus.
@@ -101,9 +122,18 @@ class Session {
   void clear_luns_changed();             // REPORT LUNS clears it for all LUNs
 
  private:
+  const LunTable* enter_table() const {
+    readers_.fetch_add(1, std::memory_order_seq_cst);
+    return current_.load(std::memory_order_seq_cst);
+  }
+  void leave_table() const { readers_.fetch_sub(1, std::memory_order_release); }
+
   SessionInfo info_;
   uint64_t isid_ = 0;
-  std::atomic<std::shared_ptr<const LunTable>> table_;
+  mutable std::mutex tables_mutex_;
+  std::vector<std::shared_ptr<const LunTable>> tables_;  // back() is current
+  std::atomic<const LunTable*> current_{nullptr};
+  mutable std::atomic<uint32_t> readers_{0};
   std::atomic<uint32_t> outstanding_{0};
   std::atomic<bool> closed_{false};
   std::atomic<bool> luns_changed_any_{false};  // hot-path check before the lock

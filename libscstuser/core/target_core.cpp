@@ -446,7 +446,7 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     complete_check_condition(cmd, 0x05, 0x20, 0x00);  // INVALID COMMAND OPERATION CODE
     return false;
   }
-  const auto table = session->table();
+  const Session::TableView table(*session);
   const auto lun = decode_lun(cmd.lun);
   const std::shared_ptr<CommandRoute>* found = lun ? table->find(*lun) : nullptr;
   const std::span<const uint8_t> cdb(cmd.cdb.data(), cmd.cdb_len);

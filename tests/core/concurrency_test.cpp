@@ -19,6 +19,11 @@ using test::Exchange;
 constexpr const char* kTarget = "iqn.2026-11.org.scstu:stress";
 
 TEST(Concurrency, ManyThreadsSubmitWhileTheConfigurationChanges) {
+  constexpr int kThreads = 8;
+  constexpr int kCommands = 1500;
+  // Completion counters, one per transport thread; declared first so they
+  // outlive the handlers' worker threads that bump them.
+  std::vector<std::atomic<uint64_t>> completions(kThreads);
   TargetCoreOptions options;
   options.limits = FlowLimits{/*per_device=*/6, /*per_session=*/0};
   TargetCore core(options);
@@ -35,8 +40,6 @@ TEST(Concurrency, ManyThreadsSubmitWhileTheConfigurationChanges) {
   ASSERT_TRUE(core.access().add_target(kTarget));
   ASSERT_TRUE(core.access().add_lun("Default", 0, "d0"));
 
-  constexpr int kThreads = 8;
-  constexpr int kCommands = 1500;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> good{0}, refused{0}, checked{0}, double_done{0};
 
@@ -65,17 +68,19 @@ TEST(Concurrency, ManyThreadsSubmitWhileTheConfigurationChanges) {
         const bool write = i % 4 == 1;
         Exchange x(s.get(), lun, write ? test::write10(i, 1) : test::read10(i, 2),
                    write ? 512 : 1024, write ? DataDirection::kWrite : DataDirection::kRead);
-        std::atomic<int> calls{0};
+        std::atomic<uint64_t>& calls = completions[t];
+        const uint64_t before = calls.load();
         auto inner = x.cmd.done;
-        x.cmd.done = [&calls, inner](TargetCommand& c) {
+        x.cmd.done = [counter = &calls, inner](TargetCommand& c) {
+          std::atomic<uint64_t>* k = counter;  // x may be destroyed once k is bumped
           inner(c);
-          calls.fetch_add(1);
-          calls.notify_all();
+          k->fetch_add(1);
+          k->notify_all();
         };
         if (x.run(core, 0x11)) {
-          while (calls.load() == 0) calls.wait(0);
+          for (uint64_t now = calls.load(); now == before; now = calls.load()) calls.wait(now);
         }
-        if (calls.load() != 1) double_done.fetch_add(1);
+        if (calls.load() != before + 1) double_done.fetch_add(1);
         if (x.cmd.status == status::kGood) {
           good.fetch_add(1);
           if (!write && x.data_in != std::vector<uint8_t>(1024, 0xC3)) checked.fetch_add(1000000);

@@ -125,6 +125,8 @@ TEST_F(LocalDeviceTest, SenseAndStatusComeBack) {
 }
 
 TEST_F(LocalDeviceTest, QueueDepthBoundsOutstandingCommands) {
+  // Declared before the handler so it outlives the handler's worker threads.
+  std::atomic<int> done{0};
   auto threaded = std::make_shared<test::ThreadedHandler>(1, /*hold=*/true);
   LocalDeviceOptions o;
   o.info.name = "held";
@@ -138,16 +140,16 @@ TEST_F(LocalDeviceTest, QueueDepthBoundsOutstandingCommands) {
   p.target_name = kTarget;
   p.initiator_name = kIni;
   auto s = c.open_session(p);
-  std::atomic<int> done{0};
   std::vector<std::unique_ptr<Exchange>> xs;
   for (int i = 0; i < 3; ++i) {
     xs.push_back(
         std::make_unique<Exchange>(s.get(), 0, test::read10(i, 1), 512, DataDirection::kRead));
     auto inner = xs.back()->cmd.done;
-    xs.back()->cmd.done = [inner, &done](TargetCommand& t) {
+    xs.back()->cmd.done = [inner, counter = &done](TargetCommand& t) {
+      std::atomic<int>* k = counter;  // the lambda may be destroyed once k is bumped
       inner(t);
-      done.fetch_add(1);
-      done.notify_all();
+      k->fetch_add(1);
+      k->notify_all();
     };
   }
   ASSERT_TRUE(xs[0]->run(c));
