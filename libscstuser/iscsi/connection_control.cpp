@@ -338,11 +338,13 @@ void Connection::finish_tmf(PendingTmf* p) {
     case SCSTU_TMF_NOT_SUPPORTED: resp = TmfResponse::kNotSupported; break;
     default: resp = TmfResponse::kRejected; break;
   }
-  // Aborted tasks that never reached a device (still in their data phase)
-  // will not complete by themselves: release them now.
+  // Aborted tasks that never reached a device (still in their data phase,
+  // or refused by the core and waiting for their unsolicited data) will not
+  // complete by themselves: release them now.
   for (auto& up : tasks_) {
     Task* t = up.get();
-    if (t->in_use && t->aborted && !t->responded && !t->executed && t->prepared) {
+    if (t->in_use && t->aborted && !t->responded && !t->executed &&
+        (t->prepared || t->completed)) {
       t->responded = true;
       remove_itt(t);
       push_release(t);
