@@ -6,6 +6,8 @@
 // block-to-block segment descriptors (02h). A copy runs as one chain of
 // block requests: read a chunk from the source device, write it to the
 // destination device, until every segment is done.
+#include "scsi/xcopy.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -433,6 +435,54 @@ void sbc_receive_copy_results(CommandContext& ctx) {
     default:
       return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 4});
   }
+}
+
+namespace {
+
+// One third-party copy descriptor: TYPE (2), LENGTH (2), the body padded
+// to a multiple of 4 bytes.
+void tpc_descriptor(std::vector<uint8_t>& page, uint16_t type, std::vector<uint8_t> body) {
+  body.resize((body.size() + 3) / 4 * 4, 0);
+  const size_t at = page.size();
+  page.resize(at + 4, 0);
+  put_be16(&page[at], type);
+  put_be16(&page[at + 2], static_cast<uint16_t>(body.size()));
+  page.insert(page.end(), body.begin(), body.end());
+}
+
+}  // namespace
+
+std::vector<uint8_t> third_party_copy_vpd_page(const LogicalUnit& lu) {
+  std::vector<uint8_t> page(4, 0);
+  page[0] = lu.device_type() & 0x1F;
+  page[1] = 0x8F;
+  // 0001h Supported Commands: COMMANDS SUPPORTED LIST LENGTH, then per
+  // command its opcode, SERVICE ACTION LIST LENGTH and service actions.
+  tpc_descriptor(page, 0x0001, {8, 0x83, 1, 0x00, 0x84, 3, 0x00, 0x03, 0x04});
+  // 0004h Parameter Data: reserved (4), MAXIMUM CSCD DESCRIPTOR COUNT (2),
+  // MAXIMUM SEGMENT DESCRIPTOR COUNT (2), MAXIMUM DESCRIPTOR LIST LENGTH (4),
+  // MAXIMUM INLINE DATA LENGTH (4), reserved.
+  std::vector<uint8_t> params(28, 0);
+  put_be16(&params[4], kMaxTargetDescriptors);
+  put_be16(&params[6], kMaxSegmentDescriptors);
+  put_be32(&params[8], kMaxDescriptorListBytes);
+  tpc_descriptor(page, 0x0004, params);
+  // 0008h Supported Descriptors: block to block segments, identification
+  // target descriptors.
+  tpc_descriptor(page, 0x0008, {2, 0x02, 0xE4});
+  // 000Ch Supported CSCD Descriptor IDs: none (no null or ROD CSCDs).
+  tpc_descriptor(page, 0x000C, {0, 0});
+  // 8001h General Copy Operations: TOTAL CONCURRENT COPIES (4), MAXIMUM
+  // IDENTIFIED CONCURRENT COPIES (4), MAXIMUM SEGMENT LENGTH (4), DATA
+  // SEGMENT GRANULARITY (log2), INLINE DATA GRANULARITY (log2).
+  std::vector<uint8_t> general(32, 0);
+  put_be32(&general[0], kMaxConcurrentCopies);
+  put_be32(&general[4], kMaxConcurrentCopies);
+  const uint64_t max_segment = uint64_t{0xFFFF} * lu.block_size();
+  put_be32(&general[8], static_cast<uint32_t>(std::min<uint64_t>(max_segment, 0xFFFFFFFFu)));
+  tpc_descriptor(page, 0x8001, general);
+  put_be16(&page[2], static_cast<uint16_t>(page.size() - 4));
+  return page;
 }
 
 }  // namespace scstu::scsi

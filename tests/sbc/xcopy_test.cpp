@@ -1,5 +1,7 @@
 // EXTENDED COPY (LID1) and RECEIVE COPY RESULTS through LogicalUnits over
 // RAM disks: within a unit, across units of the process, and every error.
+#include "scsi/xcopy.h"
+
 #include <gtest/gtest.h>
 
 #include "sbc_harness.h"
@@ -329,6 +331,39 @@ TEST(ExtendedCopy, ListIdInUseByARunningCopy) {
   while (u.disk.pump()) {
   }
   expect_good(u.ini.result(first));
+}
+
+}  // namespace
+}  // namespace scstu::testing
+
+namespace scstu::testing {
+namespace {
+
+// SPC-4 7.8.17, for INQUIRY to serve (the layout sg_vpd decodes).
+TEST(ThirdPartyCopyVpd, PageBytes) {
+  Unit u("tpc-vpd");
+  const Bytes page = scsi::third_party_copy_vpd_page(u.lu);
+  Bytes want = {0x00, 0x8F, 0, 0};
+  Bytes d1 = {0x00, 0x01, 0, 12, 8, 0x83, 1, 0x00, 0x84, 3, 0x00, 0x03, 0x04, 0, 0, 0};
+  Bytes d4(32, 0);
+  d4[1] = 0x04;
+  d4[3] = 28;
+  put16(d4, 8, 4);
+  put16(d4, 10, 16);
+  put32(d4, 12, 4 * 32 + 16 * 28);
+  Bytes d8 = {0x00, 0x08, 0, 4, 2, 0x02, 0xE4, 0};
+  Bytes dc = {0x00, 0x0C, 0, 4, 0, 0, 0, 0};
+  Bytes g(36, 0);
+  g[0] = 0x80;
+  g[1] = 0x01;
+  g[3] = 32;
+  put32(g, 4, 16);
+  put32(g, 8, 16);
+  put32(g, 12, 0xFFFF * kBs);
+  for (const Bytes* d : {&d1, &d4, &d8, &dc, &g}) want.insert(want.end(), d->begin(), d->end());
+  put16(want, 2, static_cast<uint16_t>(want.size() - 4));
+  EXPECT_EQ(page, want);
+  EXPECT_EQ(page.size() % 4, 0u);
 }
 
 }  // namespace
