@@ -3,13 +3,17 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+
+#include "io/blocking_io.h"
 
 namespace scstu::io {
 
@@ -71,6 +75,10 @@ std::unique_ptr<FileDevice> FileDevice::open(const std::string& path,
     dev->block_device_ = true;
   } else if (!S_ISREG(st.st_mode)) {
     throw FileDeviceError(path + ": not a regular file or a block device");
+  }
+  struct statfs fs {};
+  if (!dev->block_device_ && fstatfs(dev->fd_, &fs) == 0) {
+    dev->memory_backed_ = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
   }
   dev->read_size();
   if (dev->blocks_.load() == 0) {
@@ -263,17 +271,63 @@ void FileDevice::submit(BlockRequest& req) {
     return req.complete(0);
   }
 
-  if (req.op == BlockOp::kRead && options_.inline_cached_reads && !options_.direct &&
-      !req.iov.empty()) {
-    // Page-cache hit: done here, on the caller's thread, with one syscall.
-    const uint64_t want = req.blocks * bs;
-    ssize_t n =
-        preadv2(fd_, req.iov.data(), static_cast<int>(std::min<size_t>(req.iov.size(), IOV_MAX)),
-                static_cast<off_t>(req.lba * bs), RWF_NOWAIT);
-    if (n >= 0 && static_cast<uint64_t>(n) == want) return req.complete(0);
-    // Anything else (EAGAIN, short, no NOWAIT support): the engine does it all.
-  }
+  if (options_.inline_io && !options_.direct && try_inline(req)) return;
   start_io(req);
+}
+
+// The inline fast paths (see file_device.h). True when req was completed.
+bool FileDevice::try_inline(BlockRequest& req) {
+  const uint64_t bs = options_.block_size;
+  if (memory_backed_) {
+    // Nothing here waits for a device: do it now, on this thread.
+    IoOp op;
+    op.fd = fd_;
+    op.offset = req.lba * bs;
+    op.length = req.blocks * bs;
+    op.iov = req.iov;
+    switch (req.op) {
+      case BlockOp::kRead:
+        op.kind = IoKind::kRead;
+        break;
+      case BlockOp::kWrite:
+        op.kind = IoKind::kWrite;
+        break;
+      case BlockOp::kFlush:
+        op.kind = IoKind::kSync;
+        break;
+      case BlockOp::kUnmap:
+        op.kind = IoKind::kPunchHole;
+        if (op.length == 0) {
+          req.complete(0);
+          return true;
+        }
+        break;
+      case BlockOp::kWriteSame:
+        return false;
+    }
+    req.complete(run_blocking(op));
+    return true;
+  }
+  const bool read = req.op == BlockOp::kRead;
+  const bool plain_write =
+      req.op == BlockOp::kWrite && !(req.flags & kBlockFua) && !options_.write_through;
+  std::atomic<bool>& supported = read ? nowait_reads_ : nowait_writes_;
+  if ((!read && !plain_write) || req.iov.empty() || !supported.load(std::memory_order_relaxed)) {
+    return false;
+  }
+  const uint64_t want = req.blocks * bs;
+  const int iovcnt = static_cast<int>(std::min<size_t>(req.iov.size(), IOV_MAX));
+  const off_t offset = static_cast<off_t>(req.lba * bs);
+  ssize_t n = read ? preadv2(fd_, req.iov.data(), iovcnt, offset, RWF_NOWAIT)
+                   : pwritev2(fd_, req.iov.data(), iovcnt, offset, RWF_NOWAIT);
+  if (n >= 0 && static_cast<uint64_t>(n) == want) {
+    req.complete(0);
+    return true;
+  }
+  if (n < 0 && errno == EOPNOTSUPP) supported.store(false, std::memory_order_relaxed);
+  // A miss or a partial transfer: the engine does the whole request (a
+  // partial write is simply written again, with the same data).
+  return false;
 }
 
 void FileDevice::start_io(BlockRequest& req) {

@@ -19,9 +19,14 @@
 //   cdrom          an ISO image as a read-only MMC device: 2048-byte blocks,
 //                  removable, peripheral device type 5.
 //
-// I/O runs on an io_uring engine (or worker threads, see io_engine.h). Cached
-// reads of buffered files are first tried inline with preadv2(RWF_NOWAIT):
-// a page-cache hit completes on the caller's thread with one system call.
+// I/O runs on an io_uring engine (or worker threads, see io_engine.h), except
+// where going through it only adds a thread hop (inline_io):
+//  - buffered files: reads and plain writes are first tried with
+//    preadv2/pwritev2(RWF_NOWAIT): a page-cache hit completes on the caller's
+//    thread with one system call; a miss goes to the engine;
+//  - memory-backed files (tmpfs, ramfs), which support no RWF_NOWAIT and
+//    which io_uring always hands to a worker thread: everything inline, since
+//    no request there waits for a device.
 #pragma once
 
 #include <sys/uio.h>
@@ -48,7 +53,7 @@ struct FileDeviceOptions {
   bool removable = false;
   bool thin = false;
   bool cdrom = false;
-  bool inline_cached_reads = true;  // the RWF_NOWAIT fast path (off: every read via the engine)
+  bool inline_io = true;  // the inline fast paths above (off: every request via the engine)
   IoEngineOptions engine;
 };
 
@@ -98,6 +103,7 @@ class FileDevice final : public BlockDevice {
   FileDevice(std::string path, const FileDeviceOptions& options);
   void read_size();
   void start_io(BlockRequest& req);
+  bool try_inline(BlockRequest& req);
   void fail(BlockRequest& req, int error) { req.complete(error); }
   Request* acquire();
   void release(Request* r);
@@ -108,6 +114,9 @@ class FileDevice final : public BlockDevice {
   int fd_ = -1;           // the device's descriptor (O_DIRECT when options.direct)
   int buffered_fd_ = -1;  // options.direct only: for requests direct I/O cannot take
   bool block_device_ = false;
+  bool memory_backed_ = false;            // tmpfs / ramfs
+  std::atomic<bool> nowait_reads_{true};  // cleared when the file says EOPNOTSUPP
+  std::atomic<bool> nowait_writes_{true};
   uint32_t dio_offset_align_ = 512;
   uint32_t dio_mem_align_ = 4096;
   std::atomic<uint64_t> blocks_{0};

@@ -70,7 +70,7 @@ class EngineTest : public ::testing::TestWithParam<IoEngineKind> {
   FileDeviceOptions options() {
     FileDeviceOptions o;
     o.engine.kind = GetParam();
-    o.inline_cached_reads = false;  // exercise the engine for every read
+    o.inline_io = false;  // exercise the engine for every request
     return o;
   }
 };
@@ -317,6 +317,38 @@ TEST(FileDevice, InlineCachedReadsReturnTheData) {
   size_t before = seen->seen().size();
   ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kRead, 0, 8, one_iov(back.data(), 4096)), 0);
   EXPECT_EQ(seen->seen().size(), before);
+}
+
+TEST(FileDevice, MemoryBackedFilesRunInline) {
+  if (access("/dev/shm", W_OK) != 0) GTEST_SKIP() << "no /dev/shm";
+  ScratchFile file(kMiB, "/dev/shm");
+  auto rec = std::make_unique<RecordingEngine>(engine_of(IoEngineKind::kUring));
+  RecordingEngine* seen = rec.get();
+  FileDeviceOptions o;
+  o.thin = true;
+  auto dev = FileDevice::open(file.path(), o, std::move(rec));
+  auto data = random_bytes(8192, 13);
+  ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kWrite, 8, 16, one_iov(data.data(), 8192), kBlockFua),
+            0);
+  std::vector<uint8_t> back(8192);
+  ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kRead, 8, 16, one_iov(back.data(), 8192)), 0);
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(SyncRequest::run(*dev, BlockOp::kFlush, 0, 0), 0);
+  ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kUnmap, 8, 16), 0);
+  ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kRead, 8, 16, one_iov(back.data(), 8192)), 0);
+  EXPECT_EQ(back, std::vector<uint8_t>(8192, 0));
+  EXPECT_TRUE(seen->seen().empty()) << "tmpfs requests went through the engine";
+}
+
+TEST(FileDevice, InlineWritesOfBufferedFilesLandInTheFile) {
+  ScratchFile file(kMiB);
+  auto dev = FileDevice::open(file.path(), FileDeviceOptions{});
+  auto data = random_bytes(4096, 14);
+  // Whether the filesystem takes RWF_NOWAIT writes or not, the data arrives.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kWrite, 8 * i, 8, one_iov(data.data(), 4096)), 0);
+    EXPECT_EQ(file.read_back(4096 * i, 4096), data);
+  }
 }
 
 TEST(FileDevice, NullIoZeroesReadsAndDoesNoIo) {

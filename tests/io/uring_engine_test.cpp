@@ -52,7 +52,7 @@ TEST_P(FixedBuffers, RoundTripThroughRegisteredDataArea) {
   FileDeviceOptions o;
   o.engine.kind = IoEngineKind::kUring;
   o.direct = GetParam();
-  o.inline_cached_reads = false;
+  o.inline_io = false;
   std::unique_ptr<FileDevice> dev;
   try {
     dev = FileDevice::open(file.path(), o);
