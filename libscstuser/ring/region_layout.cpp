@@ -56,7 +56,10 @@ bool compute_layout(const RegionParams& p, scstu_region_header* hdr, std::string
   hdr->cmd_offset = hdr->cq_ring_offset + ring_bytes;
   hdr->cpl_offset = hdr->cmd_offset + sizeof(scstu_cmd) * p.queue_depth;
   hdr->queue_stride = align_up(hdr->cpl_offset + sizeof(scstu_cpl) * p.queue_depth, 4096);
-  hdr->data_offset = align_up(hdr->queues_offset + hdr->queue_stride * p.nr_queues, SCSTU_DATA_ALIGN);
+  // A data area of huge-page size starts on a 2 MiB boundary, so transparent
+  // huge pages (shmem THP) can back it; smaller ones need only 4096.
+  const uint64_t data_align = p.data_size >= (2u << 20) ? (2u << 20) : SCSTU_DATA_ALIGN;
+  hdr->data_offset = align_up(hdr->queues_offset + hdr->queue_stride * p.nr_queues, data_align);
   hdr->data_per_queue = per_queue;
   hdr->data_size = per_queue * p.nr_queues;
   hdr->region_size = hdr->data_offset + hdr->data_size;
