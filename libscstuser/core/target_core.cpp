@@ -222,8 +222,14 @@ void TargetCore::refresh_session(Session& session) {
 // SAM-5 5.4.3 / RFC 7143 11.4.5.2; the rules are spelled out in target_core.h.
 void TargetCore::settle(TargetCommand& cmd) {
   const uint32_t expected = cmd.expected_length;
-  cmd.residual = Residual::kNone;
-  cmd.residual_count = 0;
+  // A write truncated to the expected length in prepare() keeps the overflow
+  // it recorded there.
+  const bool truncated_write = cmd.direction == DataDirection::kWrite &&
+                               cmd.residual == Residual::kOverflow && expected == cmd.data_length;
+  if (!truncated_write) {
+    cmd.residual = Residual::kNone;
+    cmd.residual_count = 0;
+  }
   switch (cmd.direction) {
     case DataDirection::kRead:
     case DataDirection::kBidi: {
@@ -246,6 +252,9 @@ void TargetCore::settle(TargetCommand& cmd) {
         if (expected > write_part) {
           cmd.residual = Residual::kUnderflow;
           cmd.residual_count = expected - write_part;
+        } else if (expected < write_part) {
+          cmd.residual = Residual::kOverflow;
+          cmd.residual_count = write_part - expected;
         }
       }
       cmd.transferred = t;
@@ -256,6 +265,12 @@ void TargetCore::settle(TargetCommand& cmd) {
       if (expected > cmd.data_length) {
         cmd.residual = Residual::kUnderflow;
         cmd.residual_count = expected - cmd.data_length;
+      } else if (expected < cmd.data_length) {
+        // Only reached by a write refused in prepare() (FCP-4 9.4.2 b: no
+        // data, INVALID FIELD IN COMMAND INFORMATION UNIT); the overflow is
+        // still reported, as initiators (libiscsi's residual tests) check.
+        cmd.residual = Residual::kOverflow;
+        cmd.residual_count = cmd.data_length - expected;
       }
       break;
     case DataDirection::kNone:
@@ -418,6 +433,22 @@ bool TargetCore::answer_unmapped(TargetCommand& cmd, const LunTable& /*table*/) 
 
 // ---- the command path -------------------------------------------------------
 
+// FCP-4 9.4.2 a) for a block write (READ/WRITE-style transfer length in
+// logical blocks): rewrites the CDB's TRANSFER LENGTH to the whole blocks in
+// the expected length. False when the command cannot be cut that way.
+bool TargetCore::truncate_write(TargetCommand& cmd, const scsi::CdbDecode& d, uint32_t block_size) {
+  if (!d.op || d.op->unit != scsi::LengthUnit::kBlocks || block_size == 0) return false;
+  if (cmd.direction != DataDirection::kWrite || cmd.expected_length % block_size != 0) return false;
+  const uint32_t blocks = cmd.expected_length / block_size;
+  const uint8_t offset = d.op->length_offset;
+  const uint8_t size = d.op->length_size;
+  if (size == 0 || size > 4 || offset + size > cmd.cdb_len) return false;
+  for (uint8_t i = 0; i < size; ++i) {
+    cmd.cdb[offset + size - 1 - i] = static_cast<uint8_t>(blocks >> (8 * i));
+  }
+  return true;
+}
+
 bool TargetCore::prepare(TargetCommand& cmd) {
   // A reused command: give the transport its own done back (see on_device_done).
   if (cmd.done.target<DoneHook>() != nullptr) cmd.done = std::move(cmd.transport_done);
@@ -517,10 +548,26 @@ bool TargetCore::prepare(TargetCommand& cmd) {
   const bool directions_disagree =
       cmd.expected_length > 0 && cmd.expected_direction != DataDirection::kNone &&
       cmd.direction != DataDirection::kNone && cmd.expected_direction != cmd.direction;
-  if (cmd.expected_length < write_part || directions_disagree) {
+  if (directions_disagree) {
     const scsi::SenseCode c = kInvalidFieldInCommandIu;
     complete_check_condition(cmd, c.key, c.asc, c.ascq);
     return false;
+  }
+  if (cmd.expected_length < write_part) {
+    // The CDB asks for more Data-Out than the initiator will send. FCP-4
+    // 9.4.2: either a) process it without the data beyond the expected length
+    // (a block write is cut to the blocks sent: the CDB's transfer length is
+    // rewritten, so the device sees a consistent command), or b) refuse it
+    // with INVALID FIELD IN COMMAND INFORMATION UNIT; both report the overflow.
+    const uint32_t overflow = cmd.data_length - cmd.expected_length;
+    if (!truncate_write(cmd, d, info.block_size)) {
+      const scsi::SenseCode c = kInvalidFieldInCommandIu;
+      complete_check_condition(cmd, c.key, c.asc, c.ascq);
+      return false;
+    }
+    cmd.data_length = cmd.expected_length;
+    cmd.residual = Residual::kOverflow;
+    cmd.residual_count = overflow;
   }
   // A READ_ONLY mapping (the seed's "add V_NAME lun READ_ONLY") is enforced
   // here as well as flagged to the device, so no handler can be talked into

@@ -49,9 +49,14 @@
 //   read:   device reports T bytes; sends min(T, expected); T > expected:
 //           overflow of T - expected; T < expected: underflow of expected - T.
 //   write:  expected > data_length: underflow of expected - data_length (the
-//           extra Data-Out is discarded); expected < data_length: the command
-//           is refused (ILLEGAL REQUEST, INVALID FIELD IN COMMAND INFORMATION
-//           UNIT): executing it would write bytes the initiator never sent.
+//           extra Data-Out is discarded). expected < data_length: overflow of
+//           data_length - expected, and (FCP-4 9.4.2) a block write (WRITE,
+//           WRITE AND VERIFY, ... counted in blocks) whose expected length is
+//           whole blocks is cut to those blocks: the core rewrites the CDB's
+//           TRANSFER LENGTH and data_length, GOOD if the device says so; any
+//           other such write is refused with ILLEGAL REQUEST, INVALID FIELD IN
+//           COMMAND INFORMATION UNIT. Never a write of bytes the initiator did
+//           not send.
 //   none:   expected > 0: underflow of expected.
 #pragma once
 
@@ -69,6 +74,10 @@
 #include "core/flow_control.h"
 #include "core/session.h"
 #include "core/statistics.h"
+
+namespace scstu::scsi {
+struct CdbDecode;
+}  // namespace scstu::scsi
 
 namespace scstu::core {
 
@@ -132,6 +141,7 @@ class TargetCore {
   void answer_with(TargetCommand& cmd, std::vector<uint8_t> data, uint32_t allocation_length);
   void on_device_done(TargetCommand& cmd);
   void settle(TargetCommand& cmd);
+  static bool truncate_write(TargetCommand& cmd, const scsi::CdbDecode& d, uint32_t block_size);
   void target_reset(TargetTmf& tmf);
   void reap_fanouts();
 

@@ -312,15 +312,50 @@ TEST_F(TargetCoreTest, ResidualsFollowTheCdb) {
     }
     core->release(x.cmd);
   }
-  // A write asking for more than the initiator sends: refused, never executed.
+  // A block write asking for more than the initiator sends is cut to the
+  // blocks it sends (FCP-4 9.4.2 a): the device sees a 1-block WRITE(10).
+  {
+    Exchange w(s.get(), 0, test::write10(0, 8), 512, DataDirection::kWrite);
+    ASSERT_TRUE(w.run(*core));
+    EXPECT_EQ(w.cmd.data_length, 512u);
+    EXPECT_EQ(w.cmd.cdb[7], 0);
+    EXPECT_EQ(w.cmd.cdb[8], 1);
+    EXPECT_EQ(w.cmd.status, status::kGood);
+    EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
+    EXPECT_EQ(w.cmd.residual_count, 4096u - 512u);
+    core->release(w.cmd);
+  }
+  {  // EDTL 0: nothing written, overflow of one block
+    Exchange w(s.get(), 0, test::write10(0, 1), 0, DataDirection::kWrite);
+    ASSERT_TRUE(w.run(*core));
+    EXPECT_EQ(w.cmd.data_length, 0u);
+    EXPECT_EQ(w.cmd.cdb[8], 0);
+    EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
+    EXPECT_EQ(w.cmd.residual_count, 512u);
+    core->release(w.cmd);
+  }
+  // Not whole blocks, or not a block-counted write: refused, never executed,
+  // the overflow still reported (libiscsi's residual tests check it).
   const int submits = dev1->submits.load();
-  Exchange w(s.get(), 0, test::write10(0, 8), 512, DataDirection::kWrite);
-  EXPECT_FALSE(w.run(*core));
-  EXPECT_EQ(w.cmd.status, status::kCheckCondition);
-  EXPECT_EQ(w.sense_key(), 0x05);
-  EXPECT_EQ(w.asc(), 0x0E);
-  EXPECT_EQ(w.ascq(), 0x03);
-  core->release(w.cmd);
+  {
+    Exchange w(s.get(), 0, test::write10(0, 1), 200, DataDirection::kWrite);
+    EXPECT_FALSE(w.run(*core));
+    EXPECT_EQ(w.cmd.status, status::kCheckCondition);
+    EXPECT_EQ(w.sense_key(), 0x05);
+    EXPECT_EQ(w.asc(), 0x0E);
+    EXPECT_EQ(w.ascq(), 0x03);
+    EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
+    EXPECT_EQ(w.cmd.residual_count, 312u);
+    EXPECT_EQ(w.cmd.transferred, 0u);
+    core->release(w.cmd);
+  }
+  {  // WRITE(6): a transfer length of 0 means 256 blocks, so it cannot be cut to 0
+    Exchange w(s.get(), 0, test::cdb({0x0A, 0, 0, 0, 1, 0}), 0, DataDirection::kWrite);
+    EXPECT_FALSE(w.run(*core));
+    EXPECT_EQ(w.asc(), 0x0E);
+    EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
+    core->release(w.cmd);
+  }
   // Directions that disagree: refused too.
   Exchange d(s.get(), 0, test::read10(0, 1), 512, DataDirection::kWrite);
   EXPECT_FALSE(d.run(*core));
