@@ -350,8 +350,10 @@ void RingDevice::drop_handler(const std::string& reason) {
 
 // ---- data buffers -----------------------------------------------------------
 
-bool RingDevice::alloc_buffer(core::TargetCommand& cmd) {
-  const uint32_t qi = pick_queue();
+bool RingDevice::alloc_buffer(core::TargetCommand& cmd) { return alloc_buffer_on(cmd, pick_queue()); }
+
+bool RingDevice::alloc_buffer_on(core::TargetCommand& cmd, uint32_t queue) {
+  const uint32_t qi = queue % static_cast<uint32_t>(queues_.size());
   cmd.buffer.clear();
   cmd.device_cookie = qi;
   if (cmd.data_length == 0) return true;

@@ -61,6 +61,11 @@ class RingDevice final : public core::Device {
   bool wait_ready(int timeout_ms) const;
   uint64_t generation() const;
   const std::string& name() const { return config_.name; }
+  // alloc_buffer() on a chosen queue (the command is then submitted on it):
+  // for transports that keep, e.g., one connection per queue. alloc_buffer()
+  // itself spreads threads over queues round-robin, one queue per thread.
+  bool alloc_buffer_on(core::TargetCommand& cmd, uint32_t queue);
+  uint32_t nr_queues() const { return static_cast<uint32_t>(queues_.size()); }
   // Why the last handler was dropped ("" if none was).
   std::string last_drop_reason() const;
 
