@@ -22,13 +22,13 @@ wait_for() {
   done
   return 1
 }
-# writes_in_flight DISK N: wait (up to 20 s) until the block layer has N writes in flight
+# writes_in_flight DISK N: wait (up to 20 s of uptime) until the block layer has N writes in flight
 writes_in_flight() {
-  i=0
-  while [ $i -lt 200 ]; do
+  deadline=$(( $(cut -d. -f1 /proc/uptime) + 20 ))
+  while [ $(cut -d. -f1 /proc/uptime) -lt $deadline ]; do
     set -- $1 $2 $(cat /sys/block/$1/inflight)
     [ "$4" -ge $2 ] && return 0
-    usleep 100000; i=$((i + 1))
+    usleep 20000
   done
   return 1
 }
@@ -38,6 +38,16 @@ serve() { # serve NAME [IMAGE [DELAY_MS [DROP_LBA]]] -> $HPID
 }
 
 echo "MARKER: guest up, kernel $(uname -r)"
+# watchdog SECONDS WHAT: if still running by then, dump what is stuck (kill $WD when done)
+watchdog() {
+  (end=$(( $(cut -d. -f1 /proc/uptime) + $1 ))
+   while [ $(cut -d. -f1 /proc/uptime) -lt $end ]; do usleep 500000; done
+   echo "MARKER FAIL: watchdog: $2 still running after $1 s"
+   for d in /sys/block/sd*; do echo "$d inflight: $(cat $d/inflight)"; done
+   ps; tail -n 5 /tmp/handler-*.log
+   echo w > /proc/sysrq-trigger; dmesg | tail -150) &
+  WD=$!
+}
 
 # -- 1. the module
 for m in sd_mod sg st sr_mod crc32c_generic ext4; do modprobe $m || bad "modprobe $m"; done
@@ -77,6 +87,7 @@ if [ -n "$disk" ]; then
   else
     bad "sg_inq: $inq"
   fi
+  if out=$($H openchecks disk0 2>&1); then pass "char devices: $out"; else bad "char devices: $out"; fi
   cap=$(sg_readcap /dev/$disk 2>&1)
   if echo "$cap" | grep -q "Last LBA=131071" && echo "$cap" | grep -q "Logical block length=512"; then
     pass "sg_readcap: 131072 x 512"
@@ -154,7 +165,43 @@ if [ -n "$disk" ]; then
   fi
   grep -q "generation 3" /tmp/handler-disk0.log && pass "re-attach bumped the generation (3 attaches)" ||
     bad "generation not bumped: $(cat /tmp/handler-disk0.log)"
-  rm -f /tmp/back2
+
+  # -- 6b. three more kill -9 / restart cycles under 4 readers + 4 writers that
+  #        keep going until all cycles are done
+  watchdog 120 "kill cycles"
+  for w in 0 1 2 3; do head -c 1048576 /dev/urandom > /tmp/pat3.$w; done
+  rm -f /tmp/stop
+  DDS=
+  for w in 0 1 2 3; do
+    (while [ ! -e /tmp/stop ]; do
+       dd if=/tmp/pat3.$w of=/dev/$disk bs=16k seek=$((2048 + w * 64)) oflag=direct 2>/dev/null || exit 1
+       dd if=/dev/$disk of=/dev/null bs=128k skip=$((w * 64)) count=16 iflag=direct 2>/dev/null || exit 1
+     done) &
+    DDS="$DDS $!"
+  done
+  hits=0
+  for cycle in 1 2 3; do
+    writes_in_flight $disk 1 && hits=$((hits + 1))
+    kill -9 $DPID; wait $DPID 2>/dev/null
+    usleep 300000
+    serve disk0 /tmp/disk0.img 5
+    DPID=$HPID
+    usleep 500000
+  done
+  touch /tmp/stop
+  ddfail=
+  for p in $DDS; do wait $p || ddfail=1; done
+  kill $WD 2>/dev/null
+  same=1
+  for w in 0 1 2 3; do
+    dd if=/dev/$disk of=/tmp/back3 bs=16k skip=$((2048 + w * 64)) count=64 iflag=direct 2>/dev/null
+    cmp -s /tmp/pat3.$w /tmp/back3 || same=
+  done
+  if [ -z "$ddfail" ] && [ -n "$same" ] && [ $hits = 3 ]; then
+    pass "3 kill -9/restart cycles, each with writes in flight, under 8 parallel readers/writers: all I/O completed, data intact"
+  else
+    bad "kill cycles: ddfail=$ddfail same=$same cycles with writes in flight=$hits"
+  fi
 
   # -- 7. error handling: a READ the handler holds times out; eh sends ABORT TASK
   kill -9 $DPID; wait $DPID 2>/dev/null
@@ -201,8 +248,9 @@ if [ -n "$disk" ]; then
   done
   nbad=$(dmesg | grep -c 'bad completion')
   if [ -z "$hfail" ] && [ "$nbad" -ge 3 ] && grep -q "bogus tail refused" /tmp/handler-disk0.log &&
+     grep -q "mmap beyond the region refused" /tmp/handler-disk0.log &&
      ! grep -q "not refused" /tmp/handler-disk0.log && kill -0 $DPID; then
-    pass "hostile handler: bad sense_len/transferred/status fail their READ, bad tag/seq/tail dropped ($nbad bad completions logged)"
+    pass "hostile handler: bad sense_len/transferred/status fail their READ, bad tag/seq/tail dropped ($nbad bad completions logged), mmap beyond the region refused"
   else
     bad "hostile handler:$hfail ($nbad logged) $(tail -3 /tmp/handler-disk0.log)"
   fi
@@ -342,7 +390,7 @@ if [ -n "$disk" ]; then
     bad "remove disk0"; kill $LOOP
   fi
 fi
-kill -9 $DPID $TPID $CPID 2>/dev/null; wait 2>/dev/null
+kill -9 $DPID $TPID $CPID 2>/dev/null; wait $DPID $TPID $CPID 2>/dev/null
 
 # -- 13. rmmod: refused while a handler holds a device, cleans up devices otherwise
 $H create left0 0 && $H create left1 0 && serve left1 /tmp/disk0.img && LPID=$HPID

@@ -8,6 +8,7 @@
  *   kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile|noabort]]]]
  *   kmod_test_handler badargs        (CREATE/REMOVE with invalid arguments and
  *                                     without CAP_SYS_ADMIN must all be refused)
+ *   kmod_test_handler openchecks NAME (with a handler attached: EBUSY, EACCES)
  *
  * serve: a disk (type 0) backed by IMAGE with pread/pwrite, so data survives a
  * kill -9 and restart; other types answer only TEST UNIT READY, INQUIRY,
@@ -172,6 +173,37 @@ static int cmd_badargs(void)
 	}
 	if (!bad)
 		printf("all 19 invalid CREATEs, a missing REMOVE, an unknown ioctl and 2 unprivileged calls refused\n");
+	return bad;
+}
+
+/* While a handler is attached: a second open is EBUSY; without privileges EACCES. */
+static int cmd_openchecks(int argc, char **argv)
+{
+	char path[64];
+	int fd, bad = 0;
+
+	if (argc < 1)
+		die("openchecks NAME");
+	snprintf(path, sizeof(path), "/dev/scstu/%s", argv[0]);
+	fd = open(path, O_RDWR);
+	if (fd >= 0 || errno != EBUSY) {
+		fprintf(stderr, "openchecks: second open of %s: %s\n", path, strerror(errno));
+		bad = 1;
+	}
+	if (setuid(65534) != 0)
+		die("setuid(nobody): %s", strerror(errno));
+	fd = open(path, O_RDWR);
+	if (fd >= 0 || errno != EACCES) {
+		fprintf(stderr, "openchecks: unprivileged open of %s: %s\n", path, strerror(errno));
+		bad = 1;
+	}
+	fd = open("/dev/scstu-ctl", O_RDWR);
+	if (fd >= 0 || errno != EACCES) {
+		fprintf(stderr, "openchecks: unprivileged open of /dev/scstu-ctl: %s\n", strerror(errno));
+		bad = 1;
+	}
+	if (!bad)
+		printf("second open EBUSY, unprivileged opens EACCES\n");
 	return bad;
 }
 
@@ -597,6 +629,16 @@ static __attribute__((noreturn)) void cmd_serve(int argc, char **argv)
 		S.hostile = !strcmp(argv[4], "hostile"), S.noabort = !strcmp(argv[4], "noabort");
 	attach(argv[0]);
 	if (S.hostile) {
+		void *p = mmap(NULL, S.hdr.region_size + 4096, PROT_READ, MAP_SHARED, S.dev_fd, 0);
+		void *p2 = mmap(NULL, 4096, PROT_READ, MAP_SHARED, S.dev_fd,
+				(off_t)S.hdr.region_size);
+
+		if (p != MAP_FAILED || p2 != MAP_FAILED)
+			fprintf(stderr, "kmod_test_handler: hostile: mmap beyond the region not refused\n");
+		else
+			fprintf(stderr, "kmod_test_handler: hostile: mmap beyond the region refused\n");
+	}
+	if (S.hostile) {
 		/* Scribble on the header: the kernel must restore it for the next handler. */
 		struct scstu_region_header *h = (struct scstu_region_header *)S.base;
 
@@ -664,10 +706,13 @@ int main(int argc, char **argv)
 		cmd_serve(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "badargs"))
 		return cmd_badargs();
+	if (argc >= 2 && !strcmp(argv[1], "openchecks"))
+		return cmd_openchecks(argc - 2, argv + 2);
 	fprintf(stderr,
 		"usage: kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]\n"
 		"       kmod_test_handler remove NAME\n"
 		"       kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile|noabort]]]]\n"
-		"       kmod_test_handler badargs\n");
+		"       kmod_test_handler badargs\n"
+		"       kmod_test_handler openchecks NAME\n");
 	return 2;
 }
