@@ -11,8 +11,8 @@
 
 using namespace scstu::iscsi;
 
-#define CHECK(c) \
-  do {           \
+#define CHECK(c)            \
+  do {                      \
     if (!(c)) std::abort(); \
   } while (0)
 

@@ -31,8 +31,7 @@ bool chap_random(std::span<uint8_t> out) {
   return RAND_bytes(out.data(), static_cast<int>(out.size())) == 1;
 }
 
-bool ChapTarget::start(std::string_view chap_a, std::string& id_out,
-                       std::string& challenge_out) {
+bool ChapTarget::start(std::string_view chap_a, std::string& id_out, std::string& challenge_out) {
   bool md5 = false;
   for (std::string_view a : split_list(chap_a))
     if (a == "5") md5 = true;

@@ -1,5 +1,4 @@
 #include "iscsi/connection.h"
-#include "iscsi/connection_internal.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -14,6 +13,7 @@
 
 #include "core/session.h"
 #include "core/target_core.h"
+#include "iscsi/connection_internal.h"
 #include "iscsi/crc32c.h"
 #include "iscsi/server_impl.h"
 #include "iscsi/text_keys.h"
@@ -63,8 +63,8 @@ void Connection::log(const char* fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  server_.log("iscsi: %s%s%s: %s", peer_.c_str(), initiator_.empty() ? "" : " ",
-              initiator_.c_str(), buf);
+  server_.log("iscsi: %s%s%s: %s", peer_.c_str(), initiator_.empty() ? "" : " ", initiator_.c_str(),
+              buf);
 }
 
 void Connection::request_stop() {
@@ -130,7 +130,8 @@ bool Connection::login() {
       discovery_ = login_->discovery();
       initiator_ = login_->initiator_name();
       cid_ = login_->cid();
-      SessionKey key{initiator_, login_->isid(), discovery_ ? std::string() : login_->target_name()};
+      SessionKey key{initiator_, login_->isid(),
+                     discovery_ ? std::string() : login_->target_name()};
       uint16_t tsih = server_.register_session(this, key);
       registered_ = true;
       LoginStatus refuse{};
@@ -249,25 +250,25 @@ void Connection::full_feature() {
               static_cast<long long>(opts.nop_timeout.count()));
           break;
         }
-        wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-            ping_sent_ + opts.nop_timeout - now);
+        wait = std::chrono::duration_cast<std::chrono::milliseconds>(ping_sent_ + opts.nop_timeout -
+                                                                     now);
       } else if (now - last_rx_ >= opts.nop_interval) {
         send_nop_ping();
         continue;
       } else {
-        wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-            last_rx_ + opts.nop_interval - now);
+        wait = std::chrono::duration_cast<std::chrono::milliseconds>(last_rx_ + opts.nop_interval -
+                                                                     now);
       }
       timeout_ms = static_cast<int>(std::max<int64_t>(1, wait.count()));
     }
     sleeping_.store(true, std::memory_order_seq_cst);
-    if (done_stack_.load(std::memory_order_seq_cst) || tmf_stack_.load() ||
-        stop_.load() || (logout_requested_.load() && !logout_sent_)) {
+    if (done_stack_.load(std::memory_order_seq_cst) || tmf_stack_.load() || stop_.load() ||
+        (logout_requested_.load() && !logout_sent_)) {
       sleeping_.store(false);
       continue;
     }
-    short events = static_cast<short>((tx_backlogged() ? 0 : POLLIN) |
-                                      (tx_head_ < tx_.size() ? POLLOUT : 0));
+    short events =
+        static_cast<short>((tx_backlogged() ? 0 : POLLIN) | (tx_head_ < tx_.size() ? POLLOUT : 0));
     pollfd p[2] = {{fd_, events, 0}, {event_fd_, POLLIN, 0}};
     int r = poll(p, 2, timeout_ms);
     sleeping_.store(false, std::memory_order_relaxed);

@@ -71,12 +71,12 @@ struct Task {
   bool aborted = false;    // by a TMF or connection loss: no response is sent
   bool responded = false;  // Data-In/response queued
   // Data-Out state (RFC 7143 11.7, DataPDUInOrder=DataSequenceInOrder=Yes).
-  uint32_t write_len = 0;    // bytes that go into cmd.buffer
-  uint32_t unsol_end = 0;    // end of the unsolicited burst
-  uint32_t unsol_next = 0;   // next unsolicited offset expected
+  uint32_t write_len = 0;   // bytes that go into cmd.buffer
+  uint32_t unsol_end = 0;   // end of the unsolicited burst
+  uint32_t unsol_next = 0;  // next unsolicited offset expected
   uint32_t unsol_datasn = 0;
-  bool unsol_open = false;   // unsolicited Data-Out still to come
-  uint32_t r2t_next = 0;     // next offset to solicit
+  bool unsol_open = false;  // unsolicited Data-Out still to come
+  uint32_t r2t_next = 0;    // next offset to solicit
   uint32_t r2tsn = 0;
   uint32_t datain_pdus = 0;
   uint32_t r2t_count = 0;
@@ -204,8 +204,8 @@ class Connection {
   // receive buffer: [rpos_, wpos_) holds unread bytes
   std::vector<uint8_t> rx_;
   size_t rpos_ = 0, wpos_ = 0;
-  bool rx_short_ = false;  // the last recv() returned less than it could
-  std::vector<uint8_t> scratch_;        // discarded data, digests
+  bool rx_short_ = false;         // the last recv() returned less than it could
+  std::vector<uint8_t> scratch_;  // discarded data, digests
   std::vector<iovec> iov_scratch_;
   std::vector<uint8_t> small_payload_;  // login/text/NOP data
   std::chrono::steady_clock::time_point last_rx_;

@@ -1,6 +1,3 @@
-#include "iscsi/connection.h"
-#include "iscsi/connection_internal.h"
-
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -14,6 +11,8 @@
 
 #include "core/session.h"
 #include "core/target_core.h"
+#include "iscsi/connection.h"
+#include "iscsi/connection_internal.h"
 #include "iscsi/crc32c.h"
 #include "iscsi/server_impl.h"
 #include "iscsi/text_keys.h"
@@ -60,12 +59,18 @@ bool Connection::handle_pdu() {
     ext_cdb_len_ = 0;
   }
   switch (h.opcode()) {
-    case Opcode::kScsiCommand: return on_scsi_command(h);
-    case Opcode::kDataOut: return on_data_out(h);
-    case Opcode::kNopOut: return on_nop_out(h);
-    case Opcode::kTaskManagementRequest: return on_tmf(h);
-    case Opcode::kTextRequest: return on_text(h);
-    case Opcode::kLogoutRequest: return on_logout(h);
+    case Opcode::kScsiCommand:
+      return on_scsi_command(h);
+    case Opcode::kDataOut:
+      return on_data_out(h);
+    case Opcode::kNopOut:
+      return on_nop_out(h);
+    case Opcode::kTaskManagementRequest:
+      return on_tmf(h);
+    case Opcode::kTextRequest:
+      return on_text(h);
+    case Opcode::kLogoutRequest:
+      return on_logout(h);
     case Opcode::kSnackRequest:
       // ErrorRecoveryLevel 0: SNACK is not supported (RFC 7143 11.16).
       if (!skip_payload(h.data_length())) return false;
@@ -117,8 +122,8 @@ bool Connection::check_cmdsn(const Bhs& h, uint32_t cmdsn, bool immediate) {
     return true;
   }
   // 4.2.2.1: outside [ExpCmdSN, MaxCmdSN] the PDU is silently ignored.
-  log("%s CmdSN %u outside the window [%u, %u], ignored", opcode_name(h.opcode()), cmdsn,
-      expcmdsn_, max);
+  log("%s CmdSN %u outside the window [%u, %u], ignored", opcode_name(h.opcode()), cmdsn, expcmdsn_,
+      max);
   return false;
 }
 
@@ -172,8 +177,8 @@ void Connection::send_async_logout() {
   a.statsn = statsn_++;
   a.expcmdsn = expcmdsn_;
   a.maxcmdsn = max_cmdsn();
-  a.parameter3 = static_cast<uint16_t>(
-      std::max<int64_t>(1, server_.options().logout_grace.count() / 1000));
+  a.parameter3 =
+      static_cast<uint16_t>(std::max<int64_t>(1, server_.options().logout_grace.count() / 1000));
   Bhs h;
   a.encode(h, 0);
   push_pdu(h, nullptr, 0);
@@ -184,9 +189,12 @@ bool Connection::on_logout(const Bhs& h) {
   if (!skip_payload(h.data_length())) return false;
   if (!check_cmdsn(h, l.cmdsn, l.immediate)) return true;
   LogoutResponsePdu r;
-  if (l.reason == 2) r.response = 2;  // 11.15.1: connection recovery not supported
-  else if (l.reason == 1 && l.cid != cid_) r.response = 1;  // CID not found
-  else if (l.reason > 2) return reject(h, RejectReason::kInvalidPduField, "logout reason code");
+  if (l.reason == 2)
+    r.response = 2;  // 11.15.1: connection recovery not supported
+  else if (l.reason == 1 && l.cid != cid_)
+    r.response = 1;  // CID not found
+  else if (l.reason > 2)
+    return reject(h, RejectReason::kInvalidPduField, "logout reason code");
   r.itt = l.itt;
   r.statsn = statsn_++;
   r.expcmdsn = expcmdsn_;
@@ -222,8 +230,10 @@ bool Connection::on_text(const Bhs& h) {
         // Appendix C: in a normal session an empty value means this target.
         std::string which = kv.value;
         if (which.empty() && session_) which = session_->target_name();
-        if (discovery_ || which != "All") text_out_ += server_.send_targets(initiator_, which);
-        else text_out_ += server_.send_targets(initiator_, session_->target_name());
+        if (discovery_ || which != "All")
+          text_out_ += server_.send_targets(initiator_, which);
+        else
+          text_out_ += server_.send_targets(initiator_, session_->target_name());
       } else {
         append_pair(text_out_, kv.key, "NotUnderstood");
       }
@@ -275,13 +285,25 @@ bool Connection::on_tmf(const Bhs& h) {
   auto fn = static_cast<TmfFunction>(m.function);
   scstu_tmf_function core_fn;
   switch (fn) {
-    case TmfFunction::kAbortTask: core_fn = SCSTU_TMF_ABORT_TASK; break;
-    case TmfFunction::kAbortTaskSet: core_fn = SCSTU_TMF_ABORT_TASK_SET; break;
-    case TmfFunction::kClearAca: core_fn = SCSTU_TMF_CLEAR_ACA; break;
-    case TmfFunction::kClearTaskSet: core_fn = SCSTU_TMF_CLEAR_TASK_SET; break;
-    case TmfFunction::kLogicalUnitReset: core_fn = SCSTU_TMF_LUN_RESET; break;
+    case TmfFunction::kAbortTask:
+      core_fn = SCSTU_TMF_ABORT_TASK;
+      break;
+    case TmfFunction::kAbortTaskSet:
+      core_fn = SCSTU_TMF_ABORT_TASK_SET;
+      break;
+    case TmfFunction::kClearAca:
+      core_fn = SCSTU_TMF_CLEAR_ACA;
+      break;
+    case TmfFunction::kClearTaskSet:
+      core_fn = SCSTU_TMF_CLEAR_TASK_SET;
+      break;
+    case TmfFunction::kLogicalUnitReset:
+      core_fn = SCSTU_TMF_LUN_RESET;
+      break;
     case TmfFunction::kTargetWarmReset:
-    case TmfFunction::kTargetColdReset: core_fn = SCSTU_TMF_TARGET_RESET; break;
+    case TmfFunction::kTargetColdReset:
+      core_fn = SCSTU_TMF_TARGET_RESET;
+      break;
     case TmfFunction::kTaskReassign:
       // ErrorRecoveryLevel 0 (11.5.1).
       return respond_now(TmfResponse::kReassignmentNotSupported);
@@ -333,18 +355,25 @@ void Connection::finish_tmf(PendingTmf* p) {
   TmfResponse resp;
   switch (p->response) {
     case SCSTU_TMF_COMPLETE:
-    case SCSTU_TMF_SUCCEEDED: resp = TmfResponse::kComplete; break;
-    case SCSTU_TMF_INCORRECT_LUN: resp = TmfResponse::kLunDoesNotExist; break;
-    case SCSTU_TMF_NOT_SUPPORTED: resp = TmfResponse::kNotSupported; break;
-    default: resp = TmfResponse::kRejected; break;
+    case SCSTU_TMF_SUCCEEDED:
+      resp = TmfResponse::kComplete;
+      break;
+    case SCSTU_TMF_INCORRECT_LUN:
+      resp = TmfResponse::kLunDoesNotExist;
+      break;
+    case SCSTU_TMF_NOT_SUPPORTED:
+      resp = TmfResponse::kNotSupported;
+      break;
+    default:
+      resp = TmfResponse::kRejected;
+      break;
   }
   // Aborted tasks that never reached a device (still in their data phase,
   // or refused by the core and waiting for their unsolicited data) will not
   // complete by themselves: release them now.
   for (auto& up : tasks_) {
     Task* t = up.get();
-    if (t->in_use && t->aborted && !t->responded && !t->executed &&
-        (t->prepared || t->completed)) {
+    if (t->in_use && t->aborted && !t->responded && !t->executed && (t->prepared || t->completed)) {
       t->responded = true;
       remove_itt(t);
       push_release(t);

@@ -43,10 +43,14 @@ inline uint32_t get_le32(const uint8_t* p) {
 // RFC 7143 11.3.1 ATTR -> SAM-5 task attribute.
 inline TaskAttribute task_attribute(uint8_t attr) {
   switch (attr) {
-    case 2: return TaskAttribute::kOrdered;
-    case 3: return TaskAttribute::kHeadOfQueue;
-    case 4: return TaskAttribute::kAca;
-    default: return TaskAttribute::kSimple;  // 0 untagged, 1 simple
+    case 2:
+      return TaskAttribute::kOrdered;
+    case 3:
+      return TaskAttribute::kHeadOfQueue;
+    case 4:
+      return TaskAttribute::kAca;
+    default:
+      return TaskAttribute::kSimple;  // 0 untagged, 1 simple
   }
 }
 

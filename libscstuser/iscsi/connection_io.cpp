@@ -1,6 +1,3 @@
-#include "iscsi/connection.h"
-#include "iscsi/connection_internal.h"
-
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -14,6 +11,8 @@
 
 #include "core/session.h"
 #include "core/target_core.h"
+#include "iscsi/connection.h"
+#include "iscsi/connection_internal.h"
 #include "iscsi/crc32c.h"
 #include "iscsi/server_impl.h"
 #include "iscsi/text_keys.h"
@@ -189,8 +188,8 @@ void Connection::reset_arena() {
   arena_chunk_ = 0;
   arena_used_ = 0;
   // Keep a few standard chunks warm, free the rest.
-  while (arena_chunks_.size() > 4 || (!arena_chunks_.empty() &&
-                                      arena_chunks_.back().size != kArenaChunk)) {
+  while (arena_chunks_.size() > 4 ||
+         (!arena_chunks_.empty() && arena_chunks_.back().size != kArenaChunk)) {
     arena_bytes_ -= arena_chunks_.back().size;
     arena_chunks_.pop_back();
   }
@@ -203,8 +202,7 @@ void Connection::push(const void* p, size_t n) {
   }
 }
 
-void Connection::push_pdu(const Bhs& h, std::span<const iovec> data, size_t offset,
-                          uint32_t len) {
+void Connection::push_pdu(const Bhs& h, std::span<const iovec> data, size_t offset, uint32_t len) {
   uint8_t* hdr = arena(kBhsSize + kDigestSize);
   std::memcpy(hdr, h.b.data(), kBhsSize);
   size_t hlen = kBhsSize;
@@ -250,8 +248,8 @@ void Connection::push_pdu(const Bhs& h, const void* data, uint32_t len) {
 void Connection::push_release(Task* t) { tx_release_.emplace_back(tx_.size(), t); }
 
 bool Connection::flush(bool block) {
-  auto deadline = Clock::now() + std::max<std::chrono::milliseconds>(
-                                     server_.options().nop_timeout, std::chrono::seconds(5));
+  auto deadline = Clock::now() + std::max<std::chrono::milliseconds>(server_.options().nop_timeout,
+                                                                     std::chrono::seconds(5));
   while (tx_head_ < tx_.size()) {
     msghdr msg{};
     msg.msg_iov = &tx_[tx_head_];

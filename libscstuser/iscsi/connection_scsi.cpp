@@ -1,6 +1,3 @@
-#include "iscsi/connection.h"
-#include "iscsi/connection_internal.h"
-
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -14,6 +11,8 @@
 
 #include "core/session.h"
 #include "core/target_core.h"
+#include "iscsi/connection.h"
+#include "iscsi/connection_internal.h"
 #include "iscsi/crc32c.h"
 #include "iscsi/server_impl.h"
 #include "iscsi/text_keys.h"
@@ -190,8 +189,7 @@ bool Connection::on_scsi_command(const Bhs& h) {
     return protocol_error(h, "immediate data beyond FirstBurstLength or the expected length");
   if (!c.final && (!c.write || params_.initial_r2t))
     return protocol_error(h, "unsolicited Data-Out announced where none may follow");
-  uint32_t unsol_end =
-      c.final ? imm : std::min(params_.first_burst_length, c.expected_length);
+  uint32_t unsol_end = c.final ? imm : std::min(params_.first_burst_length, c.expected_length);
   if (!c.final && imm >= unsol_end)
     return protocol_error(h, "F bit clear although the first burst is complete");
   if (!c.immediate && active_ >= window_) {
@@ -227,7 +225,8 @@ bool Connection::on_scsi_command(const Bhs& h) {
   t->prepared = server_.core().prepare(cmd);
   if (t->prepared) {
     if (cmd.direction == DataDirection::kWrite) t->write_len = cmd.data_length;
-    if (cmd.direction == DataDirection::kBidi) t->write_len = cmd.data_length - cmd.bidi_read_length;
+    if (cmd.direction == DataDirection::kBidi)
+      t->write_len = cmd.data_length - cmd.bidi_read_length;
   }
   if (c.write) {
     t->unsol_end = unsol_end;
@@ -381,11 +380,11 @@ void Connection::send_response(Task* t) {
   bool good = cmd.status == status::kGood || cmd.status == status::kConditionMet;
   // 11.7.2 / 11.4.5: status phase collapse only for good status without
   // sense; a bidirectional command reports two residuals in a SCSI Response.
-  bool collapse = read && total > 0 && good && cmd.sense_len == 0 &&
-                  cmd.direction != DataDirection::kBidi;
+  bool collapse =
+      read && total > 0 && good && cmd.sense_len == 0 && cmd.direction != DataDirection::kBidi;
   if (read && total > 0) {
-    size_t base = cmd.direction == DataDirection::kBidi ? cmd.data_length - cmd.bidi_read_length
-                                                        : 0;
+    size_t base =
+        cmd.direction == DataDirection::kBidi ? cmd.data_length - cmd.bidi_read_length : 0;
     uint32_t mrdsl = params_.initiator_max_recv_data_segment_length;
     uint32_t burst = params_.max_burst_length;
     uint32_t offset = 0, burst_left = burst;

@@ -19,16 +19,15 @@ bool is_chap_key(std::string_view k) {
 
 // Keys the initiator declares once at the start; no answer (13.4-13.6, 13.21).
 bool is_leading_declaration(std::string_view k) {
-  return k == "InitiatorName" || k == "InitiatorAlias" || k == "SessionType" ||
-         k == "TargetName";
+  return k == "InitiatorName" || k == "InitiatorAlias" || k == "SessionType" || k == "TargetName";
 }
 
 }  // namespace
 
 LoginNegotiator::LoginNegotiator(const LoginConfig& config, uint32_t initial_statsn)
     : config_(config), statsn_(initial_statsn) {
-  params_.target_max_recv_data_segment_length = std::clamp<uint32_t>(
-      config.limits.max_recv_data_segment_length, 512, kMaxDataSegment);
+  params_.target_max_recv_data_segment_length =
+      std::clamp<uint32_t>(config.limits.max_recv_data_segment_length, 512, kMaxDataSegment);
 }
 
 void LoginNegotiator::build(Bhs& response, const LoginPdu& req, bool transit, uint8_t nsg,
@@ -53,8 +52,8 @@ void LoginNegotiator::build(Bhs& response, const LoginPdu& req, bool transit, ui
   final_ = response;
 }
 
-LoginNegotiator::Outcome LoginNegotiator::fail(Bhs& response, std::string& text,
-                                               LoginStatus status, std::string why) {
+LoginNegotiator::Outcome LoginNegotiator::fail(Bhs& response, std::string& text, LoginStatus status,
+                                               std::string why) {
   failure_ = std::move(why);
   text.clear();
   LoginPdu req;
@@ -71,8 +70,7 @@ void LoginNegotiator::finish(Bhs& response, uint16_t tsih) const {
   put16(&response.b[14], tsih);
 }
 
-void LoginNegotiator::refuse(Bhs& response, std::string& response_text,
-                             LoginStatus status) const {
+void LoginNegotiator::refuse(Bhs& response, std::string& response_text, LoginStatus status) const {
   response = final_;
   response.b[1] &= static_cast<uint8_t>(~0x83);  // T = 0, NSG = 0
   response.b[36] = status.status_class;
@@ -81,9 +79,8 @@ void LoginNegotiator::refuse(Bhs& response, std::string& response_text,
   response_text.clear();
 }
 
-LoginNegotiator::Outcome LoginNegotiator::handle(const Bhs& request,
-                                                 std::span<const uint8_t> data, Bhs& response,
-                                                 std::string& text) {
+LoginNegotiator::Outcome LoginNegotiator::handle(const Bhs& request, std::span<const uint8_t> data,
+                                                 Bhs& response, std::string& text) {
   text.clear();
   LoginPdu req = LoginPdu::decode(request);
   if (!started_) {
@@ -142,8 +139,8 @@ LoginNegotiator::Outcome LoginNegotiator::handle(const Bhs& request,
       if (target.empty())
         return fail(response, text, LoginStatus::missing_parameter(),
                     "normal session without TargetName");
-      std::optional<LoginTarget> t = config_.find_target ? config_.find_target(target)
-                                                         : std::nullopt;
+      std::optional<LoginTarget> t =
+          config_.find_target ? config_.find_target(target) : std::nullopt;
       if (!t) return fail(response, text, LoginStatus::not_found(), "no target " + target);
       target_ = *t;
       auth_ = target_.auth;
@@ -249,13 +246,16 @@ bool LoginNegotiator::security_keys(std::string& out, LoginStatus& status) {
       append_pair(out, "CHAP_C", challenge);
       continue;
     }
-    if (k == "CHAP_N") chap_n = kv.value;
-    else if (k == "CHAP_R") chap_r = kv.value;
-    else if (k == "CHAP_I") chap_i = kv.value;
-    else if (k == "CHAP_C") chap_c = kv.value;
+    if (k == "CHAP_N")
+      chap_n = kv.value;
+    else if (k == "CHAP_R")
+      chap_r = kv.value;
+    else if (k == "CHAP_I")
+      chap_i = kv.value;
+    else if (k == "CHAP_C")
+      chap_c = kv.value;
     else if (is_operational_key(k)) {
-      KeyAnswer a =
-          negotiate_operational_key(k, kv.value, config_.limits, discovery_, params_);
+      KeyAnswer a = negotiate_operational_key(k, kv.value, config_.limits, discovery_, params_);
       if (a.send) append_pair(out, k, a.value);
     } else {
       append_pair(out, k, "NotUnderstood");
@@ -263,9 +263,9 @@ bool LoginNegotiator::security_keys(std::string& out, LoginStatus& status) {
   }
   if (!chap_r.empty() || !chap_n.empty()) {
     std::string name_out, response_out;
-    const char* err = chap_started_ ? chap_->verify(chap_n, chap_r, chap_i, chap_c, name_out,
-                                                    response_out)
-                                    : "CHAP_N/CHAP_R before CHAP_A";
+    const char* err = chap_started_
+                          ? chap_->verify(chap_n, chap_r, chap_i, chap_c, name_out, response_out)
+                          : "CHAP_N/CHAP_R before CHAP_A";
     if (err) {
       status = LoginStatus::authentication_failure();
       failure_ = std::string("CHAP: ") + err + " (CHAP_N=" + std::string(chap_n) + ")";

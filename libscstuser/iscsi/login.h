@@ -59,8 +59,8 @@ struct LoginConfig {
 class LoginNegotiator {
  public:
   enum class Outcome {
-    kRespond,       // send the response, wait for the next request
-    kFail,          // send the (failure) response, then close the connection
+    kRespond,              // send the response, wait for the next request
+    kFail,                 // send the (failure) response, then close the connection
     kReadyForFullFeature,  // open the session, then finish() or refuse()
   };
 
@@ -83,7 +83,7 @@ class LoginNegotiator {
   const std::array<uint8_t, 6>& isid() const { return isid_; }
   uint16_t requested_tsih() const { return tsih_; }
   uint16_t cid() const { return cid_; }
-  uint32_t cmdsn() const { return cmdsn_; }    // the session's first CmdSN
+  uint32_t cmdsn() const { return cmdsn_; }  // the session's first CmdSN
   uint32_t next_statsn() const { return statsn_; }
   // Why the last kFail happened (for the log).
   const std::string& failure() const { return failure_; }
@@ -115,10 +115,10 @@ class LoginNegotiator {
   bool tpgt_sent_ = false;
   bool mrdsl_sent_ = false;
   std::optional<ChapTarget> chap_;
-  std::string pending_;           // C-bit text being accumulated
-  std::vector<TextPair> keys_;    // the current request's keys
+  std::string pending_;         // C-bit text being accumulated
+  std::vector<TextPair> keys_;  // the current request's keys
   std::string failure_;
-  Bhs final_;                     // the last response built
+  Bhs final_;  // the last response built
 };
 
 }  // namespace scstu::iscsi

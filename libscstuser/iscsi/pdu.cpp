@@ -6,24 +6,42 @@ namespace scstu::iscsi {
 
 const char* opcode_name(Opcode op) {
   switch (op) {
-    case Opcode::kNopOut: return "NOP-Out";
-    case Opcode::kScsiCommand: return "SCSI Command";
-    case Opcode::kTaskManagementRequest: return "Task Management Request";
-    case Opcode::kLoginRequest: return "Login Request";
-    case Opcode::kTextRequest: return "Text Request";
-    case Opcode::kDataOut: return "Data-Out";
-    case Opcode::kLogoutRequest: return "Logout Request";
-    case Opcode::kSnackRequest: return "SNACK Request";
-    case Opcode::kNopIn: return "NOP-In";
-    case Opcode::kScsiResponse: return "SCSI Response";
-    case Opcode::kTaskManagementResponse: return "Task Management Response";
-    case Opcode::kLoginResponse: return "Login Response";
-    case Opcode::kTextResponse: return "Text Response";
-    case Opcode::kDataIn: return "Data-In";
-    case Opcode::kLogoutResponse: return "Logout Response";
-    case Opcode::kR2T: return "R2T";
-    case Opcode::kAsyncMessage: return "Asynchronous Message";
-    case Opcode::kReject: return "Reject";
+    case Opcode::kNopOut:
+      return "NOP-Out";
+    case Opcode::kScsiCommand:
+      return "SCSI Command";
+    case Opcode::kTaskManagementRequest:
+      return "Task Management Request";
+    case Opcode::kLoginRequest:
+      return "Login Request";
+    case Opcode::kTextRequest:
+      return "Text Request";
+    case Opcode::kDataOut:
+      return "Data-Out";
+    case Opcode::kLogoutRequest:
+      return "Logout Request";
+    case Opcode::kSnackRequest:
+      return "SNACK Request";
+    case Opcode::kNopIn:
+      return "NOP-In";
+    case Opcode::kScsiResponse:
+      return "SCSI Response";
+    case Opcode::kTaskManagementResponse:
+      return "Task Management Response";
+    case Opcode::kLoginResponse:
+      return "Login Response";
+    case Opcode::kTextResponse:
+      return "Text Response";
+    case Opcode::kDataIn:
+      return "Data-In";
+    case Opcode::kLogoutResponse:
+      return "Logout Response";
+    case Opcode::kR2T:
+      return "R2T";
+    case Opcode::kAsyncMessage:
+      return "Asynchronous Message";
+    case Opcode::kReject:
+      return "Reject";
   }
   return "unknown opcode";
 }
@@ -140,8 +158,8 @@ ScsiResponsePdu ScsiResponsePdu::decode(const Bhs& h) {
 void ScsiResponsePdu::encode(Bhs& h, uint32_t data_length) const {
   clear(h);
   h.set_opcode(Opcode::kScsiResponse);
-  h.b[1] = 0x80 | (bidi_overflow ? 0x10 : 0) | (bidi_underflow ? 0x08 : 0) |
-           (overflow ? 0x04 : 0) | (underflow ? 0x02 : 0);
+  h.b[1] = 0x80 | (bidi_overflow ? 0x10 : 0) | (bidi_underflow ? 0x08 : 0) | (overflow ? 0x04 : 0) |
+           (underflow ? 0x02 : 0);
   h.b[2] = response;
   h.b[3] = status;
   h.set_data_length(data_length);
@@ -247,8 +265,8 @@ DataInPdu DataInPdu::decode(const Bhs& h) {
 void DataInPdu::encode(Bhs& h, uint32_t data_length) const {
   clear(h);
   h.set_opcode(Opcode::kDataIn);
-  h.b[1] = (final ? 0x80 : 0) | (ack ? 0x40 : 0) | (overflow ? 0x04 : 0) |
-           (underflow ? 0x02 : 0) | (has_status ? 0x01 : 0);
+  h.b[1] = (final ? 0x80 : 0) | (ack ? 0x40 : 0) | (overflow ? 0x04 : 0) | (underflow ? 0x02 : 0) |
+           (has_status ? 0x01 : 0);
   h.b[3] = has_status ? status : 0;
   h.set_data_length(data_length);
   put64(&h.b[8], lun);

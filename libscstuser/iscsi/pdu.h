@@ -211,10 +211,10 @@ struct DataOutPdu {
 // 11.7 SCSI Data-In
 struct DataInPdu {
   bool final = false;
-  bool ack = false;        // A
-  bool overflow = false;   // O
-  bool underflow = false;  // U
-  bool has_status = false; // S (status phase collapse, 11.7.2)
+  bool ack = false;         // A
+  bool overflow = false;    // O
+  bool underflow = false;   // U
+  bool has_status = false;  // S (status phase collapse, 11.7.2)
   uint8_t status = 0;
   uint64_t lun = 0;
   uint32_t itt = 0;
@@ -259,8 +259,8 @@ struct TextPdu {
   uint64_t lun = 0;
   uint32_t itt = 0;
   uint32_t ttt = kReservedTag;
-  uint32_t sn = 0;      // CmdSN (request) / StatSN (response)
-  uint32_t expsn = 0;   // ExpStatSN (request) / ExpCmdSN (response)
+  uint32_t sn = 0;        // CmdSN (request) / StatSN (response)
+  uint32_t expsn = 0;     // ExpStatSN (request) / ExpCmdSN (response)
   uint32_t maxcmdsn = 0;  // response only
   static TextPdu decode(const Bhs& h);
   void encode(Bhs& h, Opcode op, uint32_t data_length) const;
@@ -276,10 +276,10 @@ struct LoginPdu {
   std::array<uint8_t, 6> isid{};
   uint16_t tsih = 0;
   uint32_t itt = 0;
-  uint16_t cid = 0;       // request only
-  uint32_t sn = 0;        // CmdSN (request) / StatSN (response)
-  uint32_t expsn = 0;     // ExpStatSN (request) / ExpCmdSN (response)
-  uint32_t maxcmdsn = 0;  // response only
+  uint16_t cid = 0;                             // request only
+  uint32_t sn = 0;                              // CmdSN (request) / StatSN (response)
+  uint32_t expsn = 0;                           // ExpStatSN (request) / ExpCmdSN (response)
+  uint32_t maxcmdsn = 0;                        // response only
   uint8_t status_class = 0, status_detail = 0;  // response only
   static LoginPdu decode(const Bhs& h);
   void encode(Bhs& h, Opcode op, uint32_t data_length) const;
@@ -339,8 +339,8 @@ struct NopPdu {
   uint64_t lun = 0;
   uint32_t itt = kReservedTag;
   uint32_t ttt = kReservedTag;
-  uint32_t sn = 0;      // CmdSN (out) / StatSN (in)
-  uint32_t expsn = 0;   // ExpStatSN (out) / ExpCmdSN (in)
+  uint32_t sn = 0;        // CmdSN (out) / StatSN (in)
+  uint32_t expsn = 0;     // ExpStatSN (out) / ExpCmdSN (in)
   uint32_t maxcmdsn = 0;  // in only
   static NopPdu decode(const Bhs& h);
   void encode(Bhs& h, Opcode op, uint32_t data_length) const;

@@ -246,9 +246,9 @@ std::string ServerImpl::send_targets(std::string_view initiator, std::string_vie
     if (!view || view->luns.empty()) continue;
     append_pair(out, "TargetName", t);
     for (const PortalAddress& p : bound_)
-      append_pair(out, "TargetAddress",
-                  p.host + ":" + std::to_string(p.port) + "," +
-                      std::to_string(options_.portal_group_tag));
+      append_pair(
+          out, "TargetAddress",
+          p.host + ":" + std::to_string(p.port) + "," + std::to_string(options_.portal_group_tag));
   }
   return out;
 }

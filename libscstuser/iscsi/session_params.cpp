@@ -41,12 +41,24 @@ KeyAnswer numeric_min(std::string_view value, uint64_t lo, uint64_t hi, uint32_t
   return {std::to_string(out)};
 }
 
-constexpr std::array<std::string_view, 18> kOperationalKeys = {
-    "HeaderDigest",       "DataDigest",          "MaxConnections",   "InitialR2T",
-    "ImmediateData",      "MaxRecvDataSegmentLength", "MaxBurstLength", "FirstBurstLength",
-    "DefaultTime2Wait",   "DefaultTime2Retain",  "MaxOutstandingR2T", "DataPDUInOrder",
-    "DataSequenceInOrder", "ErrorRecoveryLevel", "OFMarker",         "IFMarker",
-    "OFMarkInt",          "IFMarkInt"};
+constexpr std::array<std::string_view, 18> kOperationalKeys = {"HeaderDigest",
+                                                               "DataDigest",
+                                                               "MaxConnections",
+                                                               "InitialR2T",
+                                                               "ImmediateData",
+                                                               "MaxRecvDataSegmentLength",
+                                                               "MaxBurstLength",
+                                                               "FirstBurstLength",
+                                                               "DefaultTime2Wait",
+                                                               "DefaultTime2Retain",
+                                                               "MaxOutstandingR2T",
+                                                               "DataPDUInOrder",
+                                                               "DataSequenceInOrder",
+                                                               "ErrorRecoveryLevel",
+                                                               "OFMarker",
+                                                               "IFMarker",
+                                                               "OFMarkInt",
+                                                               "IFMarkInt"};
 
 }  // namespace
 
@@ -57,10 +69,11 @@ bool is_operational_key(std::string_view key) {
 }
 
 KeyAnswer negotiate_operational_key(std::string_view key, std::string_view value,
-                                    const TargetLimits& limits, bool discovery,
-                                    SessionParams& p) {
-  if (key == "HeaderDigest") return negotiate_digest(value, limits.header_digest_allowed, p.header_digest);
-  if (key == "DataDigest") return negotiate_digest(value, limits.data_digest_allowed, p.data_digest);
+                                    const TargetLimits& limits, bool discovery, SessionParams& p) {
+  if (key == "HeaderDigest")
+    return negotiate_digest(value, limits.header_digest_allowed, p.header_digest);
+  if (key == "DataDigest")
+    return negotiate_digest(value, limits.data_digest_allowed, p.data_digest);
   if (key == "MaxRecvDataSegmentLength") {
     // Declarative (13.12): the initiator's receive limit for our PDUs.
     auto n = parse_number(value, kMaxSegment);
@@ -94,7 +107,8 @@ KeyAnswer negotiate_operational_key(std::string_view key, std::string_view value
     return {bool_str(p.immediate_data)};
   }
   if (key == "MaxBurstLength")
-    return numeric_min(value, kMinSegment, kMaxSegment, limits.max_burst_length, p.max_burst_length);
+    return numeric_min(value, kMinSegment, kMaxSegment, limits.max_burst_length,
+                       p.max_burst_length);
   if (key == "FirstBurstLength")
     return numeric_min(value, kMinSegment, kMaxSegment, limits.first_burst_length,
                        p.first_burst_length);

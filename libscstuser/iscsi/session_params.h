@@ -14,7 +14,7 @@ struct TargetLimits {
   uint32_t max_burst_length = 1024 * 1024;
   uint32_t first_burst_length = 256 * 1024;
   uint32_t max_outstanding_r2t = 16;
-  bool initial_r2t = false;     // we accept unsolicited data
+  bool initial_r2t = false;  // we accept unsolicited data
   bool immediate_data = true;
   bool header_digest_allowed = true;  // CRC32C offered by the initiator is accepted
   bool data_digest_allowed = true;

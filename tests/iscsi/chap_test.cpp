@@ -12,7 +12,9 @@ namespace {
 TEST(Chap, Md5Vector) {
   std::vector<uint8_t> challenge{0, 1, 2, 3};
   auto r = chap_md5_response(1, "secret", challenge);
-  EXPECT_EQ(encode_hex(r), "0x" "e82cb2ed1efe04893c9cf73d4dd12e2d");
+  EXPECT_EQ(encode_hex(r),
+            "0x"
+            "e82cb2ed1efe04893c9cf73d4dd12e2d");
 }
 
 AuthConfig config() {
@@ -22,8 +24,7 @@ AuthConfig config() {
   return c;
 }
 
-std::string answer(const std::string& id, const std::string& challenge,
-                   const std::string& secret) {
+std::string answer(const std::string& id, const std::string& challenge, const std::string& secret) {
   auto c = decode_binary(challenge, 1024);
   return encode_hex(chap_md5_response(static_cast<uint8_t>(std::stoi(id)), secret, *c));
 }
@@ -62,7 +63,9 @@ TEST(Chap, MutualAndReflection) {
   ChapTarget t(cfg);
   std::string id, challenge, n, r;
   ASSERT_TRUE(t.start("5", id, challenge));
-  std::string my_challenge = "0b" "AAECAwQFBgcICQoLDA0ODw==";
+  std::string my_challenge =
+      "0b"
+      "AAECAwQFBgcICQoLDA0ODw==";
   ASSERT_EQ(t.verify("alice", answer(id, challenge, "alicesecret12"), "9", my_challenge, n, r),
             nullptr);
   EXPECT_EQ(n, "target");
@@ -77,9 +80,9 @@ TEST(Chap, MutualAndReflection) {
   oneway.outgoing.reset();
   ChapTarget no_mutual(oneway);
   ASSERT_TRUE(no_mutual.start("5", id, challenge));
-  EXPECT_NE(no_mutual.verify("alice", answer(id, challenge, "alicesecret12"), "9", my_challenge,
-                             n, r),
-            nullptr);
+  EXPECT_NE(
+      no_mutual.verify("alice", answer(id, challenge, "alicesecret12"), "9", my_challenge, n, r),
+      nullptr);
 }
 
 TEST(Chap, ResponseCannotBeReplayed) {

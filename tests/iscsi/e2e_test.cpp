@@ -2,14 +2,13 @@
 // libiscsi itself against iscsi_test_server (TargetCore + LocalDevice +
 // scsi::LogicalUnit over a RAM disk) on 127.0.0.1, port picked by the OS.
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdio>
@@ -134,8 +133,8 @@ class Initiator {
     ctx_ = iscsi_create_context(name);
     iscsi_set_targetname(ctx_, kTarget);
     iscsi_set_session_type(ctx_, ISCSI_SESSION_NORMAL);
-    iscsi_set_header_digest(ctx_, header_digest ? ISCSI_HEADER_DIGEST_CRC32C
-                                                : ISCSI_HEADER_DIGEST_NONE);
+    iscsi_set_header_digest(ctx_,
+                            header_digest ? ISCSI_HEADER_DIGEST_CRC32C : ISCSI_HEADER_DIGEST_NONE);
     if (isid_qualifier) iscsi_set_isid_oui(ctx_, 0x00ABCD, isid_qualifier);
     iscsi_set_timeout(ctx_, 10);
     connected_ = iscsi_full_connect_sync(ctx_, server.portal().c_str(), 0) == 0;
@@ -161,8 +160,8 @@ class Initiator {
     return ok;
   }
   bool read(uint64_t lba, std::vector<uint8_t>& out) {
-    scsi_task* t = iscsi_read16_sync(ctx_, 0, lba, static_cast<uint32_t>(out.size()), 512, 0, 0,
-                                     0, 0, 0);
+    scsi_task* t =
+        iscsi_read16_sync(ctx_, 0, lba, static_cast<uint32_t>(out.size()), 512, 0, 0, 0, 0, 0);
     bool ok = t && t->status == SCSI_STATUS_GOOD && t->datain.size == static_cast<int>(out.size());
     if (ok) std::memcpy(out.data(), t->datain.data, out.size());
     if (t) scsi_free_scsi_task(t);
@@ -181,8 +180,7 @@ class Initiator {
   std::string error_;
 };
 
-void round_trip(Initiator& ini, size_t write_size, size_t read_size, uint64_t lba0,
-                size_t total) {
+void round_trip(Initiator& ini, size_t write_size, size_t read_size, uint64_t lba0, size_t total) {
   std::mt19937 rng(static_cast<uint32_t>(write_size * 31 + read_size));
   std::vector<uint8_t> pattern(total);
   for (auto& b : pattern) b = static_cast<uint8_t>(rng());
@@ -225,11 +223,11 @@ TEST(IscsiE2e, ChapOneWayAndMutual) {
   CommandResult none = run("iscsi-inq '" + server.url(kTarget, 0) + "'");
   EXPECT_NE(none.status, 0) << none.output;
   CommandResult mutual = run("iscsi-inq '" + server.url(kTarget, 0, "alice%alicesecret12@") +
-                   "?target_user=tgt&target_password=targetsecret12'");
+                             "?target_user=tgt&target_password=targetsecret12'");
   EXPECT_EQ(mutual.status, 0) << mutual.output;
   // The initiator checks the target's answer: a wrong target secret fails.
   CommandResult impostor = run("iscsi-inq '" + server.url(kTarget, 0, "alice%alicesecret12@") +
-                     "?target_user=tgt&target_password=notthesecret1'");
+                               "?target_user=tgt&target_password=notthesecret1'");
   EXPECT_NE(impostor.status, 0) << impostor.output;
 }
 
@@ -366,13 +364,32 @@ TEST(IscsiE2e, HostilePdusAreDroppedAndTheServerLives) {
     Bhs h;
     for (auto& b : h.b) b = static_cast<uint8_t>(rng());
     switch (round % 8) {
-      case 0: h.b.fill(0xFF); break;                                        // all ones
-      case 1: h.b[0] = 0x01; h.set_data_length(kMaxDataSegment); break;    // huge data segment
-      case 2: h.b[0] = 0x03; h.set_data_length(1 << 20); break;            // login with 1 MiB text
-      case 3: h.b[0] = 0x01; h.b[4] = 255; break;                          // AHS, garbage inside
-      case 5: h.b[0] = 0x05; h.set_data_length(512); break;                // Data-Out, unknown ITT
-      case 7: h.b[0] = 0x3E; h.set_data_length(0); h.b[4] = 0; break;      // unknown opcode
-      default: break;
+      case 0:
+        h.b.fill(0xFF);
+        break;  // all ones
+      case 1:
+        h.b[0] = 0x01;
+        h.set_data_length(kMaxDataSegment);
+        break;  // huge data segment
+      case 2:
+        h.b[0] = 0x03;
+        h.set_data_length(1 << 20);
+        break;  // login with 1 MiB text
+      case 3:
+        h.b[0] = 0x01;
+        h.b[4] = 255;
+        break;  // AHS, garbage inside
+      case 5:
+        h.b[0] = 0x05;
+        h.set_data_length(512);
+        break;  // Data-Out, unknown ITT
+      case 7:
+        h.b[0] = 0x3E;
+        h.set_data_length(0);
+        h.b[4] = 0;
+        break;  // unknown opcode
+      default:
+        break;
     }
     std::vector<uint8_t> tail(4096);
     for (auto& b : tail) b = static_cast<uint8_t>(rng());

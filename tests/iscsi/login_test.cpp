@@ -50,10 +50,10 @@ class LoginTest : public ::testing::Test {
     r.pdu = LoginPdu::decode(resp);
     EXPECT_EQ(resp.data_length(), out.size());
     std::vector<TextPair> kv;
-    EXPECT_EQ(parse_text(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(out.data()),
-                                                  out.size()),
-                         kv),
-              nullptr);
+    EXPECT_EQ(
+        parse_text(
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(out.data()), out.size()), kv),
+        nullptr);
     for (auto& p : kv) r.keys[p.key] = p.value;
     return r;
   }
@@ -66,7 +66,9 @@ class LoginTest : public ::testing::Test {
 TEST_F(LoginTest, NormalLoginWithoutAuthentication) {
   LoginNegotiator n(config_, 1000);
   auto r = send(n, 0, 1, true,
-                {{"InitiatorName", "iqn.ini"}, {"TargetName", kTarget}, {"SessionType", "Normal"},
+                {{"InitiatorName", "iqn.ini"},
+                 {"TargetName", kTarget},
+                 {"SessionType", "Normal"},
                  {"AuthMethod", "None"}});
   EXPECT_EQ(r.outcome, LoginNegotiator::Outcome::kRespond);
   EXPECT_TRUE(r.pdu.transit);
@@ -76,12 +78,21 @@ TEST_F(LoginTest, NormalLoginWithoutAuthentication) {
   EXPECT_EQ(r.keys["AuthMethod"], "None");
   EXPECT_EQ(r.keys["TargetPortalGroupTag"], "7");
   r = send(n, 1, 3, true,
-           {{"HeaderDigest", "CRC32C,None"}, {"DataDigest", "None"},
-            {"MaxRecvDataSegmentLength", "65536"}, {"MaxBurstLength", "16776192"},
-            {"FirstBurstLength", "262144"}, {"InitialR2T", "No"}, {"ImmediateData", "Yes"},
-            {"MaxOutstandingR2T", "1"}, {"MaxConnections", "4"}, {"ErrorRecoveryLevel", "2"},
-            {"DefaultTime2Wait", "0"}, {"DefaultTime2Retain", "20"},
-            {"DataPDUInOrder", "No"}, {"DataSequenceInOrder", "Yes"}, {"X-com.example", "1"},
+           {{"HeaderDigest", "CRC32C,None"},
+            {"DataDigest", "None"},
+            {"MaxRecvDataSegmentLength", "65536"},
+            {"MaxBurstLength", "16776192"},
+            {"FirstBurstLength", "262144"},
+            {"InitialR2T", "No"},
+            {"ImmediateData", "Yes"},
+            {"MaxOutstandingR2T", "1"},
+            {"MaxConnections", "4"},
+            {"ErrorRecoveryLevel", "2"},
+            {"DefaultTime2Wait", "0"},
+            {"DefaultTime2Retain", "20"},
+            {"DataPDUInOrder", "No"},
+            {"DataSequenceInOrder", "Yes"},
+            {"X-com.example", "1"},
             {"OFMarker", "No"}});
   EXPECT_EQ(r.outcome, LoginNegotiator::Outcome::kReadyForFullFeature);
   EXPECT_EQ(r.pdu.sn, 1001u);
@@ -169,8 +180,10 @@ TEST_F(LoginTest, ContinuationAccumulates) {
 TEST_F(LoginTest, DiscoverySessionIrrelevantKeys) {
   LoginNegotiator n(config_, 1);
   auto r = send(n, 1, 3, true,
-                {{"InitiatorName", "iqn.ini"}, {"SessionType", "Discovery"},
-                 {"MaxBurstLength", "4096"}, {"HeaderDigest", "None"}});
+                {{"InitiatorName", "iqn.ini"},
+                 {"SessionType", "Discovery"},
+                 {"MaxBurstLength", "4096"},
+                 {"HeaderDigest", "None"}});
   EXPECT_EQ(r.outcome, LoginNegotiator::Outcome::kReadyForFullFeature);
   EXPECT_TRUE(n.discovery());
   EXPECT_EQ(r.keys["MaxBurstLength"], "Irrelevant");
@@ -179,8 +192,8 @@ TEST_F(LoginTest, DiscoverySessionIrrelevantKeys) {
 }
 
 std::string chap_answer(const std::string& id, const std::string& c, const std::string& secret) {
-  return encode_hex(chap_md5_response(static_cast<uint8_t>(std::stoi(id)), secret,
-                                      *decode_binary(c, 1024)));
+  return encode_hex(
+      chap_md5_response(static_cast<uint8_t>(std::stoi(id)), secret, *decode_binary(c, 1024)));
 }
 
 TEST_F(LoginTest, ChapRequired) {
@@ -196,8 +209,7 @@ TEST_F(LoginTest, ChapRequired) {
     EXPECT_FALSE(r.pdu.transit);
     EXPECT_EQ(r.keys["CHAP_A"], "5");
     std::string id = r.keys["CHAP_I"], c = r.keys["CHAP_C"];
-    r = send(n, 0, 1, true,
-             {{"CHAP_N", "alice"}, {"CHAP_R", chap_answer(id, c, "alicesecret12")}});
+    r = send(n, 0, 1, true, {{"CHAP_N", "alice"}, {"CHAP_R", chap_answer(id, c, "alicesecret12")}});
     EXPECT_EQ(r.outcome, LoginNegotiator::Outcome::kRespond);
     EXPECT_TRUE(r.pdu.transit);
     EXPECT_EQ(r.pdu.nsg, 1);
@@ -208,8 +220,9 @@ TEST_F(LoginTest, ChapRequired) {
     LoginNegotiator n(config_, 1);
     send(n, 0, 1, false, {{"InitiatorName", "i"}, {"TargetName", kTarget}, {"AuthMethod", "CHAP"}});
     auto r = send(n, 0, 1, false, {{"CHAP_A", "5"}});
-    r = send(n, 0, 1, true, {{"CHAP_N", "alice"}, {"CHAP_R", chap_answer(r.keys["CHAP_I"],
-                                                                        r.keys["CHAP_C"], "x")}});
+    r = send(
+        n, 0, 1, true,
+        {{"CHAP_N", "alice"}, {"CHAP_R", chap_answer(r.keys["CHAP_I"], r.keys["CHAP_C"], "x")}});
     EXPECT_EQ(r.outcome, LoginNegotiator::Outcome::kFail);
     EXPECT_EQ(r.pdu.status_class, 2);
     EXPECT_EQ(r.pdu.status_detail, 1);
@@ -220,8 +233,8 @@ TEST_F(LoginTest, ChapRequired) {
     auto r = send(n, 1, 3, true, {{"InitiatorName", "i"}, {"TargetName", kTarget}});
     EXPECT_EQ(r.pdu.status_detail, 1);
     LoginNegotiator m(config_, 1);
-    r = send(m, 0, 1, true, {{"InitiatorName", "i"}, {"TargetName", kTarget},
-                             {"AuthMethod", "None"}});
+    r = send(m, 0, 1, true,
+             {{"InitiatorName", "i"}, {"TargetName", kTarget}, {"AuthMethod", "None"}});
     EXPECT_EQ(r.outcome, LoginNegotiator::Outcome::kFail);
     EXPECT_EQ(r.pdu.status_detail, 1);
   }
