@@ -17,6 +17,7 @@ static constexpr uint64_t kIgnoredToken = 1;
 // io_uring limits one registered buffer to 1 GiB.
 static constexpr size_t kMaxFixedBuffer = size_t{1} << 30;
 static constexpr uint8_t kMaxResubmits = 3;
+static thread_local bool on_reaper_thread = false;
 
 std::unique_ptr<UringEngine> UringEngine::create(unsigned queue_depth, std::string* error) {
   std::unique_ptr<UringEngine> engine(new UringEngine());
@@ -104,6 +105,21 @@ void UringEngine::submit(IoOp& op) {
   }
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   if (int rc = queue(op); rc < 0) complete(op, rc);
+  // The kernel refused SQEs for now (out of memory, CQ backed up): retry
+  // until it takes them, letting the reaper drain completions meanwhile. The
+  // reaper itself (a completion callback submitting more) must not wait for
+  // itself: its loop retries.
+  while (!on_reaper_thread && submit_pending_.load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    retry_pending_submit();
+  }
+}
+
+void UringEngine::retry_pending_submit() {
+  std::lock_guard lock(sq_mutex_);
+  if (!submit_pending_.load(std::memory_order_acquire)) return;
+  int rc = io_uring_submit(&ring_);
+  if (rc != -EAGAIN && rc != -EBUSY) submit_pending_.store(false, std::memory_order_release);
 }
 
 int UringEngine::queue(IoOp& op) {
@@ -155,9 +171,13 @@ int UringEngine::queue(IoOp& op) {
     rc = io_uring_submit(&ring_);
   } while (rc == -EINTR);
   // -EAGAIN/-EBUSY: the kernel is short of memory or the CQ is backed up;
-  // the SQE stays queued and goes with the next submit (the reaper's
-  // completions free room), so only a hard error fails it here.
-  if (rc < 0 && rc != -EAGAIN && rc != -EBUSY) {
+  // the SQE stays queued in the SQ. Only a hard error fails the op here.
+  if (rc == -EAGAIN || rc == -EBUSY) {
+    // Not taken now; the reaper submits it once completions have made room.
+    submit_pending_.store(true, std::memory_order_release);
+    return 0;
+  }
+  if (rc < 0) {
     // The kernel did not take the SQE, and only submitters (under this lock)
     // make it take SQEs: turn it into an ignored NOP and fail the op.
     io_uring_prep_nop(sqe);
@@ -176,9 +196,22 @@ void UringEngine::complete(IoOp& op, int res) {
 }
 
 void UringEngine::reap() {
+  on_reaper_thread = true;
   for (;;) {
     io_uring_cqe* cqe = nullptr;
-    int rc = io_uring_wait_cqe(&ring_, &cqe);
+    int rc;
+    if (submit_pending_.load(std::memory_order_acquire)) {
+      // SQEs wait in the SQ (maybe requeued by this thread, with nothing else
+      // in flight to wake it): poll for them.
+      __kernel_timespec ts{0, 1000000};
+      rc = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
+      if (rc == -ETIME) {
+        retry_pending_submit();
+        continue;
+      }
+    } else {
+      rc = io_uring_wait_cqe(&ring_, &cqe);
+    }
     if (rc == -EINTR || rc == -EAGAIN || rc == -ETIME) continue;
     if (rc < 0) {
       // Nothing sane can be done with a broken ring; waiting again would spin.
@@ -188,6 +221,7 @@ void UringEngine::reap() {
     const uint64_t token = cqe->user_data;
     const int res = cqe->res;
     io_uring_cqe_seen(&ring_, cqe);
+    if (submit_pending_.load(std::memory_order_acquire)) retry_pending_submit();
     if (token == kStopToken) return;
     if (token == kIgnoredToken) continue;
     auto* op = reinterpret_cast<IoOp*>(token);

@@ -34,6 +34,7 @@ class UringEngine final : public IoEngine {
   UringEngine() = default;
   int queue(IoOp& op);  // prepare an SQE for op and submit it; 0 or -errno
   void reap();
+  void retry_pending_submit();
   void complete(IoOp& op, int res);
 
   io_uring ring_{};
@@ -41,6 +42,7 @@ class UringEngine final : public IoEngine {
   std::mutex sq_mutex_;
   std::thread reaper_;
   std::atomic<uint64_t> in_flight_{0};
+  std::atomic<bool> submit_pending_{false};  // SQEs the kernel refused for now (EAGAIN/EBUSY)
   std::mutex idle_mutex_;
   std::condition_variable idle_;
   std::vector<iovec> registered_;  // registered buffer table (index = position)
