@@ -38,6 +38,15 @@ void sbc_read_capacity10(CommandContext& ctx);
 void sbc_read_capacity16(CommandContext& ctx);
 void sbc_start_stop_unit(CommandContext& ctx);
 
+// ---- MMC-6 read-only CD-ROM (mmc_*.cpp) ----
+void mmc_get_configuration(CommandContext& ctx);
+void mmc_read_toc(CommandContext& ctx);
+void mmc_get_event_status_notification(CommandContext& ctx);
+void mmc_read_disc_information(CommandContext& ctx);
+void mmc_read_track_information(CommandContext& ctx);
+void mmc_mechanism_status(CommandContext& ctx);
+void mmc_set_cd_speed(CommandContext& ctx);
+
 // ---- SBC-3 advanced (helper "sbc": sbc_advanced_*.cpp, xcopy*.cpp) ----
 // Declared here so the table rows only change from nullptr to &entry.
 void sbc_unmap(CommandContext& ctx);

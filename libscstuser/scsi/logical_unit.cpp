@@ -1,5 +1,6 @@
 #include "scsi/logical_unit.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "scsi/cdb.h"
@@ -63,6 +64,13 @@ LogicalUnit::LogicalUnit(LogicalUnitConfig config, BlockDevice* device)
     const BlockGeometry g = device_->geometry();
     block_size_ = g.block_size;
     capacity_.store(g.blocks, std::memory_order_relaxed);
+  }
+  // VPD 0xB0: WRITE SAME's data-bearing forms are sized by initiators from
+  // MAXIMUM WRITE SAME LENGTH (libiscsi writes that many blocks with WRITE(16)),
+  // so it never exceeds MAXIMUM TRANSFER LENGTH.
+  if (block_size_ != 0) {
+    config_.max_write_same_blocks =
+        std::min<uint64_t>(config_.max_write_same_blocks, config_.max_transfer_bytes / block_size_);
   }
   pool_ = std::make_unique<ContextPool>(this);
   mode_pages_ = std::make_unique<ModePages>(mode_config(config_));

@@ -111,10 +111,10 @@ struct LogicalUnitConfig {
   uint32_t max_transfer_bytes = 8u << 20;  // the ring's max_io_bytes
   uint32_t optimal_transfer_blocks = 0;
   uint8_t physical_block_exponent = 0;     // logical blocks per physical block = 2^n
-  uint32_t max_unmap_lba_count = 0x400000;
+  uint32_t max_unmap_lba_count = 0x100000;
   uint32_t max_unmap_descriptors = 256;
   uint32_t unmap_granularity = 1;          // in logical blocks
-  uint64_t max_write_same_blocks = 0x400000;
+  uint64_t max_write_same_blocks = 0x400000;  // capped to the max transfer length
   uint8_t max_compare_write_blocks = 255;
   uint32_t max_atomic_transfer_blocks = 0; // WRITE ATOMIC; 0 = max transfer
   uint16_t rotation_rate = 1;              // VPD 0xB1: 1 = non-rotating (SSD)

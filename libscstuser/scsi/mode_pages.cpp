@@ -46,6 +46,8 @@ ModePages::ModePages(const ModePagesConfig& config) {
   Page& control = add(kControl, 12);
   control.defaults[2] = static_cast<uint8_t>(0x02 | (config.d_sense ? 0x04 : 0));
   control.defaults[3] = 0x10;
+  control.defaults[8] = 0xFF;  // BUSY TIMEOUT PERIOD FFFFh: unlimited
+  control.defaults[9] = 0xFF;
   control.changeable[2] = 0x04;
   control.changeable[4] = 0x08;
   control.changeable[5] = 0x40;

@@ -133,6 +133,8 @@ constexpr uint8_t kUsageReadToc[] = {0x43, 0x02, 0x0F, 0x00, 0x00, 0x00, 0xFF, 0
 constexpr uint8_t kUsageGetConfig[] = {0x46, 0x03, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0x00};
 constexpr uint8_t kUsageGesn[] = {0x4A, 0x01, 0x00, 0x00, 0xFF, 0x00, 0x00, 0xFF, 0xFF, 0x00};
 constexpr uint8_t kUsageDiscInfo[] = {0x51, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0x00};
+constexpr uint8_t kUsageTrackInfo[] = {0x52, 0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0xFF, 0xFF, 0x00};
+constexpr uint8_t kUsageSetCdSpeed[] = {0xBB, 0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
 constexpr uint8_t kUsageMechStatus[] = {0xBD, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0x00, 0x00};
 
 constexpr OpcodeInfo row(uint8_t opcode, const char* name, uint8_t cdb_len, D dir, U unit,
@@ -292,9 +294,10 @@ constexpr OpcodeInfo kTable[] = {
         kUsageUnmap),
     in(0x42, "READ SUB-CHANNEL", 10, 7, 2, t::kCdrom, f::kNeedsMedium),
     in(0x43, "READ TOC/PMA/ATIP", 10, 7, 2, t::kCdrom, f::kNeedsMedium | f::kPrAllowedWriteExclusive,
-       nullptr, kUsageReadToc),
+       &mmc_read_toc, kUsageReadToc),
     in(0x44, "REPORT DENSITY SUPPORT", 10, 7, 2, t::kTape, f::kPrAllowedWriteExclusive),
-    in(0x46, "GET CONFIGURATION", 10, 7, 2, t::kCdrom, kAlwaysAllowed, nullptr, kUsageGetConfig),
+    in(0x46, "GET CONFIGURATION", 10, 7, 2, t::kCdrom, kAlwaysAllowed, &mmc_get_configuration,
+       kUsageGetConfig),
     // SBC-3 SANITIZE: service actions 01h OVERWRITE, 02h BLOCK ERASE,
     // 03h CRYPTOGRAPHIC ERASE, 1Fh EXIT FAILURE MODE.
     sa(out(0x48, "SANITIZE", 10, 7, 2, kBlockTypes, f::kWritesMedium | f::kNeedsMedium,
@@ -309,14 +312,15 @@ constexpr OpcodeInfo kTable[] = {
     sa(out(0x48, "SANITIZE", 10, 7, 2, kBlockTypes, f::kWritesMedium | f::kNeedsMedium,
            &sbc_sanitize, kUsageSanitize),
        0x1F),
-    in(0x4A, "GET EVENT STATUS NOTIFICATION", 10, 7, 2, t::kCdrom, kAlwaysAllowed, nullptr,
-       kUsageGesn),
+    in(0x4A, "GET EVENT STATUS NOTIFICATION", 10, 7, 2, t::kCdrom, kAlwaysAllowed,
+       &mmc_get_event_status_notification, kUsageGesn),
     out(0x4C, "LOG SELECT", 10, 7, 2, t::kAll, 0, &spc_log_select, kUsageLogSelect),
     in(0x4D, "LOG SENSE", 10, 7, 2, t::kAll, f::kPrAllowedWriteExclusive, &spc_log_sense,
        kUsageLogSense),
-    in(0x51, "READ DISC INFORMATION", 10, 7, 2, t::kCdrom, f::kNeedsMedium, nullptr,
-       kUsageDiscInfo),
-    in(0x52, "READ TRACK INFORMATION", 10, 7, 2, t::kCdrom, f::kNeedsMedium),
+    in(0x51, "READ DISC INFORMATION", 10, 7, 2, t::kCdrom, f::kNeedsMedium,
+       &mmc_read_disc_information, kUsageDiscInfo),
+    in(0x52, "READ TRACK INFORMATION", 10, 7, 2, t::kCdrom, f::kNeedsMedium,
+       &mmc_read_track_information, kUsageTrackInfo),
     out(0x55, "MODE SELECT(10)", 10, 7, 2, t::kAll, 0, &spc_mode_select, kUsageModeSelect10),
     out(0x56, "RESERVE(10)", 10, 7, 2, t::kAll, 0, &spc_reserve, kUsageReserve10),
     out(0x57, "RELEASE(10)", 10, 7, 2, t::kAll, f::kAllowedWhenReserved, &spc_release,
@@ -357,13 +361,16 @@ constexpr OpcodeInfo kTable[] = {
            &spc_persistent_reserve_out, kUsagePrOut), 0x07),
 
     // ---- 7Fh: variable length (SBC-3 32-byte CDBs) --------------------------
-    var32(0x0009, "READ(32)", D::kRead, U::kBlocks, kRead, &sbc_read, kUsageRead32),
-    var32(0x000A, "VERIFY(32)", D::kWrite, U::kVerify, kRead, &sbc_verify, kUsageVerify32),
-    var32(0x000B, "WRITE(32)", D::kWrite, U::kBlocks, kWrite, &sbc_write, kUsageWrite32),
-    var32(0x000C, "WRITE AND VERIFY(32)", D::kWrite, U::kBlocks, kWrite, &sbc_write_and_verify,
+    // SBC-3 5.16 ff.: the 32-byte CDBs exist for type 2 protection only; a
+    // logical unit without protection information (PROTECT = 0) answers them
+    // INVALID COMMAND OPERATION CODE. They stay decodable (producer side);
+    // the entries sbc_read & co. handle them once protection exists.
+    var32(0x0009, "READ(32)", D::kRead, U::kBlocks, kRead, nullptr, kUsageRead32),
+    var32(0x000A, "VERIFY(32)", D::kWrite, U::kVerify, kRead, nullptr, kUsageVerify32),
+    var32(0x000B, "WRITE(32)", D::kWrite, U::kBlocks, kWrite, nullptr, kUsageWrite32),
+    var32(0x000C, "WRITE AND VERIFY(32)", D::kWrite, U::kBlocks, kWrite, nullptr,
           kUsageWriteVerify32),
-    var32(0x000D, "WRITE SAME(32)", D::kWrite, U::kWriteSame, kWrite, &sbc_write_same,
-          kUsageWriteSame32),
+    var32(0x000D, "WRITE SAME(32)", D::kWrite, U::kWriteSame, kWrite, nullptr, kUsageWriteSame32),
     var32(0x000E, "ORWRITE(32)", D::kWrite, U::kBlocks, kWrite),
 
     // ---- 80h - 9Fh: 16-byte CDBs ------------------------------------------
@@ -498,8 +505,10 @@ constexpr OpcodeInfo kTable[] = {
     in(0xB7, "READ DEFECT DATA(12)", 12, 6, 4, kBlockTypes, f::kNeedsMedium, &sbc_read_defect_data,
        kUsageReadDefect12),
     in(0xB8, "READ ELEMENT STATUS", 12, 7, 3, t::kChanger, 0),
-    row(0xBB, "SET CD SPEED", 12, D::kNone, U::kNone, 0, 0, t::kCdrom, 0),
-    in(0xBD, "MECHANISM STATUS", 12, 8, 2, t::kCdrom, kAlwaysAllowed, nullptr, kUsageMechStatus),
+    row(0xBB, "SET CD SPEED", 12, D::kNone, U::kNone, 0, 0, t::kCdrom, 0, &mmc_set_cd_speed,
+        kUsageSetCdSpeed),
+    in(0xBD, "MECHANISM STATUS", 12, 8, 2, t::kCdrom, kAlwaysAllowed, &mmc_mechanism_status,
+       kUsageMechStatus),
     // MMC READ CD: 2048-byte user data per block (the emulated sector type).
     blk(0xBE, "READ CD", 12, D::kRead, U::kBlocks, 2, 4, 6, 3, t::kCdrom, kRead),
 };

@@ -187,6 +187,10 @@ void vpd_page(CommandContext& ctx, uint8_t page) {
     case 0xB1:  // SBC-3 6.5.2 Block Device Characteristics
       p.resize(64);
       put_be16(&p[4], cfg.rotation_rate);
+      // SBC-4 WABEREQ / WACEREQ 01b: after a BLOCK / CRYPTOGRAPHIC ERASE
+      // sanitize, reads of the erased blocks complete GOOD.
+      if (implemented(0x48, 0x02, type)) p[7] |= 0x40;
+      if (implemented(0x48, 0x03, type)) p[7] |= 0x10;
       break;
     case 0xB2: {  // SBC-3 6.5.4 Logical Block Provisioning
       p.resize(8);

@@ -296,6 +296,16 @@ TEST_F(Spc, ReportSupportedOperationCodesOne) {
   r = ini_.run(c);
   ASSERT_EQ(r.status, status::kGood);
   EXPECT_EQ(r.data[1] & 0x07, 0x01);
+  // READ(32) needs type 2 protection: known, not supported (SUPPORT 001b).
+  c[2] = 0x02;
+  c[3] = 0x7F;
+  c[4] = 0x00;
+  c[5] = 0x09;
+  r = ini_.run(c);
+  ASSERT_EQ(r.status, status::kGood);
+  EXPECT_EQ(r.data[1] & 0x07, 0x01);
+  c[4] = 0;
+  c[5] = 0;
   // Reserved reporting option.
   c[2] = 0x07;
   EXPECT_EQ(ini_.run(c).code(), kInvalidFieldInCdb);
