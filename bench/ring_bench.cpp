@@ -238,9 +238,10 @@ int main(int argc, char** argv) {
     } else if (a == "--data" && i + 1 < argc) {
       only_data = std::atoi(argv[++i]);
     } else {
-      std::printf("usage: ring_bench [--seconds S] [--runs R] [--qd N] [--data 0|4096]\n"
-                  "  Null handler in a forked process; ring vs socketpair at QD 1, 32, 128,\n"
-                  "  without data and with 4 KiB. Example: ring_bench --seconds 2 --runs 5\n");
+      std::printf(
+          "usage: ring_bench [--seconds S] [--runs R] [--qd N] [--data 0|4096]\n"
+          "  Null handler in a forked process; ring vs socketpair at QD 1, 32, 128,\n"
+          "  without data and with 4 KiB. Example: ring_bench --seconds 2 --runs 5\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -260,7 +261,8 @@ int main(int argc, char** argv) {
               "ring cpu ns");
   for (uint32_t data : {0u, 4096u}) {
     for (uint32_t qd : {1u, 32u, 128u}) {
-      if ((only_qd >= 0 && qd != uint32_t(only_qd)) || (only_data >= 0 && data != uint32_t(only_data)))
+      if ((only_qd >= 0 && qd != uint32_t(only_qd)) ||
+          (only_data >= 0 && data != uint32_t(only_data)))
         continue;
       double ring = -1, pair = -1, cpu = -1;
       for (int r = 0; r < runs; ++r) {
@@ -278,9 +280,10 @@ int main(int argc, char** argv) {
     }
   }
   for (const Result& r : results) {
-    std::printf("{\"bench\":\"ring\",\"qd\":%u,\"data\":%u,\"ns_per_cmd\":%.1f,"
-                "\"vs_socketpair\":%.2f,\"cpu_ns_per_cmd\":%.1f}\n",
-                r.qd, r.data, r.ring, r.ring > 0 ? r.pair / r.ring : 0.0, r.cpu);
+    std::printf(
+        "{\"bench\":\"ring\",\"qd\":%u,\"data\":%u,\"ns_per_cmd\":%.1f,"
+        "\"vs_socketpair\":%.2f,\"cpu_ns_per_cmd\":%.1f}\n",
+        r.qd, r.data, r.ring, r.ring > 0 ? r.pair / r.ring : 0.0, r.cpu);
   }
   for (const Result& r : results) {
     std::printf("{\"bench\":\"socketpair\",\"qd\":%u,\"data\":%u,\"ns_per_cmd\":%.1f}\n", r.qd,

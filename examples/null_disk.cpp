@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
       "  null_disk --socket /tmp/scstu.sock --name null0 --size-gb 1024\n"
       "  null_disk --device /dev/scstu/null0\n\n"
       "Options");
-  desc.add_options()("help,h", "show this help")(
-      "socket", po::value(&opt.socket_path), "a user-space producer's Unix socket")(
+  desc.add_options()("help,h", "show this help")("socket", po::value(&opt.socket_path),
+                                                 "a user-space producer's Unix socket")(
       "device", po::value(&opt.device_path), "the kernel shim's /dev/scstu/NAME")(
       "name", po::value(&opt.device_name)->default_value("null0"), "device name at the producer")(
       "size-gb", po::value(&size_gb)->default_value(1024), "capacity in GiB");
@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   scstu::scsi::LogicalUnit lu(cfg, &disk);
   // serve() returns when the producer goes away; wait for it to come back.
   int rc;
-  while ((rc = scstu::serve(opt, lu)) == -EPIPE) std::this_thread::sleep_for(std::chrono::seconds(1));
+  while ((rc = scstu::serve(opt, lu)) == -EPIPE)
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   return rc == 0 ? 0 : 1;
 }

@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
       "  ram_disk --socket /tmp/scstu.sock --name ram0 --size-mb 256   # user-space target\n"
       "  ram_disk --device /dev/scstu/ram0 --size-mb 256               # kernel shim\n\n"
       "Options");
-  desc.add_options()("help,h", "show this help")(
-      "socket", po::value(&opt.socket_path), "a user-space producer's Unix socket")(
+  desc.add_options()("help,h", "show this help")("socket", po::value(&opt.socket_path),
+                                                 "a user-space producer's Unix socket")(
       "device", po::value(&opt.device_path), "the kernel shim's /dev/scstu/NAME")(
       "name", po::value(&opt.device_name)->default_value("ram0"), "device name at the producer")(
       "size-mb", po::value(&size_mb)->default_value(64), "capacity in MiB");
@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   scstu::scsi::LogicalUnit lu(cfg, &disk);
   // serve() returns when the producer goes away; wait for it to come back.
   int rc;
-  while ((rc = scstu::serve(opt, lu)) == -EPIPE) std::this_thread::sleep_for(std::chrono::seconds(1));
+  while ((rc = scstu::serve(opt, lu)) == -EPIPE)
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   return rc == 0 ? 0 : 1;
 }

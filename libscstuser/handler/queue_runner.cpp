@@ -14,8 +14,8 @@ namespace {
 
 // SPC-4 4.5.6 fixed-format sense: HARDWARE ERROR, INTERNAL TARGET FAILURE
 // (44h/00h): what an initiator gets for a descriptor the producer garbled.
-constexpr uint8_t kInternalTargetFailure[18] = {0x70, 0, 0x04, 0, 0, 0, 0, 10, 0,
-                                                0,    0, 0,    0x44, 0x00};
+constexpr uint8_t kInternalTargetFailure[18] = {0x70, 0, 0x04, 0, 0, 0,    0,
+                                                10,   0, 0,    0, 0, 0x44, 0x00};
 
 // The runner whose queue thread is dispatching a batch right now, if this
 // thread is one: its completions join the batch instead of taking the lock.
@@ -228,8 +228,8 @@ void QueueRunner::handle_session(uint32_t tag, Slot& slot) {
 }
 
 void QueueRunner::fail_invalid(uint32_t tag, const char* why) {
-  std::fprintf(stderr, "scstu: queue %u tag %u: invalid descriptor from the producer: %s\n",
-               queue_, tag, why);
+  std::fprintf(stderr, "scstu: queue %u tag %u: invalid descriptor from the producer: %s\n", queue_,
+               tag, why);
   scstu_cpl cpl{};
   if (slots_[tag].cmd.kind == SCSTU_KIND_TMF) {
     cpl.tmf_response = SCSTU_TMF_REJECTED;
@@ -322,8 +322,7 @@ bool QueueRunner::abort_if(uint32_t tag, uint32_t seq) {
   TaskRecord& t = tasks_[tag];
   if (t.seq.load(std::memory_order_relaxed) != seq) return false;
   uint32_t expected = TaskRecord::kOutstanding;
-  return t.state.compare_exchange_strong(expected, TaskRecord::kAborted,
-                                         std::memory_order_acq_rel);
+  return t.state.compare_exchange_strong(expected, TaskRecord::kAborted, std::memory_order_acq_rel);
 }
 
 void QueueRunner::abort_matching(bool any_lun, uint64_t lun, bool any_session,

@@ -46,10 +46,10 @@ class QueueRunner final : public CommandSink {
     LowLevelHandler* handler;
     SessionRegistry* sessions;
     std::vector<std::unique_ptr<QueueRunner>>* queues;  // all queues, for TMF
-    int exit_fd;                      // readable: stop
-    const std::atomic<bool>* stopping;  // set before exit_fd is signalled
-    std::atomic<uint32_t>* live_queues;  // see release()
-    void (*destroy)(void* owner);     // frees the owner when the last queue is released
+    int exit_fd;                                        // readable: stop
+    const std::atomic<bool>* stopping;                  // set before exit_fd is signalled
+    std::atomic<uint32_t>* live_queues;                 // see release()
+    void (*destroy)(void* owner);  // frees the owner when the last queue is released
     void* owner;
   };
 
@@ -75,7 +75,7 @@ class QueueRunner final : public CommandSink {
 
  private:
   struct Slot {
-    scstu_cmd cmd;                 // private copy, validated
+    scstu_cmd cmd;  // private copy, validated
     CommandRequest request;
     std::vector<iovec> iov;
     std::vector<uint8_t> long_cdb;
@@ -108,8 +108,8 @@ class QueueRunner final : public CommandSink {
   ring::IdleSpin spin_;
 
   ring::SpinLock cq_lock_;
-  bool dead_ = false;              // under cq_lock_
-  std::vector<uint32_t> batch_;    // tags completed on the queue thread, not yet pushed
+  bool dead_ = false;            // under cq_lock_
+  std::vector<uint32_t> batch_;  // tags completed on the queue thread, not yet pushed
   // Outstanding commands, plus kDead once the queue is dead.
   static constexpr uint32_t kDead = 1u << 31;
   std::atomic<uint32_t> refs_{0};

@@ -29,8 +29,9 @@ std::string errno_text(int err) { return std::strerror(err); }
 std::unique_ptr<RingAttachment> RingAttachment::attach(const HandlerOptions& o,
                                                        std::string* error) {
   if (o.socket_path.empty() == o.device_path.empty()) {
-    fail(error, "attach: give exactly one of socket_path (user-space producer) and device_path "
-                "(kernel shim /dev/scstu/NAME)");
+    fail(error,
+         "attach: give exactly one of socket_path (user-space producer) and device_path "
+         "(kernel shim /dev/scstu/NAME)");
     return nullptr;
   }
   if (!o.device_path.empty()) return open_kernel_device(o.device_path, o.device_type, error);
@@ -77,8 +78,9 @@ bool RingAttachment::map_region(int fd, uint64_t size, std::string* error) {
   if (size < SCSTU_HEADER_BYTES || size > (1ull << 42))
     return fail(error, "ring region: implausible size " + std::to_string(size));
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-  if (p == MAP_FAILED) return fail(error, "ring region: mmap " + std::to_string(size) +
-                                              " bytes: " + errno_text(errno));
+  if (p == MAP_FAILED)
+    return fail(error,
+                "ring region: mmap " + std::to_string(size) + " bytes: " + errno_text(errno));
   map_ = p;
   map_size_ = size;
   scstu_region_header hdr;
@@ -111,6 +113,9 @@ std::unique_ptr<RingAttachment> RingAttachment::connect_socket(const std::string
                     " (is the producer running?)");
     return nullptr;
   }
+  // A producer that accepts but never answers must not hang us.
+  timeval timeout{10, 0};
+  setsockopt(a->peer_fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   ring::AttachHello hello;
   std::memcpy(hello.device_name, device_name.data(), device_name.size());
   hello.device_type = device_type;
@@ -152,12 +157,12 @@ std::unique_ptr<RingAttachment> RingAttachment::connect_socket(const std::string
   reply.message[sizeof(reply.message) - 1] = 0;
   if (reply.error != 0) {
     close_fds();
-    fail(error, "attach " + device_name + " at " + socket_path + ": producer refused: " +
-                    reply.message);
+    fail(error,
+         "attach " + device_name + " at " + socket_path + ": producer refused: " + reply.message);
     return nullptr;
   }
-  if ((msg.msg_flags & MSG_CTRUNC) || reply.nr_queues < 1 ||
-      reply.nr_queues > SCSTU_MAX_QUEUES || fds.size() != 1 + 2 * size_t{reply.nr_queues}) {
+  if ((msg.msg_flags & MSG_CTRUNC) || reply.nr_queues < 1 || reply.nr_queues > SCSTU_MAX_QUEUES ||
+      fds.size() != 1 + 2 * size_t{reply.nr_queues}) {
     close_fds();
     fail(error, "attach " + socket_path + ": reply carries " + std::to_string(fds.size()) +
                     " fds for " + std::to_string(reply.nr_queues) + " queues");

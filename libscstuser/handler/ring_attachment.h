@@ -62,8 +62,8 @@ class RingAttachment {
   uint64_t map_size_ = 0;
   ring::RegionView view_;
   bool kernel_ = false;
-  int peer_fd_ = -1;    // socket (user space) or char device (kernel)
-  int device_fd_ = -1;  // kernel: the char device, for SCSTU_IOC_KICK
+  int peer_fd_ = -1;           // socket (user space) or char device (kernel)
+  int device_fd_ = -1;         // kernel: the char device, for SCSTU_IOC_KICK
   std::vector<int> wait_fds_;  // producer -> handler
   std::vector<int> kick_fds_;  // handler -> producer (user space)
 };

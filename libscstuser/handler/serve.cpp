@@ -67,9 +67,9 @@ int serve(const HandlerOptions& options, LowLevelHandler& handler, std::string* 
     return -e;
   }
   const uint32_t nq = s->attachment->nr_queues();
-  QueueRunner::Context ctx{s->attachment.get(), &handler,    &s->sessions,   &s->queues,
-                           s->exit_fd,          &s->stopping, &s->live_queues, destroy_server,
-                           s};
+  QueueRunner::Context ctx{s->attachment.get(), &handler,       &s->sessions,
+                           &s->queues,          s->exit_fd,     &s->stopping,
+                           &s->live_queues,     destroy_server, s};
   for (uint32_t q = 0; q < nq; ++q) s->queues.push_back(std::make_unique<QueueRunner>(ctx, q));
   s->live_queues.store(nq + 1);  // + serve()'s own reference
 
@@ -92,9 +92,8 @@ int serve(const HandlerOptions& options, LowLevelHandler& handler, std::string* 
 
   // Wait for: the caller's stop, the producer hanging up, or a queue thread
   // giving up on a protocol violation.
-  pollfd fds[3] = {{s->exit_fd, POLLIN, 0},
-                   {s->attachment->peer_fd(), POLLIN, 0},
-                   {options.stop_fd, POLLIN, 0}};
+  pollfd fds[3] = {
+      {s->exit_fd, POLLIN, 0}, {s->attachment->peer_fd(), POLLIN, 0}, {options.stop_fd, POLLIN, 0}};
   int rc = 0;
   for (;;) {
     int n = poll(fds, 3, -1);
@@ -116,10 +115,10 @@ int serve(const HandlerOptions& options, LowLevelHandler& handler, std::string* 
     std::lock_guard lock(s->error_mu);
     if (s->first_error != 0) rc = s->first_error;
     if (rc != 0) {
-      std::fprintf(stderr, "scstu: serve %s: %s\n",
-                   options.device_name.empty() ? options.device_path.c_str()
-                                               : options.device_name.c_str(),
-                   s->error.c_str());
+      std::fprintf(
+          stderr, "scstu: serve %s: %s\n",
+          options.device_name.empty() ? options.device_path.c_str() : options.device_name.c_str(),
+          s->error.c_str());
       if (error) *error = s->error;
     }
   }

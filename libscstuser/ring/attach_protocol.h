@@ -30,7 +30,7 @@ struct AttachReply {
   int32_t error = 0;         // 0, or a positive errno (then no fds; message says why)
   uint64_t region_size = 0;  // bytes to mmap from the memfd
   uint32_t nr_queues = 0;
-  uint32_t nr_fds = 0;       // 1 + 2 * nr_queues
+  uint32_t nr_fds = 0;  // 1 + 2 * nr_queues
   char message[192] = {};
 };
 

@@ -40,8 +40,7 @@ const char* validate_cmd(const scstu_cmd& cmd, const CmdLimits& limits) {
       if (const char* err = validate_scsi(cmd, limits)) return err;
       break;
     case SCSTU_KIND_TMF:
-      if (cmd.tmf.function < SCSTU_TMF_ABORT_TASK ||
-          cmd.tmf.function > SCSTU_TMF_QUERY_ASYNC_EVENT)
+      if (cmd.tmf.function < SCSTU_TMF_ABORT_TASK || cmd.tmf.function > SCSTU_TMF_QUERY_ASYNC_EVENT)
         return "unknown task management function";
       if (cmd.nr_iov != 0 || cmd.data_length != 0) return "TMF with data";
       return nullptr;
@@ -95,7 +94,14 @@ const char* validate_cpl(const scstu_cpl& cpl, uint32_t ring_tag,
   }
   if (cpl.transferred > o.data_length) return "transferred exceeds data_length";
   switch (cpl.status) {  // SAM-5 5.3.1: the status codes a device server may return
-    case 0x00: case 0x02: case 0x04: case 0x08: case 0x18: case 0x28: case 0x30: case 0x40:
+    case 0x00:
+    case 0x02:
+    case 0x04:
+    case 0x08:
+    case 0x18:
+    case 0x28:
+    case 0x30:
+    case 0x40:
       return nullptr;
     default:
       return "invalid SCSI status";

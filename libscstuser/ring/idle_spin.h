@@ -29,8 +29,8 @@ inline void cpu_relax() {
 
 class IdleSpin {
  public:
-  static constexpr uint64_t kMaxNanos = 50000;   // longest poll before sleeping
-  static constexpr uint64_t kPureNanos = 5000;   // then each round also yields the CPU
+  static constexpr uint64_t kMaxNanos = 50000;  // longest poll before sleeping
+  static constexpr uint64_t kPureNanos = 5000;  // then each round also yields the CPU
 
   // Polls `ready()` for up to the current budget; true as soon as it holds.
   template <typename Ready>

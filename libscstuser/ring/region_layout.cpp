@@ -67,9 +67,7 @@ bool compute_layout(const RegionParams& p, scstu_region_header* hdr, std::string
 }
 
 bool validate_header(const scstu_region_header& h, uint64_t mapped_size, std::string* error) {
-  auto bad = [&](const std::string& what) {
-    return fail(error, "ring region header: " + what);
-  };
+  auto bad = [&](const std::string& what) { return fail(error, "ring region header: " + what); };
   if (h.magic != SCSTU_REGION_MAGIC) return bad("bad magic (not an scstu region)");
   if (h.abi_major != SCSTU_ABI_MAJOR)
     return bad("ABI major " + std::to_string(h.abi_major) + ", this library speaks " +

@@ -12,9 +12,9 @@ namespace scstu::ring {
 
 struct RegionParams {
   uint32_t nr_queues = 1;
-  uint32_t queue_depth = 128;       // power of two
-  uint64_t data_size = 64u << 20;   // whole data area, split evenly between queues
-  uint32_t max_io_bytes = 1u << 20; // multiple of SCSTU_DATA_ALIGN, <= data per queue
+  uint32_t queue_depth = 128;        // power of two
+  uint64_t data_size = 64u << 20;    // whole data area, split evenly between queues
+  uint32_t max_io_bytes = 1u << 20;  // multiple of SCSTU_DATA_ALIGN, <= data per queue
   uint64_t features = 0;
   uint8_t device_type = 0;
 };
@@ -33,14 +33,17 @@ bool validate_header(const scstu_region_header& hdr, uint64_t mapped_size, std::
 class RegionView {
  public:
   RegionView() = default;
-  RegionView(void* base, const scstu_region_header& hdr) : base_(static_cast<uint8_t*>(base)), hdr_(hdr) {}
+  RegionView(void* base, const scstu_region_header& hdr)
+      : base_(static_cast<uint8_t*>(base)), hdr_(hdr) {}
 
   uint8_t* base() const { return base_; }
   const scstu_region_header& header() const { return hdr_; }
   uint8_t* queue_base(uint32_t q) const {
     return base_ + hdr_.queues_offset + static_cast<uint64_t>(q) * hdr_.queue_stride;
   }
-  scstu_queue_ctl* ctl(uint32_t q) const { return reinterpret_cast<scstu_queue_ctl*>(queue_base(q)); }
+  scstu_queue_ctl* ctl(uint32_t q) const {
+    return reinterpret_cast<scstu_queue_ctl*>(queue_base(q));
+  }
   uint32_t* sq_ring(uint32_t q) const {
     return reinterpret_cast<uint32_t*>(queue_base(q) + hdr_.sq_ring_offset);
   }

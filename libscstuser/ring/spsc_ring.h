@@ -86,8 +86,8 @@ class RingReader {
   // doorbell; false when entries arrived (or the ring is corrupt) and the
   // caller must look again. Call end_sleep() after waking either way.
   bool prepare_sleep() {
-    std::atomic_ref<uint32_t>(idx_->reader_flags).store(SCSTU_RING_NEED_WAKEUP,
-                                                        std::memory_order_relaxed);
+    std::atomic_ref<uint32_t>(idx_->reader_flags)
+        .store(SCSTU_RING_NEED_WAKEUP, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (available() != 0) {
       end_sleep();

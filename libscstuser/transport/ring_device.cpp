@@ -93,8 +93,7 @@ struct RingDevice::Queue {
   ring::DataAllocator alloc;
 };
 
-std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config,
-                                               std::string* error) {
+std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, std::string* error) {
   if (config.name.empty() || config.name.size() >= SCSTU_NAME_MAX ||
       config.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                     "0123456789_-") != std::string::npos) {
@@ -342,7 +341,8 @@ void RingDevice::drop_handler(const std::string& reason) {
     drop_reason_ = reason;
   }
   resend_pending_ = 0;
-  std::fprintf(stderr, "scstu: ring device %s: handler dropped: %s; %zu outstanding commands "
+  std::fprintf(stderr,
+               "scstu: ring device %s: handler dropped: %s; %zu outstanding commands "
                "failed with LOGICAL UNIT COMMUNICATION FAILURE\n",
                config_.name.c_str(), reason.c_str(), failed.size());
   for (Inflight& f : failed) fail(f);
@@ -350,7 +350,9 @@ void RingDevice::drop_handler(const std::string& reason) {
 
 // ---- data buffers -----------------------------------------------------------
 
-bool RingDevice::alloc_buffer(core::TargetCommand& cmd) { return alloc_buffer_on(cmd, pick_queue()); }
+bool RingDevice::alloc_buffer(core::TargetCommand& cmd) {
+  return alloc_buffer_on(cmd, pick_queue());
+}
 
 bool RingDevice::alloc_buffer_on(core::TargetCommand& cmd, uint32_t queue) {
   const uint32_t qi = queue % static_cast<uint32_t>(queues_.size());
@@ -435,12 +437,15 @@ void RingDevice::submit(core::TargetCommand& cmd) {
   bool ours = cmd.buffer.size() <= SCSTU_INLINE_IOV;
   for (const iovec& v : cmd.buffer) {
     const uint8_t* p = static_cast<const uint8_t*>(v.iov_base);
-    ours = ours && p >= data && v.iov_len <= data_size && uint64_t(p - data) <= data_size - v.iov_len;
+    ours =
+        ours && p >= data && v.iov_len <= data_size && uint64_t(p - data) <= data_size - v.iov_len;
     total += v.iov_len;
   }
   if (!ours || total != cmd.data_length || cmd.cdb_len < 1 || cmd.cdb_len > 255) {
-    std::fprintf(stderr, "scstu: ring device %s: command with a buffer not from alloc_buffer "
-                 "(or a bad cdb_len %u)\n", config_.name.c_str(), cmd.cdb_len);
+    std::fprintf(stderr,
+                 "scstu: ring device %s: command with a buffer not from alloc_buffer "
+                 "(or a bad cdb_len %u)\n",
+                 config_.name.c_str(), cmd.cdb_len);
     complete_now(cmd, status::kCheckCondition, kInternalFailure);
     return;
   }
@@ -497,8 +502,7 @@ void RingDevice::submit(core::TargetCommand& cmd) {
 }
 
 void RingDevice::task_management(core::TargetTmf& tmf) {
-  const bool by_ref =
-      tmf.function == SCSTU_TMF_ABORT_TASK || tmf.function == SCSTU_TMF_QUERY_TASK;
+  const bool by_ref = tmf.function == SCSTU_TMF_ABORT_TASK || tmf.function == SCSTU_TMF_QUERY_TASK;
   uint32_t qi = pick_queue();
   uint32_t ref_tag = 0, ref_seq = 0;
   if (by_ref) {
@@ -540,8 +544,8 @@ void RingDevice::task_management(core::TargetTmf& tmf) {
   if (tmf.done) tmf.done(by_ref ? SCSTU_TMF_COMPLETE : SCSTU_TMF_FAILED);
 }
 
-bool RingDevice::send_control(uint32_t qi, uint8_t kind, const SessionInfo* s,
-                              uint64_t session_id, std::shared_ptr<ControlWait> wait) {
+bool RingDevice::send_control(uint32_t qi, uint8_t kind, const SessionInfo* s, uint64_t session_id,
+                              std::shared_ptr<ControlWait> wait) {
   Inflight what;
   what.kind = kind;
   what.control = std::move(wait);
@@ -589,9 +593,11 @@ void RingDevice::session_attached(const SessionInfo& session) {
   if (std::this_thread::get_id() == event_thread_.get_id()) return;
   std::unique_lock lock(w->mu);
   if (!w->cv.wait_for(lock, std::chrono::milliseconds(kControlTimeoutMs), [&] { return w->done; }))
-    std::fprintf(stderr, "scstu: ring device %s: handler did not acknowledge session %llu "
-                 "within %d ms\n", config_.name.c_str(),
-                 static_cast<unsigned long long>(session.id), kControlTimeoutMs);
+    std::fprintf(stderr,
+                 "scstu: ring device %s: handler did not acknowledge session %llu "
+                 "within %d ms\n",
+                 config_.name.c_str(), static_cast<unsigned long long>(session.id),
+                 kControlTimeoutMs);
 }
 
 void RingDevice::session_detached(const SessionInfo& session) {

@@ -38,12 +38,12 @@
 namespace scstu::transport {
 
 struct RingDeviceConfig {
-  std::string name;                 // [a-zA-Z0-9_-], < 32 bytes: what handlers attach to
+  std::string name;  // [a-zA-Z0-9_-], < 32 bytes: what handlers attach to
   uint32_t nr_queues = 1;
-  uint32_t queue_depth = 128;       // power of two
-  uint64_t data_size = 64u << 20;   // shared data area, split between queues
-  uint32_t max_io_bytes = 1u << 20; // largest data_length
-  int device_type = -1;             // accept only handlers of this type; -1: any
+  uint32_t queue_depth = 128;        // power of two
+  uint64_t data_size = 64u << 20;    // shared data area, split between queues
+  uint32_t max_io_bytes = 1u << 20;  // largest data_length
+  int device_type = -1;              // accept only handlers of this type; -1: any
 };
 
 class RingDevice final : public core::Device {
@@ -118,7 +118,7 @@ class RingDevice final : public core::Device {
   std::unique_ptr<SharedRegion> region_;
   std::vector<std::unique_ptr<Queue>> queues_;
   int epoll_fd_ = -1;
-  int ctl_fd_ = -1;        // eventfd: wake the event thread (new handler, shutdown)
+  int ctl_fd_ = -1;  // eventfd: wake the event thread (new handler, shutdown)
   std::atomic<bool> stopping_{false};
   std::thread event_thread_;
 

@@ -23,12 +23,13 @@ std::unique_ptr<SharedRegion> SharedRegion::create(const std::string& name,
   // area with them (madvise below); the header's region_size stays exact.
   r->map_size_ = (hdr.region_size + kHugePage - 1) / kHugePage * kHugePage;
   if (r->fd_ < 0 || ftruncate(r->fd_, static_cast<off_t>(r->map_size_)) != 0) {
-    if (error) *error = "ring device " + name + ": memfd of " + std::to_string(r->map_size_) +
-                        " bytes: " + std::strerror(errno);
+    if (error)
+      *error = "ring device " + name + ": memfd of " + std::to_string(r->map_size_) +
+               " bytes: " + std::strerror(errno);
     return nullptr;
   }
-  void* p = mmap(nullptr, r->map_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd_,
-                 0);
+  void* p =
+      mmap(nullptr, r->map_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd_, 0);
   if (p == MAP_FAILED) {
     if (error) *error = "ring device " + name + ": mmap: " + std::strerror(errno);
     return nullptr;

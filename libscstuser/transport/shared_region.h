@@ -14,8 +14,7 @@ namespace scstu::transport {
 class SharedRegion {
  public:
   static std::unique_ptr<SharedRegion> create(const std::string& name,
-                                              const ring::RegionParams& params,
-                                              std::string* error);
+                                              const ring::RegionParams& params, std::string* error);
   ~SharedRegion();
   SharedRegion(const SharedRegion&) = delete;
   SharedRegion& operator=(const SharedRegion&) = delete;

@@ -107,17 +107,18 @@ void UnixListener::handshake(int conn) {
   socklen_t len = sizeof(cred);
   if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
       (cred.uid != getuid() && cred.uid != 0)) {
-    refuse(conn, EPERM, "handler pid " + std::to_string(cred.pid) + " runs as uid " +
-                            std::to_string(cred.uid) + ", not the producer's user");
+    refuse(conn, EPERM,
+           "handler pid " + std::to_string(cred.pid) + " runs as uid " + std::to_string(cred.uid) +
+               ", not the producer's user");
     return;
   }
   pollfd p{conn, POLLIN, 0};
   ring::AttachHello hello;
   if (poll(&p, 1, kHelloTimeoutMs) != 1 ||
       recv(conn, &hello, sizeof(hello), MSG_DONTWAIT) != sizeof(hello)) {
-    refuse(conn, EPROTO, "handler pid " + std::to_string(cred.pid) +
-                             " sent no valid hello within " + std::to_string(kHelloTimeoutMs) +
-                             " ms");
+    refuse(conn, EPROTO,
+           "handler pid " + std::to_string(cred.pid) + " sent no valid hello within " +
+               std::to_string(kHelloTimeoutMs) + " ms");
     return;
   }
   hello.device_name[sizeof(hello.device_name) - 1] = 0;

@@ -6,7 +6,8 @@
 //
 //   auto listener = UnixListener::create("/run/scstu/target.sock", &err);
 //   auto disk = RingDevice::create({.name = "disk0"}, &err);
-//   listener->add_device(disk);   // handlers: scstu::serve({.socket_path=..., .device_name="disk0"})
+//   listener->add_device(disk);   // handlers: scstu::serve({.socket_path=...,
+//   .device_name="disk0"})
 #pragma once
 
 #include <map>

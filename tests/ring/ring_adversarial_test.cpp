@@ -275,8 +275,8 @@ TEST(HostileProducer, InvalidDescriptorFailsThatCommandOnly) {
   ASSERT_TRUE(fp.wait_cpl(&cpl));
   EXPECT_EQ(cpl.status, status::kGood);
   EXPECT_EQ(cpl.transferred, 4096u);
-  EXPECT_TRUE(check_pattern(DataBuffer(std::span<const iovec>(
-                                std::array<iovec, 1>{iovec{fp.region->view().data() + 8192, 4096}})),
+  EXPECT_TRUE(check_pattern(DataBuffer(std::span<const iovec>(std::array<iovec, 1>{
+                                iovec{fp.region->view().data() + 8192, 4096}})),
                             7));
   EXPECT_EQ(t.stop(), 0);
 }
@@ -301,27 +301,27 @@ TEST_P(HostileProducerFatal, ServeReturnsEproto) {
 
 INSTANTIATE_TEST_SUITE_P(
     Garbage, HostileProducerFatal,
-    ::testing::Values(
-        BadSubmission{"tag_out_of_range", "tag",
-                      [](FakeProducer& fp) {
-                        fp.sq.push(4096);
-                        fp.sq.publish();
-                        uint64_t one = 1;
-                        (void)!write(fp.sq_kick, &one, 8);
-                      }},
-        BadSubmission{"tail_jump", "ahead",
-                      [](FakeProducer& fp) {
-                        std::atomic_ref<uint32_t>(fp.region->view().ctl(0)->sq.tail).store(999);
-                        uint64_t one = 1;
-                        (void)!write(fp.sq_kick, &one, 8);
-                      }},
-        BadSubmission{"outstanding_tag_resubmitted", "outstanding",
-                      [](FakeProducer& fp) {
-                        scstu_cmd c = fp.read_cmd();
-                        c.cdb[0] = kOpHold;
-                        fp.submit(3, c);
-                        fp.submit(3, c);
-                      }}),
+    ::testing::Values(BadSubmission{"tag_out_of_range", "tag",
+                                    [](FakeProducer& fp) {
+                                      fp.sq.push(4096);
+                                      fp.sq.publish();
+                                      uint64_t one = 1;
+                                      (void)!write(fp.sq_kick, &one, 8);
+                                    }},
+                      BadSubmission{
+                          "tail_jump", "ahead",
+                          [](FakeProducer& fp) {
+                            std::atomic_ref<uint32_t>(fp.region->view().ctl(0)->sq.tail).store(999);
+                            uint64_t one = 1;
+                            (void)!write(fp.sq_kick, &one, 8);
+                          }},
+                      BadSubmission{"outstanding_tag_resubmitted", "outstanding",
+                                    [](FakeProducer& fp) {
+                                      scstu_cmd c = fp.read_cmd();
+                                      c.cdb[0] = kOpHold;
+                                      fp.submit(3, c);
+                                      fp.submit(3, c);
+                                    }}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(HostileProducer, ProducerDeathMidCommandEndsServeWithEpipe) {

@@ -47,7 +47,8 @@ TEST(RingExamples, RamDiskStoresDataAndAnswersInquiry) {
   cfg.name = "ram0";
   cfg.device_type = 0;
   Producer p(cfg);
-  pid_t child = spawn({SCSTU_RAM_DISK_PATH, "--socket", p.path, "--name", "ram0", "--size-mb", "16"});
+  pid_t child =
+      spawn({SCSTU_RAM_DISK_PATH, "--socket", p.path, "--name", "ram0", "--size-mb", "16"});
   ASSERT_TRUE(p.device->wait_ready(10000));
   Scsi scsi{*p.device};
 

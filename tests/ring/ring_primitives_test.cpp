@@ -310,26 +310,31 @@ TEST(EntryValidation, RejectsHostileCommands) {
       {"sum", [](scstu_cmd& c) { c.data_length = 8191; }},
       {"bounds", [](scstu_cmd& c) { c.iov[1].offset = (1 << 20) - 100; }},
       {"overflow", [](scstu_cmd& c) { c.iov[1].offset = ~0ull - 10; }},
-      {"max_io", [](scstu_cmd& c) {
+      {"max_io",
+       [](scstu_cmd& c) {
          c.data_length = 1 << 17;
          c.iov[0].len = c.iov[1].len = 1 << 16;
        }},
       {"dir none with data", [](scstu_cmd& c) { c.data_dir = SCSTU_DIR_NONE; }},
-      {"long cdb outside", [](scstu_cmd& c) {
+      {"long cdb outside",
+       [](scstu_cmd& c) {
          c.flags = SCSTU_CMD_F_CDB_IN_DATA;
          c.cdb_len = 40;
          c.cdb_offset = (1 << 20) - 10;
        }},
-      {"indirect list outside", [](scstu_cmd& c) {
+      {"indirect list outside",
+       [](scstu_cmd& c) {
          c.flags = SCSTU_CMD_F_IOV_INDIRECT;
          c.iov[0] = {(1 << 20) - 16, 32, 0};
        }},
-      {"indirect too long", [](scstu_cmd& c) {
+      {"indirect too long",
+       [](scstu_cmd& c) {
          c.flags = SCSTU_CMD_F_IOV_INDIRECT;
          c.nr_iov = 257;
          c.iov[0] = {0, 257 * 16, 0};
        }},
-      {"bidi out_length", [](scstu_cmd& c) {
+      {"bidi out_length",
+       [](scstu_cmd& c) {
          c.data_dir = SCSTU_DIR_BIDI;
          c.out_length = 9000;
        }},

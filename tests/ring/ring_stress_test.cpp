@@ -86,7 +86,8 @@ struct Run {
     } else if (c.transferred != c.data_length) {
       totals.error("transferred " + std::to_string(c.transferred) + " of " +
                    std::to_string(c.data_length));
-    } else if (c.direction == DataDirection::kRead && !check_pattern(DataBuffer(c.buffer), s.seed)) {
+    } else if (c.direction == DataDirection::kRead &&
+               !check_pattern(DataBuffer(c.buffer), s.seed)) {
       totals.error("read data mismatch, seed " + std::to_string(s.seed));
     } else {
       totals.bytes.fetch_add(c.data_length, std::memory_order_relaxed);
@@ -147,11 +148,12 @@ void run_config(uint32_t nr_queues, uint32_t depth, uint32_t qd, uint32_t max_le
   p.listener.reset();
   p.device.reset();  // fails whatever is left in flight, so no callback outlives `run`
   EXPECT_EQ(wait_exit(child), 0);
-  std::printf("stress: %u queues, depth %u, qd/queue %u: %llu commands, %llu MiB verified, %llu "
-              "allocation retries%s\n",
-              nr_queues, depth, qd, static_cast<unsigned long long>(run.totals.completed.load()),
-              static_cast<unsigned long long>(run.totals.bytes.load() >> 20),
-              static_cast<unsigned long long>(run.totals.retries.load()), stuck ? " (STUCK)" : "");
+  std::printf(
+      "stress: %u queues, depth %u, qd/queue %u: %llu commands, %llu MiB verified, %llu "
+      "allocation retries%s\n",
+      nr_queues, depth, qd, static_cast<unsigned long long>(run.totals.completed.load()),
+      static_cast<unsigned long long>(run.totals.bytes.load() >> 20),
+      static_cast<unsigned long long>(run.totals.retries.load()), stuck ? " (STUCK)" : "");
 }
 
 TEST(RingStress, RandomTrafficVerifiedEndToEnd) {

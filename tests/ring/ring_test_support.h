@@ -6,13 +6,12 @@
 #include <gtest/gtest.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
-
-#include <csignal>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -29,11 +28,11 @@
 namespace scstu::ring_test {
 
 // Test CDB opcodes (the handler below is not a SCSI device, just a checker).
-inline constexpr uint8_t kOpRead = 0x28;     // fill pattern(seed)
-inline constexpr uint8_t kOpWrite = 0x2A;    // verify pattern(seed)
-inline constexpr uint8_t kOpHold = 0xED;     // keep the handle (TMF tests)
-inline constexpr uint8_t kOpDie = 0xEE;      // handler process exits at once
-inline constexpr uint8_t kOpWhoAmI = 0x12;   // return the session's initiator name
+inline constexpr uint8_t kOpRead = 0x28;    // fill pattern(seed)
+inline constexpr uint8_t kOpWrite = 0x2A;   // verify pattern(seed)
+inline constexpr uint8_t kOpHold = 0xED;    // keep the handle (TMF tests)
+inline constexpr uint8_t kOpDie = 0xEE;     // handler process exits at once
+inline constexpr uint8_t kOpWhoAmI = 0x12;  // return the session's initiator name
 
 inline uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
