@@ -81,6 +81,7 @@ struct scstu_dev {
 	u32 nr_queues;
 	u32 queue_depth;
 	u32 max_io_bytes;
+	u32 data_slots;            /* tags [0, data_slots) own a data slot; SCSI commands use only those */
 	u64 data_per_queue;        /* private copies: the header page is handler-writable */
 
 	void *region;              /* vmalloc_user */
@@ -129,7 +130,7 @@ void scstu_host_remove(struct scstu_dev *dev);
 
 /* scstu_ring.c */
 u64 scstu_ring_layout(struct scstu_region_header *hdr, u32 nr_queues, u32 queue_depth,
-		      u32 max_io_bytes);
+		      u32 data_slots, u32 max_io_bytes);
 int scstu_ring_init(struct scstu_dev *dev);
 void scstu_ring_free(struct scstu_dev *dev);
 int scstu_ring_submit(struct scstu_dev *dev, struct scsi_cmnd *cmd);

@@ -104,9 +104,12 @@ int scstu_host_create(struct scstu_dev *dev)
 	shost->max_channel = 0;
 	shost->max_cmd_len = SCSTU_CDB_MAX;
 	shost->nr_hw_queues = dev->nr_queues;
-	/* One tag per queue stays free for task management requests. */
-	shost->can_queue = dev->queue_depth - 1;
-	shost->cmd_per_lun = min_t(u32, dev->queue_depth - 1, 256);
+	/*
+	 * SCSI commands use the tags with a data slot; at least one tag per
+	 * queue stays free for task management requests.
+	 */
+	shost->can_queue = min(dev->data_slots, dev->queue_depth - 1);
+	shost->cmd_per_lun = min_t(u32, shost->can_queue, 256);
 	shost->max_sectors = dev->max_io_bytes >> SECTOR_SHIFT;
 	/* Data is copied, not DMA'd: segment count only bounds the sg table. */
 	shost->sg_tablesize = min_t(u32, dev->max_io_bytes / 512, 2048);

@@ -14,6 +14,7 @@
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/log2.h>
+#include <linux/math64.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -78,6 +79,17 @@ static bool scstu_all_zero(const void *p, size_t n)
 	return !memchr_inv(p, 0, n);
 }
 
+/* Tags per queue that own a data slot (the rest only carry TMFs). */
+static u32 scstu_data_slots(const struct scstu_dev_create *c)
+{
+	u64 slots;
+
+	if (!c->data_size)
+		return c->queue_depth;
+	slots = div64_u64(c->data_size, (u64)c->nr_queues * c->max_io_bytes);
+	return (u32)min_t(u64, slots, c->queue_depth);
+}
+
 static int scstu_validate(const struct scstu_dev_create *c)
 {
 	u64 needed;
@@ -123,13 +135,16 @@ static int scstu_validate(const struct scstu_dev_create *c)
 			c->name, c->max_io_bytes, SCSTU_MAX_IO_BYTES);
 		return -EINVAL;
 	}
-	/* One data slot of max_io_bytes per tag. */
-	needed = (u64)c->nr_queues * c->queue_depth * c->max_io_bytes;
-	if (c->data_size && c->data_size < needed) {
-		pr_info("scstu %s: create: data_size %llu < nr_queues * queue_depth * max_io_bytes = %llu (0 means exactly that)\n",
-			c->name, c->data_size, needed);
+	/*
+	 * One data slot of max_io_bytes per tag, for as many tags as data_size
+	 * allows (0: all of them); at least one per queue.
+	 */
+	if (c->data_size && c->data_size < (u64)c->nr_queues * c->max_io_bytes) {
+		pr_info("scstu %s: create: data_size %llu < nr_queues * max_io_bytes = %llu (0 means a slot per tag)\n",
+			c->name, c->data_size, (u64)c->nr_queues * c->max_io_bytes);
 		return -EINVAL;
 	}
+	needed = (u64)c->nr_queues * scstu_data_slots(c) * c->max_io_bytes;
 	if (needed > ((u64)scstu_max_region_mb << 20)) {
 		pr_info("scstu %s: create: data area of %llu bytes exceeds max_region_mb=%u\n",
 			c->name, needed, scstu_max_region_mb);
@@ -170,7 +185,8 @@ static int scstu_create(const struct scstu_dev_create *c)
 	ret = scstu_validate(c);
 	if (ret)
 		return ret;
-	size = scstu_ring_layout(&hdr, c->nr_queues, c->queue_depth, c->max_io_bytes);
+	size = scstu_ring_layout(&hdr, c->nr_queues, c->queue_depth, scstu_data_slots(c),
+				 c->max_io_bytes);
 	if (size > ((u64)scstu_max_region_mb << 20) + hdr.data_offset)
 		return -EINVAL;
 
@@ -199,6 +215,7 @@ static int scstu_create(const struct scstu_dev_create *c)
 	dev->nr_queues = c->nr_queues;
 	dev->queue_depth = c->queue_depth;
 	dev->max_io_bytes = c->max_io_bytes;
+	dev->data_slots = scstu_data_slots(c);
 	dev->detached_since = jiffies;
 
 	dev->region = vmalloc_user(size);
@@ -239,9 +256,9 @@ static int scstu_create(const struct scstu_dev_create *c)
 	list_add_tail(&dev->node, &scstu_devices);
 	scstu_nr_devices++;
 	mutex_unlock(&scstu_devices_lock);
-	pr_info("scstu %s: created: type %u, %u queue(s) x %u, max_io %u, region %llu bytes, host%u\n",
-		dev->name, dev->device_type, dev->nr_queues, dev->queue_depth, dev->max_io_bytes,
-		size, dev->shost->host_no);
+	pr_info("scstu %s: created: type %u, %u queue(s) x %u (%u with data), max_io %u, region %llu bytes, host%u\n",
+		dev->name, dev->device_type, dev->nr_queues, dev->queue_depth, dev->data_slots,
+		dev->max_io_bytes, size, dev->shost->host_no);
 	return 0;
 
 out_put:

@@ -34,10 +34,11 @@ static u64 align_up(u64 v, u64 a)
 
 /*
  * The same layout libscstuser's compute_layout() produces for a user-space
- * producer, with one fixed data slot of max_io_bytes per tag.
+ * producer, with one fixed data slot of max_io_bytes for each of the first
+ * data_slots tags of a queue.
  */
 u64 scstu_ring_layout(struct scstu_region_header *hdr, u32 nr_queues, u32 queue_depth,
-		      u32 max_io_bytes)
+		      u32 data_slots, u32 max_io_bytes)
 {
 	u64 ring_bytes = align_up(4ull * queue_depth, 64);
 
@@ -61,7 +62,7 @@ u64 scstu_ring_layout(struct scstu_region_header *hdr, u32 nr_queues, u32 queue_
 				     PAGE_SIZE);
 	hdr->data_offset = align_up(hdr->queues_offset + hdr->queue_stride * nr_queues,
 				    SCSTU_DATA_ALIGN);
-	hdr->data_per_queue = (u64)queue_depth * max_io_bytes;
+	hdr->data_per_queue = (u64)data_slots * max_io_bytes;
 	hdr->data_size = hdr->data_per_queue * nr_queues;
 	hdr->region_size = hdr->data_offset + hdr->data_size;
 	return hdr->region_size;
@@ -130,13 +131,13 @@ static void scstu_wake_slot_waiters(struct scstu_dev *dev)
 		wake_up_all(&dev->slot_wq);
 }
 
-/* Called with q->lock held. Returns a free tag or queue_depth. */
-static u32 scstu_alloc_slot(struct scstu_dev *dev, struct scstu_queue *q, u8 state)
+/* Called with q->lock held. Returns a free tag below limit, or queue_depth. */
+static u32 scstu_alloc_slot(struct scstu_dev *dev, struct scstu_queue *q, u8 state, u32 limit)
 {
-	u32 tag = find_first_zero_bit(q->busy, dev->queue_depth);
+	u32 tag = find_first_zero_bit(q->busy, limit);
 
-	if (tag >= dev->queue_depth)
-		return tag;
+	if (tag >= limit)
+		return dev->queue_depth;
 	__set_bit(tag, q->busy);
 	q->slots[tag].state = state;
 	q->slots[tag].seq = ++q->next_seq;
@@ -221,7 +222,7 @@ int scstu_ring_submit(struct scstu_dev *dev, struct scsi_cmnd *cmd)
 		spin_unlock(&q->lock);
 		return scstu_no_handler(dev, cmd);
 	}
-	tag = scstu_alloc_slot(dev, q, SCSTU_SLOT_SETUP);
+	tag = scstu_alloc_slot(dev, q, SCSTU_SLOT_SETUP, dev->data_slots);
 	if (tag >= dev->queue_depth) {
 		/* Only when aborted commands still pin slots (ZOMBIE). */
 		spin_unlock(&q->lock);
@@ -521,7 +522,7 @@ int scstu_ring_tmf(struct scstu_dev *dev, u8 function, u16 ref_queue, u16 ref_ta
 		ret = -ENOTCONN;
 		goto out;
 	}
-	tag = scstu_alloc_slot(dev, q, SCSTU_SLOT_TMF);
+	tag = scstu_alloc_slot(dev, q, SCSTU_SLOT_TMF, dev->queue_depth);
 	if (tag >= dev->queue_depth) {
 		spin_unlock(&q->lock);
 		ret = -EBUSY;

@@ -280,7 +280,8 @@ fi
 if [ -x /sbin/kmod_lib_handler ]; then
   lserve() { kmod_lib_handler /dev/scstu/disk1 /tmp/disk1.img SCSTU KMODLIB SN-LIB-1 2>>/tmp/handler-disk1.log & LIBPID=$!; }
   truncate -s 64M /tmp/disk1.img
-  $H create disk1 0 SCSTU KMODLIB SN-LIB-1 1 64 262144 || bad "create disk1"
+  # 64 tags but a 2 MiB data area: 8 tags own a 256 KiB slot, so 8 commands at a time
+  $H create disk1 0 SCSTU KMODLIB SN-LIB-1 1 64 262144 2097152 || bad "create disk1"
   lserve
   ldisk=
   for i in $(seq 1 300); do
@@ -298,6 +299,9 @@ if [ -x /sbin/kmod_lib_handler ]; then
     else
       bad "library handler: sg_inq/sg_readcap: $inq $cap"
     fi
+    qd=$(cat /sys/block/$ldisk/device/queue_depth)
+    [ "$qd" = 8 ] && pass "a 2 MiB data area for 64 tags of 256 KiB gives queue depth 8" ||
+      bad "queue depth of disk1 is $qd, not 8"
     head -c 4194304 /dev/urandom > /tmp/pat4
     dd if=/tmp/pat4 of=/dev/$ldisk bs=256k seek=8 oflag=direct 2>/dev/null
     dd if=/dev/$ldisk of=/tmp/back4 bs=256k skip=8 count=16 iflag=direct 2>/dev/null

@@ -3,7 +3,7 @@
  * kmod_test_handler.c - the kmod harness's own tool, written directly on
  * ring_abi.h so the kernel side can be tested without the C++ library:
  *
- *   kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]
+ *   kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO [DATA_SIZE]]]
  *   kmod_test_handler remove NAME
  *   kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile|noabort]]]]
  *   kmod_test_handler badargs        (CREATE/REMOVE with invalid arguments and
@@ -76,7 +76,7 @@ static int cmd_create(int argc, char **argv)
 	int fd = open_ctl();
 
 	if (argc < 2)
-		die("create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]");
+		die("create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO [DATA_SIZE]]]");
 	fill_create(&c, argv[0], atoi(argv[1]));
 	if (argc >= 5) {
 		snprintf(c.vendor, sizeof(c.vendor), "%s", argv[2]);
@@ -89,6 +89,8 @@ static int cmd_create(int argc, char **argv)
 		c.queue_depth = strtoul(argv[6], NULL, 0);
 		c.max_io_bytes = strtoul(argv[7], NULL, 0);
 	}
+	if (argc >= 9)
+		c.data_size = strtoull(argv[8], NULL, 0);
 	if (ioctl(fd, SCSTU_IOC_CREATE, &c) != 0)
 		die("create %s: %s", argv[0], strerror(errno));
 	return 0;
@@ -709,7 +711,7 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "openchecks"))
 		return cmd_openchecks(argc - 2, argv + 2);
 	fprintf(stderr,
-		"usage: kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO]]\n"
+		"usage: kmod_test_handler create NAME TYPE [VENDOR PRODUCT SERIAL [QUEUES DEPTH MAXIO [DATA_SIZE]]]\n"
 		"       kmod_test_handler remove NAME\n"
 		"       kmod_test_handler serve NAME [IMAGE [DELAY_MS [DROP_LBA [hostile|noabort]]]]\n"
 		"       kmod_test_handler badargs\n"
