@@ -9,6 +9,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -91,6 +92,10 @@ class CommandContext {
 
   // Scratch state for multi-step entries (cleared for each command).
   std::array<uint64_t, 8> state{};
+  // Room for one small per-command object of an entry (placement new; the
+  // entry destroys it before completing), e.g. an LbaRangeLock::Holder.
+  static constexpr size_t kObjectBytes = 64;
+  void* object_storage() { return object_storage_.data(); }
 
   // ---- framework (LogicalUnit, ContextPool) ----------------------------
   void start(CommandHandle handle);
@@ -120,6 +125,7 @@ class CommandContext {
   std::array<Slot, kBlockSlots> slots_{};
   std::vector<uint8_t> bounce_;
   SenseData sense_{};
+  alignas(std::max_align_t) std::array<std::byte, kObjectBytes> object_storage_{};
 };
 
 }  // namespace scstu::scsi

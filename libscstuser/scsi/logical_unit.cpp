@@ -8,6 +8,7 @@
 #include "scsi/context_pool.h"
 #include "scsi/lu_runtime.h"
 #include "scsi/mode_pages.h"
+#include "scsi/sbc_advanced_job.h"
 
 namespace scstu::scsi {
 
@@ -82,6 +83,7 @@ LogicalUnit::LogicalUnit(LogicalUnitConfig config, BlockDevice* device)
   };
   runtime_ = std::make_unique<LuRuntime>(
       core::PersistentReservations::Options{config_.aptpl_file}, std::move(hooks));
+  runtime_->sbc = &sbc_advanced_state(*this);
   if (!config_.aptpl_file.empty()) {
     const std::string err = runtime_->persistent.load();
     if (!err.empty()) std::fprintf(stderr, "scstu: logical unit %s: %s\n", config_.serial.c_str(),

@@ -14,6 +14,8 @@
 
 namespace scstu::scsi {
 
+struct SbcAdvancedState;  // scsi/sbc_advanced_job.h
+
 // I_T nexuses the LU knows. SBC-3 5.12 / SPC-4: medium removal is prevented
 // while any nexus holds a PREVENT; a nexus loss or a reset clears its hold.
 class NexusTable {
@@ -38,6 +40,9 @@ struct LuRuntime {
   core::Reservations reservations;
   core::PersistentReservations persistent;
   core::TaskSet tasks;
+  // The advanced SBC commands' state (LBA range lock, copy results), looked
+  // up once so the WRITE path reaches the range lock without a lookup.
+  SbcAdvancedState* sbc = nullptr;
 };
 
 }  // namespace scstu::scsi

@@ -2,10 +2,13 @@
 // (SBC-3 5.7-5.11, 5.27-5.30, 5.31-5.36). The framework has checked the CDB,
 // write protection and the LBA range before these run.
 #include <cstring>
+#include <new>
 
 #include "scsi/command_context.h"
 #include "scsi/emulation.h"
 #include "scsi/logical_unit.h"
+#include "scsi/lu_runtime.h"
+#include "scsi/sbc_advanced_job.h"
 
 namespace scstu::scsi {
 
@@ -50,6 +53,39 @@ void transfer(CommandContext& ctx, BlockOp op, uint32_t flags) {
                    &data_done);
 }
 
+// Writes hold their LBA range shared in the unit's LbaRangeLock, so COMPARE
+// AND WRITE (which holds it exclusive) is atomic against them (SBC-3 5.2).
+// The shared hold is lock-free while no exclusive range is held.
+using Holder = LbaRangeLock::Holder;
+static_assert(sizeof(Holder) <= CommandContext::kObjectBytes);
+
+Holder& holder(CommandContext& ctx) { return *static_cast<Holder*>(ctx.object_storage()); }
+
+void write_done(CommandContext& ctx, unsigned, int error) {
+  ctx.unit().runtime().sbc->ranges.release(holder(ctx));
+  holder(ctx).~Holder();
+  data_done(ctx, 0, error);
+}
+
+void write_submit(CommandContext& ctx) {
+  const CdbDecode& d = ctx.decoded();
+  ctx.submit_block(0, BlockOp::kWrite, d.lba, d.blocks, ctx.data_iov(0, 0, d.transfer_length),
+                   static_cast<uint32_t>(ctx.state[0]), &write_done);
+}
+
+void write_transfer(CommandContext& ctx, uint32_t flags) {
+  const CdbDecode& d = ctx.decoded();
+  if (d.blocks == 0) return ctx.complete_good(0);
+  if (!within_max_transfer(ctx)) return;
+  ctx.state[0] = flags;
+  Holder* h = new (ctx.object_storage()) Holder{};
+  h->lba = d.lba;
+  h->blocks = d.blocks;
+  h->owner = &ctx;
+  h->granted = [](Holder& held) { write_submit(*static_cast<CommandContext*>(held.owner)); };
+  if (ctx.unit().runtime().sbc->ranges.acquire(*h)) write_submit(ctx);
+}
+
 // VERIFY with BYTCHK 01b / 11b: the blocks were read into the bounce buffer's
 // first half; compare with the data-out (copied to the second half).
 void verify_compare(CommandContext& ctx, unsigned, int error) {
@@ -77,12 +113,12 @@ void verify_compare(CommandContext& ctx, unsigned, int error) {
 
 void sbc_read(CommandContext& ctx) { transfer(ctx, BlockOp::kRead, 0); }
 
-void sbc_write(CommandContext& ctx) { transfer(ctx, BlockOp::kWrite, write_flags(ctx, false)); }
+void sbc_write(CommandContext& ctx) { write_transfer(ctx, write_flags(ctx, false)); }
 
 // SBC-3 5.31: the data is written, then verified on the medium; a durable
 // write (FUA) is the verification the BlockDevice API offers.
 void sbc_write_and_verify(CommandContext& ctx) {
-  transfer(ctx, BlockOp::kWrite, write_flags(ctx, true));
+  write_transfer(ctx, write_flags(ctx, true));
 }
 
 // SBC-3 5.27. BYTCHK 00b: medium verification; the BlockDevice API has no

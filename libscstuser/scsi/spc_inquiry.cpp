@@ -10,6 +10,7 @@
 #include "scsi/emulation.h"
 #include "scsi/identity.h"
 #include "scsi/logical_unit.h"
+#include "scsi/xcopy.h"
 
 namespace scstu::scsi {
 
@@ -69,6 +70,8 @@ void vpd_finish(std::vector<uint8_t>& p) { put_be16(&p[2], static_cast<uint16_t>
 
 std::vector<uint8_t> supported_pages(const LogicalUnit& lu) {
   std::vector<uint8_t> pages = {0x00, 0x80, 0x83, 0x86};
+  // SPC-4 7.8.17 Third-party Copy, when EXTENDED COPY is there (xcopy.cpp).
+  if (implemented(0x83, 0x00, lu.device_type())) pages.push_back(0x8F);
   if (lu.device_type() == device_type::kDisk) {
     pages.insert(pages.end(), {0xB0, 0xB1, 0xB2});
   }
@@ -149,6 +152,8 @@ void vpd_page(CommandContext& ctx, uint8_t page) {
     case 0x83:
       device_identification(ctx, p);
       break;
+    case 0x8F:
+      return ctx.complete_data_in(third_party_copy_vpd_page(lu));
     case 0x86: {  // SPC-4 7.8.7 Extended INQUIRY Data
       p.resize(64);
       p[5] = 0x07;  // HEADSUP, ORDSUP, SIMPSUP

@@ -7,6 +7,8 @@
 
 #include "initiator.h"
 #include "scsi/logical_unit.h"
+#include "scsi/lu_runtime.h"
+#include "scsi/sbc_advanced_job.h"
 
 namespace scstu::scsi {
 namespace {
@@ -186,6 +188,28 @@ TEST(LuState, DetachDropsUnitAttentionsAndReservation) {
   ASSERT_EQ(a.run({0x16, 0, 0, 0, 0, 0}).status, status::kGood);
   a.detach();
   EXPECT_EQ(b.run(cdb10(0x28, 0, 1)).status, status::kGood);
+}
+
+// COMPARE AND WRITE holds its range exclusive; a WRITE overlapping it waits.
+TEST(LuState, WriteWaitsForAnExclusiveRange) {
+  RamDisk disk(64);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator ini(lu);
+  LbaRangeLock& ranges = lu.runtime().sbc->ranges;
+  LbaRangeLock::Holder caw;
+  caw.lba = 4;
+  caw.blocks = 2;
+  caw.exclusive = true;
+  ASSERT_TRUE(ranges.acquire(caw));
+  const uint32_t outside = ini.start(cdb10(0x2A, 10, 1), std::vector<uint8_t>(512, 1));
+  const uint32_t inside = ini.start(cdb10(0x2A, 5, 1), std::vector<uint8_t>(512, 2));
+  ini.submit_started();
+  EXPECT_TRUE(ini.done(outside));
+  EXPECT_FALSE(ini.done(inside));
+  ranges.release(caw);
+  EXPECT_EQ(ini.wait(inside).status, status::kGood);
+  EXPECT_EQ(ini.wait(outside).status, status::kGood);
+  EXPECT_EQ(disk.bytes()[5 * 512], 2);
 }
 
 TEST(LuState, ManyCommandsInFlightFromThePool) {

@@ -69,7 +69,7 @@ TEST_F(Spc, VpdSupportedPagesAndSerial) {
   ASSERT_EQ(r.status, status::kGood);
   EXPECT_EQ(r.data[1], 0x00);
   const std::vector<uint8_t> pages(r.data.begin() + 4, r.data.end());
-  EXPECT_EQ(pages, (std::vector<uint8_t>{0x00, 0x80, 0x83, 0x86, 0xB0, 0xB1, 0xB2}));
+  EXPECT_EQ(pages, (std::vector<uint8_t>{0x00, 0x80, 0x83, 0x86, 0x8F, 0xB0, 0xB1, 0xB2}));
   EXPECT_EQ(get_be16(&r.data[2]), pages.size());
   r = ini_.run(inquiry(0x80, 255, true));
   EXPECT_EQ(std::string(r.data.begin() + 4, r.data.end()), "SN0001");
