@@ -23,6 +23,7 @@
  * noabort: ABORT TASK is never answered (the kernel's wait times out and eh
  * escalates to LOGICAL UNIT RESET, which is answered).
  */
+// clang-format off (written in the kernel's style, like ring_abi.h)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
