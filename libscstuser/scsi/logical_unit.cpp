@@ -7,6 +7,7 @@
 #include "scsi/command_context.h"
 #include "scsi/context_pool.h"
 #include "scsi/lu_runtime.h"
+#include "scsi/mode_file.h"
 #include "scsi/mode_pages.h"
 #include "scsi/sbc_advanced_job.h"
 
@@ -75,6 +76,10 @@ LogicalUnit::LogicalUnit(LogicalUnitConfig config, BlockDevice* device)
   }
   pool_ = std::make_unique<ContextPool>(this);
   mode_pages_ = std::make_unique<ModePages>(mode_config(config_));
+  if (!config_.mode_file.empty()) {
+    const std::string err = load_mode_file(*mode_pages_, config_.mode_file);
+    if (!err.empty()) std::fprintf(stderr, "scstu: %s\n", err.c_str());
+  }
   nexuses_ = std::make_unique<NexusTable>();
   core::TaskSet::Hooks hooks;
   hooks.start = [this](core::TaskSet::Task& t) { run(*static_cast<CommandContext*>(t.context)); };

@@ -1,7 +1,9 @@
 #include "scsi/mode_pages.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <string_view>
 
 namespace scstu::scsi {
 
@@ -161,6 +163,61 @@ std::optional<ModeSelectError> ModePages::select(std::span<const uint8_t> list, 
   }
   mirror_locked();
   return std::nullopt;
+}
+
+std::string ModePages::saved_text() const {
+  std::lock_guard lock(mutex_);
+  std::string out;
+  char hex[4];
+  for (const Page& p : pages_) {
+    std::snprintf(hex, sizeof(hex), "%02x", p.code);
+    out += hex;
+    out += ' ';
+    for (size_t i = 0; i < p.length; ++i) {
+      std::snprintf(hex, sizeof(hex), "%02x", p.saved[i]);
+      out += hex;
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+std::string ModePages::load_saved_text(const std::string& text) {
+  std::lock_guard lock(mutex_);
+  std::vector<std::pair<Page*, std::array<uint8_t, kMaxPageLength>>> loaded;
+  size_t line_start = 0;
+  while (line_start < text.size()) {
+    size_t end = text.find('\n', line_start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(line_start, end - line_start);
+    line_start = end + 1;
+    if (line.empty()) continue;
+    unsigned code = 0;
+    char bytes[2 * kMaxPageLength + 1] = {};
+    if (std::sscanf(line.c_str(), "%x %128s", &code, bytes) != 2) return "malformed line: " + line;
+    Page* page = find(static_cast<uint8_t>(code));
+    if (page == nullptr) return "unknown page " + line.substr(0, 2);
+    const std::string_view hex(bytes);
+    if (hex.size() != 2u * page->length) return "wrong length of page " + line.substr(0, 2);
+    std::array<uint8_t, kMaxPageLength> v{};
+    for (size_t i = 0; i < page->length; ++i) {
+      unsigned b = 0;
+      if (std::sscanf(bytes + 2 * i, "%2x", &b) != 1) return "bad hex in page " + line.substr(0, 2);
+      v[i] = static_cast<uint8_t>(b);
+      if (i >= 2 && ((v[i] ^ page->defaults[i]) & ~page->changeable[i])) {
+        return "unchangeable bits differ in page " + line.substr(0, 2);
+      }
+    }
+    v[0] = page->defaults[0];
+    v[1] = page->defaults[1];
+    loaded.emplace_back(page, v);
+  }
+  for (auto& [page, v] : loaded) {
+    page->saved = v;
+    page->current = v;
+  }
+  mirror_locked();
+  return "";
 }
 
 void ModePages::reset_to_saved() {

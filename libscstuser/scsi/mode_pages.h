@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "scsi/sense.h"
@@ -54,6 +55,13 @@ class ModePages {
 
   // Back to the saved values (SPC-4: logical unit reset / power on).
   void reset_to_saved();
+
+  // The saved values as text, one page a line: "<page hex> <bytes hex>".
+  std::string saved_text() const;
+  // Adopt saved values from saved_text() output (also as current values).
+  // Unknown pages, wrong lengths and unchangeable bits that differ from the
+  // defaults are refused: returns what is wrong, "" on success.
+  std::string load_saved_text(const std::string& text);
 
   bool wce() const { return wce_.load(std::memory_order_relaxed); }
   bool d_sense() const { return d_sense_.load(std::memory_order_relaxed); }

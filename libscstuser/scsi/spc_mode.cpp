@@ -1,4 +1,6 @@
 // MODE SENSE(6/10) and MODE SELECT(6/10) (SPC-4 6.9-6.12, 7.5).
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "core/unit_attentions.h"
@@ -6,6 +8,7 @@
 #include "scsi/emulation.h"
 #include "scsi/logical_unit.h"
 #include "scsi/lu_runtime.h"
+#include "scsi/mode_file.h"
 #include "scsi/mode_pages.h"
 #include "scsi/mode_select.h"
 
@@ -87,6 +90,13 @@ void spc_mode_select(CommandContext& ctx) {
   bool changed = false;
   if (auto err = apply_mode_select(lu.mode_pages(), in, params, &changed)) {
     return ctx.complete_check(ctx.sense(err->code).field_pointer(err->field));
+  }
+  if (sp && !lu.config().mode_file.empty()) {
+    const std::string err = save_mode_file(lu.mode_pages(), lu.config().mode_file);
+    if (!err.empty()) {
+      std::fprintf(stderr, "scstu: %s\n", err.c_str());
+      return ctx.complete_check(kInternalTargetFailure);
+    }
   }
   // SPC-4 7.5.2: other I_T nexuses learn of the change by a unit attention.
   if (changed) {

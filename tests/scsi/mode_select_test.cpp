@@ -1,7 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
+#include "scsi/mode_file.h"
 #include "scsi/mode_pages.h"
 #include "scsi/mode_select.h"
 
@@ -125,6 +131,59 @@ TEST(ModeSelect, NvCacheWceNotChangeable) {
   ASSERT_TRUE(pages.sense(0x08, 0, PageControl::kChangeable, changeable));
   EXPECT_EQ(changeable[2] & 0x04, 0);
   EXPECT_FALSE(pages.wce());
+}
+
+}  // namespace
+}  // namespace scstu::scsi
+
+namespace scstu::scsi {
+namespace {
+
+std::string temp_path(const char* name) {
+  return (std::filesystem::temp_directory_path() /
+          (std::string(name) + "." + std::to_string(::getpid())))
+      .string();
+}
+
+TEST(ModeFile, SavedPagesSurviveARestart) {
+  const std::string path = temp_path("scstu-mode-file");
+  {
+    ModePages pages(ModePagesConfig{});
+    std::vector<uint8_t> control;
+    ASSERT_TRUE(pages.sense(0x0A, 0, PageControl::kCurrent, control));
+    control[0] &= 0x3F;
+    control[2] |= 0x04;  // D_SENSE
+    control[5] |= 0x40;  // TAS
+    std::vector<uint8_t> list = {0, 0, 0, 0};
+    list.insert(list.end(), control.begin(), control.end());
+    ModeSelectInput in;
+    in.save = true;
+    bool changed = false;
+    ASSERT_FALSE(apply_mode_select(pages, in, list, &changed).has_value());
+    ASSERT_EQ(save_mode_file(pages, path), "");
+  }
+  ModePages restarted(ModePagesConfig{});
+  EXPECT_FALSE(restarted.d_sense());
+  ASSERT_EQ(load_mode_file(restarted, path), "");
+  EXPECT_TRUE(restarted.d_sense());
+  EXPECT_TRUE(restarted.tas());
+  std::filesystem::remove(path);
+  // No file yet: fine, defaults.
+  EXPECT_EQ(load_mode_file(restarted, path), "");
+}
+
+TEST(ModeFile, CorruptFileIsRefusedWithItsName) {
+  const std::string path = temp_path("scstu-mode-bad");
+  ModePages pages(ModePagesConfig{});
+  for (const char* text : {"zz\n", "15 0a0a\n", "0a 0a0a00\n", "0a 0a0a0200000000000000ffff\n"}) {
+    std::ofstream(path) << text;
+    const std::string err = load_mode_file(pages, path);
+    EXPECT_NE(err.find(path), std::string::npos) << text;
+  }
+  // QERR (control byte 3 bit 1) is not changeable: a saved 1 is refused.
+  std::ofstream(path) << "0a 0a0a0212000000000000ffff\n";
+  EXPECT_NE(load_mode_file(pages, path), "");
+  std::filesystem::remove(path);
 }
 
 }  // namespace
