@@ -35,6 +35,13 @@ const char* validate_scsi(const scstu_cmd& cmd, const CmdLimits& limits) {
 
 const char* validate_cmd(const scstu_cmd& cmd, const CmdLimits& limits) {
   if (cmd.flags & ~kKnownCmdFlags) return "unknown flags";
+  // The data-area flags mean something only for kinds that carry data; the
+  // handler acts on the flag, so it must never come with nothing behind it.
+  if ((cmd.flags & SCSTU_CMD_F_IOV_INDIRECT) && cmd.nr_iov == 0)
+    return "indirect iov flag without iovs";
+  if ((cmd.flags & (SCSTU_CMD_F_IOV_INDIRECT | SCSTU_CMD_F_CDB_IN_DATA)) &&
+      cmd.kind != SCSTU_KIND_SCSI)
+    return "data-area flags on a non-SCSI entry";
   switch (cmd.kind) {
     case SCSTU_KIND_SCSI:
       if (const char* err = validate_scsi(cmd, limits)) return err;

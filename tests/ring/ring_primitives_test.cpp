@@ -348,6 +348,17 @@ TEST(EntryValidation, RejectsHostileCommands) {
   tmf.kind = SCSTU_KIND_TMF;
   tmf.tmf.function = 0;
   EXPECT_NE(validate_cmd(tmf, limits()), nullptr);
+  // Found by ring_entry_fuzz: an indirect flag with no iovs behind it.
+  scstu_cmd detach{};
+  detach.kind = SCSTU_KIND_SESS_DETACH;
+  detach.flags = SCSTU_CMD_F_IOV_INDIRECT;
+  EXPECT_NE(validate_cmd(detach, limits()), nullptr);
+  scstu_cmd none = good_read();
+  none.data_dir = SCSTU_DIR_NONE;
+  none.nr_iov = 0;
+  none.data_length = 0;
+  none.flags = SCSTU_CMD_F_IOV_INDIRECT;
+  EXPECT_NE(validate_cmd(none, limits()), nullptr);
   scstu_cmd attach{};
   attach.kind = SCSTU_KIND_SESS_ATTACH;
   attach.nr_iov = 1;
