@@ -35,8 +35,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::vector<uint8_t> before = snapshot(pages, PageControl::kCurrent);
   const std::vector<uint8_t> changeable = snapshot(pages, PageControl::kChangeable);
   bool changed = false;
-  const auto err = apply_mode_select(pages, in, std::span<const uint8_t>(data + 1, size - 1),
-                                     &changed);
+  const auto err =
+      apply_mode_select(pages, in, std::span<const uint8_t>(data + 1, size - 1), &changed);
   const std::vector<uint8_t> after = snapshot(pages, PageControl::kCurrent);
   if (before.size() != after.size()) std::abort();
   if (err) {

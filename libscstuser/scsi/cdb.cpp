@@ -194,9 +194,15 @@ CdbDecode decode_cdb(std::span<const uint8_t> cdb, uint8_t device_type, uint32_t
     case LengthUnit::kReadPosition:
       switch (cdb[1] & 0x1F) {
         case 0x00:
-        case 0x01: bytes = 20; break;
-        case 0x06: bytes = 32; break;
-        default: bytes = get_be16(&cdb[7]); break;
+        case 0x01:
+          bytes = 20;
+          break;
+        case 0x06:
+          bytes = 32;
+          break;
+        default:
+          bytes = get_be16(&cdb[7]);
+          break;
       }
       break;
     case LengthUnit::kGetPerformance:

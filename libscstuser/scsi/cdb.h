@@ -19,16 +19,16 @@ namespace scstu::scsi {
 struct CdbDecode {
   bool ok = false;
   DataDirection direction = DataDirection::kNone;
-  uint32_t transfer_length = 0;   // bytes (BIDI: the write part)
-  uint32_t bidi_read_length = 0;  // BIDI: bytes of the read part
-  const OpcodeInfo* op = nullptr; // the table row (set whenever the opcode is known)
-  SenseCode error{};              // when !ok
-  uint16_t error_field = 0;       // byte offset of the bad field in the CDB
-  uint8_t error_bit = kNoBit;     // its bit (kNoBit: no bit pointer)
+  uint32_t transfer_length = 0;    // bytes (BIDI: the write part)
+  uint32_t bidi_read_length = 0;   // BIDI: bytes of the read part
+  const OpcodeInfo* op = nullptr;  // the table row (set whenever the opcode is known)
+  SenseCode error{};               // when !ok
+  uint16_t error_field = 0;        // byte offset of the bad field in the CDB
+  uint8_t error_bit = kNoBit;      // its bit (kNoBit: no bit pointer)
   // Extras for the device side.
-  uint8_t cdb_length = 0;         // the CDB's real length
-  uint64_t lba = 0;               // when op has an LBA field
-  uint32_t blocks = 0;            // the transfer length field in blocks (kBlocks...)
+  uint8_t cdb_length = 0;  // the CDB's real length
+  uint64_t lba = 0;        // when op has an LBA field
+  uint32_t blocks = 0;     // the transfer length field in blocks (kBlocks...)
   bool has_field_pointer() const { return error.asc == 0x24 || error.asc == 0x26; }
 };
 

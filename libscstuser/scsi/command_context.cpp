@@ -30,8 +30,7 @@ void CommandContext::start(CommandHandle handle) {
 }
 
 bool CommandContext::check_writable() {
-  if (request().read_only || unit_->software_write_protect() ||
-      unit_->capabilities().read_only) {
+  if (request().read_only || unit_->software_write_protect() || unit_->capabilities().read_only) {
     complete_check(kWriteProtected);
     return false;
   }

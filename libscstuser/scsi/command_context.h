@@ -104,7 +104,7 @@ class CommandContext {
   bool in_use() const { return static_cast<bool>(handle_); }
   // Complete a command that never ran (aborted while queued in the task set).
   void complete_aborted(core::TaskDisposition disposition);
-  core::TaskSet::Task task;      // this command in the LU's task set
+  core::TaskSet::Task task;  // this command in the LU's task set
   bool in_task_set = false;
   std::atomic<uint32_t> pool_next{0};  // ContextPool free-list link
   uint32_t pool_index = 0;

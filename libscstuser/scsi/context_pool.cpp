@@ -14,7 +14,8 @@ CommandContext* ContextPool::at(uint32_t index) const {
 
 bool ContextPool::grow() {
   std::lock_guard lock(grow_mutex_);
-  if ((head_.load(std::memory_order_acquire) & 0xFFFFFFFFu) != 0) return true;  // refilled meanwhile
+  if ((head_.load(std::memory_order_acquire) & 0xFFFFFFFFu) != 0)
+    return true;  // refilled meanwhile
   if (nchunks_ == kMaxChunks) return false;
   auto chunk = std::make_unique<Chunk>();
   chunk->contexts.reserve(kChunk);

@@ -13,8 +13,8 @@ class CommandContext;
 void spc_test_unit_ready(CommandContext& ctx);
 void spc_request_sense(CommandContext& ctx);
 void spc_inquiry(CommandContext& ctx);
-void spc_mode_sense(CommandContext& ctx);          // 6 and 10
-void spc_mode_select(CommandContext& ctx);         // 6 and 10
+void spc_mode_sense(CommandContext& ctx);   // 6 and 10
+void spc_mode_select(CommandContext& ctx);  // 6 and 10
 void spc_log_sense(CommandContext& ctx);
 void spc_log_select(CommandContext& ctx);
 void spc_report_luns(CommandContext& ctx);
@@ -23,17 +23,17 @@ void spc_report_supported_tmfs(CommandContext& ctx);
 void spc_report_target_port_groups(CommandContext& ctx);
 void spc_send_diagnostic(CommandContext& ctx);
 void spc_prevent_allow_medium_removal(CommandContext& ctx);
-void spc_reserve(CommandContext& ctx);             // RESERVE 6/10 (core/reservations.h)
-void spc_release(CommandContext& ctx);             // RELEASE 6/10
+void spc_reserve(CommandContext& ctx);  // RESERVE 6/10 (core/reservations.h)
+void spc_release(CommandContext& ctx);  // RELEASE 6/10
 void spc_persistent_reserve_in(CommandContext& ctx);
 void spc_persistent_reserve_out(CommandContext& ctx);
 
 // ---- SBC-3 basic data path (sbc_*.cpp) ----
-void sbc_read(CommandContext& ctx);                // READ 6/10/12/16/32
-void sbc_write(CommandContext& ctx);               // WRITE 6/10/12/16/32
-void sbc_verify(CommandContext& ctx);              // VERIFY 10/12/16/32
-void sbc_write_and_verify(CommandContext& ctx);    // WRITE AND VERIFY 10/12/16/32
-void sbc_synchronize_cache(CommandContext& ctx);   // 10/16
+void sbc_read(CommandContext& ctx);               // READ 6/10/12/16/32
+void sbc_write(CommandContext& ctx);              // WRITE 6/10/12/16/32
+void sbc_verify(CommandContext& ctx);             // VERIFY 10/12/16/32
+void sbc_write_and_verify(CommandContext& ctx);   // WRITE AND VERIFY 10/12/16/32
+void sbc_synchronize_cache(CommandContext& ctx);  // 10/16
 void sbc_read_capacity10(CommandContext& ctx);
 void sbc_read_capacity16(CommandContext& ctx);
 void sbc_start_stop_unit(CommandContext& ctx);
@@ -50,15 +50,15 @@ void mmc_set_cd_speed(CommandContext& ctx);
 // ---- SBC-3 advanced (helper "sbc": sbc_advanced_*.cpp, xcopy*.cpp) ----
 // Declared here so the table rows only change from nullptr to &entry.
 void sbc_unmap(CommandContext& ctx);
-void sbc_write_same(CommandContext& ctx);          // 10/16/32
+void sbc_write_same(CommandContext& ctx);  // 10/16/32
 void sbc_compare_and_write(CommandContext& ctx);
 void sbc_get_lba_status(CommandContext& ctx);
 void sbc_format_unit(CommandContext& ctx);
-void sbc_pre_fetch(CommandContext& ctx);           // 10/16
+void sbc_pre_fetch(CommandContext& ctx);  // 10/16
 void sbc_orwrite(CommandContext& ctx);
 void sbc_write_atomic(CommandContext& ctx);
 void sbc_sanitize(CommandContext& ctx);
-void sbc_read_defect_data(CommandContext& ctx);    // 10/12
+void sbc_read_defect_data(CommandContext& ctx);  // 10/12
 void sbc_extended_copy(CommandContext& ctx);
 void sbc_receive_copy_results(CommandContext& ctx);
 

@@ -86,13 +86,13 @@ LogicalUnit::LogicalUnit(LogicalUnitConfig config, BlockDevice* device)
   hooks.aborted = [](core::TaskSet::Task& t, core::TaskDisposition d) {
     static_cast<CommandContext*>(t.context)->complete_aborted(d);
   };
-  runtime_ = std::make_unique<LuRuntime>(
-      core::PersistentReservations::Options{config_.aptpl_file}, std::move(hooks));
+  runtime_ = std::make_unique<LuRuntime>(core::PersistentReservations::Options{config_.aptpl_file},
+                                         std::move(hooks));
   runtime_->sbc = &sbc_advanced_state(*this);
   if (!config_.aptpl_file.empty()) {
     const std::string err = runtime_->persistent.load();
-    if (!err.empty()) std::fprintf(stderr, "scstu: logical unit %s: %s\n", config_.serial.c_str(),
-                                   err.c_str());
+    if (!err.empty())
+      std::fprintf(stderr, "scstu: logical unit %s: %s\n", config_.serial.c_str(), err.c_str());
   }
 }
 
@@ -106,9 +106,7 @@ bool LogicalUnit::write_cache_enabled() const {
   return config_.write_cache != WriteCacheMode::kNvCache && mode_pages_->wce();
 }
 
-bool LogicalUnit::software_write_protect() const {
-  return config_.read_only || mode_pages_->swp();
-}
+bool LogicalUnit::software_write_protect() const { return config_.read_only || mode_pages_->swp(); }
 
 void LogicalUnit::command(CommandHandle cmd) {
   const CommandRequest& req = cmd.request();
@@ -150,8 +148,8 @@ bool LogicalUnit::check_data_length(CommandContext& ctx) {
   const CommandRequest& req = ctx.request();
   uint32_t usable = 0;
   if (d.direction != DataDirection::kNone && req.direction == d.direction) {
-    usable = std::min<uint32_t>({req.data_length, d.transfer_length,
-                                 static_cast<uint32_t>(req.data.size())});
+    usable = std::min<uint32_t>(
+        {req.data_length, d.transfer_length, static_cast<uint32_t>(req.data.size())});
   }
   ctx.set_data_length(usable);
   // Block data must be whole: never a partial write or a read into too little.
@@ -225,10 +223,8 @@ void LogicalUnit::run(CommandContext& ctx) {
 void LogicalUnit::finish(CommandContext& ctx) { pool_->release(&ctx); }
 
 scstu_tmf_response LogicalUnit::task_management(const TaskManagementRequest& req) {
-  core::LogicalUnitState state{runtime_->tasks, runtime_->unit_attentions,
-                               runtime_->reservations};
-  const scstu_tmf_response response =
-      core::apply_task_management(state, req, mode_pages_->tas());
+  core::LogicalUnitState state{runtime_->tasks, runtime_->unit_attentions, runtime_->reservations};
+  const scstu_tmf_response response = core::apply_task_management(state, req, mode_pages_->tas());
   switch (req.function) {
     case SCSTU_TMF_LUN_RESET:
     case SCSTU_TMF_TARGET_RESET:

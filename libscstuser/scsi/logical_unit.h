@@ -80,10 +80,10 @@ enum class WriteCacheMode : uint8_t {
 
 struct LogicalUnitConfig {
   uint8_t device_type = 0x00;  // SPC-4 peripheral device type (0 disk, 1 tape, 5 CD-ROM, 8 changer)
-  std::string vendor = "SCSTU";  // T10 vendor identification, <= 8 ASCII chars
-  std::string product = "VDISK"; // <= 16
-  std::string revision = "0001"; // <= 4
-  std::string serial;            // VPD 0x80; also seeds the NAA identifier. Empty: none
+  std::string vendor = "SCSTU";   // T10 vendor identification, <= 8 ASCII chars
+  std::string product = "VDISK";  // <= 16
+  std::string revision = "0001";  // <= 4
+  std::string serial;             // VPD 0x80; also seeds the NAA identifier. Empty: none
   // VPD 0x83 NAA 6 (IEEE registered extended) designator; empty = derived
   // from `ieee_company_id` and a hash of vendor/product/serial.
   std::optional<std::array<uint8_t, 16>> naa;
@@ -110,14 +110,14 @@ struct LogicalUnitConfig {
   // Limits (VPD 0xB0). 0 = derived defaults.
   uint32_t max_transfer_bytes = 8u << 20;  // the ring's max_io_bytes
   uint32_t optimal_transfer_blocks = 0;
-  uint8_t physical_block_exponent = 0;     // logical blocks per physical block = 2^n
+  uint8_t physical_block_exponent = 0;  // logical blocks per physical block = 2^n
   uint32_t max_unmap_lba_count = 0x100000;
   uint32_t max_unmap_descriptors = 256;
-  uint32_t unmap_granularity = 1;          // in logical blocks
+  uint32_t unmap_granularity = 1;             // in logical blocks
   uint64_t max_write_same_blocks = 0x400000;  // capped to the max transfer length
   uint8_t max_compare_write_blocks = 255;
-  uint32_t max_atomic_transfer_blocks = 0; // WRITE ATOMIC; 0 = max transfer
-  uint16_t rotation_rate = 1;              // VPD 0xB1: 1 = non-rotating (SSD)
+  uint32_t max_atomic_transfer_blocks = 0;  // WRITE ATOMIC; 0 = max transfer
+  uint16_t rotation_rate = 1;               // VPD 0xB1: 1 = non-rotating (SSD)
 };
 
 // The device server of one logical unit.
@@ -149,9 +149,9 @@ class LogicalUnit : public LowLevelHandler {
   uint32_t block_size() const { return block_size_; }
   uint64_t capacity_blocks() const { return capacity_.load(std::memory_order_relaxed); }
   const BlockCapabilities& capabilities() const { return caps_; }
-  SenseFormat sense_format() const;           // control mode page D_SENSE
-  bool write_cache_enabled() const;           // caching mode page WCE as reported
-  bool software_write_protect() const;        // config.read_only or control page SWP
+  SenseFormat sense_format() const;     // control mode page D_SENSE
+  bool write_cache_enabled() const;     // caching mode page WCE as reported
+  bool software_write_protect() const;  // config.read_only or control page SWP
   bool started() const { return started_.load(std::memory_order_relaxed); }
   void set_started(bool on) { started_.store(on, std::memory_order_relaxed); }
   // Removable medium: ejected by START STOP UNIT (LOEJ), loaded again by it.

@@ -70,7 +70,7 @@ void mmc_get_configuration(CommandContext& ctx) {
   add(0x0010, 0, false, present,
       {static_cast<uint8_t>(bs >> 24), static_cast<uint8_t>(bs >> 16),
        static_cast<uint8_t>(bs >> 8), static_cast<uint8_t>(bs), 0, 1, 0, 0});  // Random Readable
-  add(0x001E, 2, false, present, {0, 0, 0, 0});  // CD Read
+  add(0x001E, 2, false, present, {0, 0, 0, 0});                                // CD Read
   std::vector<uint8_t> out(8, 0);
   if (present) put_be16(&out[6], kProfileCdrom);
   for (const Feature& f : all) {
@@ -134,11 +134,11 @@ void mmc_read_disc_information(CommandContext& ctx) {
   if (ctx.cdb()[1] & 0x07) return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 2});
   std::vector<uint8_t> out(34, 0);
   put_be16(&out[0], 32);
-  out[2] = 0x0E;  // last session complete, disc finalized, not erasable
-  out[3] = 1;     // first track
-  out[4] = 1;     // sessions
-  out[5] = 1;     // first track in last session
-  out[6] = 1;     // last track in last session
+  out[2] = 0x0E;                    // last session complete, disc finalized, not erasable
+  out[3] = 1;                       // first track
+  out[4] = 1;                       // sessions
+  out[5] = 1;                       // first track in last session
+  out[6] = 1;                       // last track in last session
   put_be32(&out[16], 0xFFFFFFFFu);  // no lead-in of a next session
   put_be32(&out[20], 0xFFFFFFFFu);
   ctx.complete_data_in(out);
@@ -150,8 +150,8 @@ void mmc_read_track_information(CommandContext& ctx) {
   const uint8_t type = cdb[1] & 0x03;
   const uint32_t number = get_be32(&cdb[2]);
   const uint64_t capacity = ctx.capacity();
-  const bool ok = (type == 0 && number < capacity) || (type == 1 && number == 1) ||
-                  (type == 2 && number == 1);
+  const bool ok =
+      (type == 0 && number < capacity) || (type == 1 && number == 1) || (type == 2 && number == 1);
   if (!ok) return ctx.complete_check(kInvalidFieldInCdb, {true, 2, 7});
   std::vector<uint8_t> out(36, 0);
   put_be16(&out[0], 34);

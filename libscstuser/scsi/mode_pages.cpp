@@ -93,10 +93,18 @@ bool ModePages::sense(uint8_t page_code, uint8_t subpage, PageControl pc,
   auto emit = [&](const Page& p) {
     const uint8_t* src = nullptr;
     switch (pc) {
-      case PageControl::kCurrent: src = p.current.data(); break;
-      case PageControl::kChangeable: src = p.changeable.data(); break;
-      case PageControl::kDefault: src = p.defaults.data(); break;
-      case PageControl::kSaved: src = p.saved.data(); break;
+      case PageControl::kCurrent:
+        src = p.current.data();
+        break;
+      case PageControl::kChangeable:
+        src = p.changeable.data();
+        break;
+      case PageControl::kDefault:
+        src = p.defaults.data();
+        break;
+      case PageControl::kSaved:
+        src = p.saved.data();
+        break;
     }
     const size_t at = out.size();
     out.insert(out.end(), src, src + p.length);

@@ -26,8 +26,8 @@ enum class PageControl : uint8_t { kCurrent = 0, kChangeable = 1, kDefault = 2, 
 
 struct ModePagesConfig {
   uint8_t device_type = 0;
-  bool write_cache = true;      // WCE default
-  bool wce_changeable = true;   // false for NV_CACHE (always reports WCE = 0)
+  bool write_cache = true;     // WCE default
+  bool wce_changeable = true;  // false for NV_CACHE (always reports WCE = 0)
   bool d_sense = false;
 };
 

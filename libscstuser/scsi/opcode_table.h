@@ -48,31 +48,37 @@ inline constexpr uint16_t kAll = kDisk | kTape | kProcessor | kCdrom | kChanger;
 // The mask bit of a peripheral device type, 0 for one not in the table.
 constexpr uint16_t device_type_bit(uint8_t type) {
   switch (type) {
-    case device_type::kDisk: return types::kDisk;
-    case device_type::kTape: return types::kTape;
-    case device_type::kProcessor: return types::kProcessor;
-    case device_type::kCdrom: return types::kCdrom;
-    case device_type::kChanger: return types::kChanger;
-    default: return 0;
+    case device_type::kDisk:
+      return types::kDisk;
+    case device_type::kTape:
+      return types::kTape;
+    case device_type::kProcessor:
+      return types::kProcessor;
+    case device_type::kCdrom:
+      return types::kCdrom;
+    case device_type::kChanger:
+      return types::kChanger;
+    default:
+      return 0;
   }
 }
 
 // How the transfer length is decoded from the CDB.
 enum class LengthUnit : uint8_t {
-  kNone,           // no data transfer
-  kFixed,          // always `fixed_length` bytes
-  kBytes,          // the field is a byte count (allocation / parameter list length)
-  kBlocks,         // the field counts logical blocks of the device's block size
-  kBlocks6,        // SBC READ/WRITE 6: as kBlocks, but 0 means 256 blocks
-  kTapeFixed,      // SSC READ/WRITE/VERIFY: FIXED bit (byte 1 bit 0) => blocks, else bytes
-  kVerify,         // SBC VERIFY: BYTCHK 00b none, 01b the blocks, 11b one block
-  kWriteSame,      // SBC WRITE SAME: one block, none when NDOB (16/32 byte 1 bit 0)
-  kCompareWrite,   // SBC COMPARE AND WRITE: 2 * NUMBER OF LOGICAL BLOCKS blocks
-  kFormatUnit,     // SBC FORMAT UNIT: FMTDATA => 4-byte (8 with LONGLIST) header
-  kTapeVerify,     // SSC VERIFY: BYTCMP (byte 1 bit 1) => data out as kTapeFixed
+  kNone,             // no data transfer
+  kFixed,            // always `fixed_length` bytes
+  kBytes,            // the field is a byte count (allocation / parameter list length)
+  kBlocks,           // the field counts logical blocks of the device's block size
+  kBlocks6,          // SBC READ/WRITE 6: as kBlocks, but 0 means 256 blocks
+  kTapeFixed,        // SSC READ/WRITE/VERIFY: FIXED bit (byte 1 bit 0) => blocks, else bytes
+  kVerify,           // SBC VERIFY: BYTCHK 00b none, 01b the blocks, 11b one block
+  kWriteSame,        // SBC WRITE SAME: one block, none when NDOB (16/32 byte 1 bit 0)
+  kCompareWrite,     // SBC COMPARE AND WRITE: 2 * NUMBER OF LOGICAL BLOCKS blocks
+  kFormatUnit,       // SBC FORMAT UNIT: FMTDATA => 4-byte (8 with LONGLIST) header
+  kTapeVerify,       // SSC VERIFY: BYTCMP (byte 1 bit 1) => data out as kTapeFixed
   kReadBlockLimits,  // SSC READ BLOCK LIMITS: 6 bytes, 20 with MLOC
-  kReadPosition,   // SSC READ POSITION: by service action (20 / 32 / allocation length)
-  kGetPerformance, // MMC GET PERFORMANCE: 8 + descriptors * 16
+  kReadPosition,     // SSC READ POSITION: by service action (20 / 32 / allocation length)
+  kGetPerformance,   // MMC GET PERFORMANCE: 8 + descriptors * 16
 };
 
 // OpcodeInfo::flags
@@ -110,8 +116,8 @@ inline constexpr uint32_t kAnsweredByCore = 1u << 10;
 // Where the service action lives.
 enum class ServiceActionAt : uint8_t {
   kNone,
-  kByte1,     // byte 1 bits 4..0 (0x9E, 0x9F, 0xA3, 0xA4, 0x5E, 0x5F, 0x83, 0x84, 0x48, 0x34 tape)
-  kBytes8To9, // 0x7F variable length CDB
+  kByte1,      // byte 1 bits 4..0 (0x9E, 0x9F, 0xA3, 0xA4, 0x5E, 0x5F, 0x83, 0x84, 0x48, 0x34 tape)
+  kBytes8To9,  // 0x7F variable length CDB
 };
 
 struct OpcodeInfo {
@@ -120,13 +126,13 @@ struct OpcodeInfo {
   uint8_t cdb_length = 0;       // bytes; for 0x7F the full length (8 + additional)
   DataDirection direction = DataDirection::kNone;
   LengthUnit unit = LengthUnit::kNone;
-  uint8_t length_offset = 0;    // first byte of the transfer length field (big endian)
-  uint8_t length_size = 0;      // 1..4 bytes
-  uint32_t fixed_length = 0;    // kFixed
-  uint8_t lba_offset = 0;       // kLbaRange: first byte of the LBA field
-  uint8_t lba_size = 0;         // 0 (no LBA), 3 (6-byte CDBs: 21 bits), 4 or 8
-  uint16_t device_types = 0;    // types::* mask
-  uint32_t flags = 0;           // opflag::*
+  uint8_t length_offset = 0;  // first byte of the transfer length field (big endian)
+  uint8_t length_size = 0;    // 1..4 bytes
+  uint32_t fixed_length = 0;  // kFixed
+  uint8_t lba_offset = 0;     // kLbaRange: first byte of the LBA field
+  uint8_t lba_size = 0;       // 0 (no LBA), 3 (6-byte CDBs: 21 bits), 4 or 8
+  uint16_t device_types = 0;  // types::* mask
+  uint32_t flags = 0;         // opflag::*
   const char* name = "";
   EmulationFn emulate = nullptr;
   // CDB usage data (SPC-4 6.35.3): for each CDB byte, the bits the device

@@ -76,7 +76,12 @@ void sbc_start_stop_unit(CommandContext& ctx) {
     // ACTIVE, IDLE, STANDBY, LU_CONTROL, FORCE_IDLE_0, FORCE_STANDBY_0: no
     // power states to enter; START and LOEJ are ignored (SBC-3 5.25).
     switch (power_condition) {
-      case 0x1: case 0x2: case 0x3: case 0x7: case 0xA: case 0xB:
+      case 0x1:
+      case 0x2:
+      case 0x3:
+      case 0x7:
+      case 0xA:
+      case 0xB:
         return ctx.complete_good(0);
       default:
         return ctx.complete_check(kInvalidFieldInCdb, {true, 4, 7});

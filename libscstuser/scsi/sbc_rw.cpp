@@ -117,9 +117,7 @@ void sbc_write(CommandContext& ctx) { write_transfer(ctx, write_flags(ctx, false
 
 // SBC-3 5.31: the data is written, then verified on the medium; a durable
 // write (FUA) is the verification the BlockDevice API offers.
-void sbc_write_and_verify(CommandContext& ctx) {
-  write_transfer(ctx, write_flags(ctx, true));
-}
+void sbc_write_and_verify(CommandContext& ctx) { write_transfer(ctx, write_flags(ctx, true)); }
 
 // SBC-3 5.27. BYTCHK 00b: medium verification; the BlockDevice API has no
 // verify operation and reads would only surface errors a read reports

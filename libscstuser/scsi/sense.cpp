@@ -1,6 +1,6 @@
 #include "scsi/sense.h"
-#include <algorithm>
 
+#include <algorithm>
 #include <limits>
 
 namespace scstu::scsi {
@@ -9,8 +9,8 @@ namespace {
 
 // SPC-4 4.5.2.4.2 / 4.5.2.4.4: the three sense-key-specific bytes.
 void put_sks_field(uint8_t* p, const FieldPointer& fp) {
-  p[0] = 0x80;  // SKSV
-  if (fp.in_cdb) p[0] |= 0x40;  // C/D
+  p[0] = 0x80;                                           // SKSV
+  if (fp.in_cdb) p[0] |= 0x40;                           // C/D
   if (fp.bit != kNoBit) p[0] |= 0x08 | (fp.bit & 0x07);  // BPV, BIT POINTER
   p[1] = static_cast<uint8_t>(fp.field >> 8);
   p[2] = static_cast<uint8_t>(fp.field);
@@ -93,8 +93,10 @@ SenseData SenseBuilder::build_descriptor() const {
   if (sks_kind_ != SksKind::kNone) {  // 4.5.2.4
     b[n] = 0x02;
     b[n + 1] = 0x06;
-    if (sks_kind_ == SksKind::kField) put_sks_field(b + n + 4, field_);
-    else put_sks_progress(b + n + 4, progress_);
+    if (sks_kind_ == SksKind::kField)
+      put_sks_field(b + n + 4, field_);
+    else
+      put_sks_progress(b + n + 4, progress_);
     n += 8;
   }
   if (filemark_ || eom_ || ili_) {  // 4.5.2.5: stream commands
@@ -140,7 +142,8 @@ ParsedSense parse_sense(std::span<const uint8_t> s) {
     out.eom = (s[2] & 0x40) != 0;
     out.ili = (s[2] & 0x20) != 0;
     if (s[0] & 0x80) {
-      out.information = (uint64_t{s[3]} << 24) | (uint64_t{s[4]} << 16) | (uint64_t{s[5]} << 8) | s[6];
+      out.information =
+          (uint64_t{s[3]} << 24) | (uint64_t{s[4]} << 16) | (uint64_t{s[5]} << 8) | s[6];
     }
     if (s.size() >= 18 && s[7] >= 10) parse_sks(&s[15], out.code.key, out);
     out.valid = true;

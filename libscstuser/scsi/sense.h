@@ -141,9 +141,9 @@ inline constexpr uint8_t kNoBit = 0xFF;
 
 // SPC-4 4.5.2.4.2: the sense-key-specific field pointer.
 struct FieldPointer {
-  bool in_cdb = true;     // C/D: 1 = the CDB, 0 = the parameter list (data-out)
-  uint16_t field = 0;     // byte offset of the bad field
-  uint8_t bit = kNoBit;   // most significant bit of the bad field, or kNoBit
+  bool in_cdb = true;    // C/D: 1 = the CDB, 0 = the parameter list (data-out)
+  uint16_t field = 0;    // byte offset of the bad field
+  uint8_t bit = kNoBit;  // most significant bit of the bad field, or kNoBit
 };
 
 class SenseBuilder {

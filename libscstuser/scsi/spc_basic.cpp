@@ -53,8 +53,15 @@ void spc_send_diagnostic(CommandContext& ctx) {
   const uint16_t list_length = get_be16(&cdb[3]);
   if (selftest && code != 0) return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 7});
   switch (code) {
-    case 0: case 1: case 2: case 4: case 5: case 6: break;
-    default: return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 7});
+    case 0:
+    case 1:
+    case 2:
+    case 4:
+    case 5:
+    case 6:
+      break;
+    default:
+      return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 7});
   }
   if (list_length != 0) {
     // No diagnostic pages are supported (the page-format list would name one).

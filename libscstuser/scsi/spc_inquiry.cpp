@@ -30,11 +30,20 @@ void version_descriptors(uint8_t type, uint8_t* p) {
   v[n++] = 0x00A0;  // SAM-5 (no version claimed)
   v[n++] = 0x0460;  // SPC-4 (no version claimed)
   switch (type) {
-    case device_type::kDisk: v[n++] = 0x04C0; break;     // SBC-3
-    case device_type::kTape: v[n++] = 0x0400; break;     // SSC-3
-    case device_type::kCdrom: v[n++] = 0x04E0; break;    // MMC-6
-    case device_type::kChanger: v[n++] = 0x0480; break;  // SMC-3
-    default: break;
+    case device_type::kDisk:
+      v[n++] = 0x04C0;
+      break;  // SBC-3
+    case device_type::kTape:
+      v[n++] = 0x0400;
+      break;  // SSC-3
+    case device_type::kCdrom:
+      v[n++] = 0x04E0;
+      break;  // MMC-6
+    case device_type::kChanger:
+      v[n++] = 0x0480;
+      break;  // SMC-3
+    default:
+      break;
   }
   v[n++] = 0x0960;  // iSCSI (no version claimed)
   for (size_t i = 0; i < n; ++i) put_be16(p + 2 * i, v[i]);
@@ -46,12 +55,12 @@ void standard_inquiry(CommandContext& ctx) {
   std::array<uint8_t, kStandardLength> b{};
   b[0] = cfg.device_type & 0x1F;  // PERIPHERAL QUALIFIER 000b: connected
   if (cfg.removable || lu.capabilities().removable) b[1] = 0x80;  // RMB
-  b[2] = 0x06;                    // VERSION: SPC-4
-  b[3] = 0x10 | 0x02;             // HISUP, RESPONSE DATA FORMAT 2
-  b[4] = kStandardLength - 5;     // ADDITIONAL LENGTH
-  b[5] = 0x10;                    // TPGS 01b: implicit ALUA (REPORT TARGET PORT GROUPS)
+  b[2] = 0x06;                                                    // VERSION: SPC-4
+  b[3] = 0x10 | 0x02;                                             // HISUP, RESPONSE DATA FORMAT 2
+  b[4] = kStandardLength - 5;                                     // ADDITIONAL LENGTH
+  b[5] = 0x10;  // TPGS 01b: implicit ALUA (REPORT TARGET PORT GROUPS)
   if (implemented(0x83, 0x00, cfg.device_type)) b[5] |= 0x08;  // 3PC
-  b[7] = 0x02;                    // CMDQUE
+  b[7] = 0x02;                                                 // CMDQUE
   pad_ascii(&b[8], 8, cfg.vendor);
   pad_ascii(&b[16], 16, cfg.product);
   pad_ascii(&b[32], 4, cfg.revision);
@@ -125,7 +134,8 @@ void device_identification(CommandContext& ctx, std::vector<uint8_t>& p) {
     std::vector<uint8_t> v8(name.begin(), name.end());
     v8.push_back(0);
     while (v8.size() % 4) v8.push_back(0);
-    if (v8.size() <= 252) designator(p, static_cast<uint8_t>((proto << 4) | 0x03), 0x80 | 0x10 | 0x08, v8);
+    if (v8.size() <= 252)
+      designator(p, static_cast<uint8_t>((proto << 4) | 0x03), 0x80 | 0x10 | 0x08, v8);
   }
 }
 
@@ -161,7 +171,7 @@ void vpd_page(CommandContext& ctx, uint8_t page) {
           cfg.write_cache != WriteCacheMode::kNvCache && lu.capabilities().volatile_cache;
       p[6] = static_cast<uint8_t>((cfg.write_cache == WriteCacheMode::kNvCache ? 0x02 : 0x00) |
                                   (volatile_cache ? 0x01 : 0x00));  // NV_SUP, V_SUP
-      p[7] = 0x01;  // LUICLR
+      p[7] = 0x01;                                                  // LUICLR
       break;
     }
     case 0xB0: {  // SBC-3 6.5.3 Block Limits
@@ -201,9 +211,9 @@ void vpd_page(CommandContext& ctx, uint8_t page) {
       p.resize(8);
       const bool thin = cfg.thin && lu.capabilities().unmap;
       uint8_t bits = 0;
-      if (thin && implemented(0x42, 0, type)) bits |= 0x80;  // LBPU
-      if (thin && implemented(0x93, 0, type)) bits |= 0x40;  // LBPWS
-      if (thin && implemented(0x41, 0, type)) bits |= 0x20;  // LBPWS10
+      if (thin && implemented(0x42, 0, type)) bits |= 0x80;      // LBPU
+      if (thin && implemented(0x93, 0, type)) bits |= 0x40;      // LBPWS
+      if (thin && implemented(0x41, 0, type)) bits |= 0x20;      // LBPWS10
       if (thin && lu.capabilities().unmap_zeroes) bits |= 0x04;  // LBPRZ
       p[5] = bits;
       p[6] = thin ? 0x02 : 0x00;  // PROVISIONING TYPE: thin / full

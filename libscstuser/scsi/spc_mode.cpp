@@ -50,8 +50,10 @@ void spc_mode_sense(CommandContext& ctx) {
       out.insert(out.end(), bd.begin(), bd.end());
     }
     const size_t bdl = out.size() - header;
-    if (ten) put_be16(&out[6], static_cast<uint16_t>(bdl));
-    else out[3] = static_cast<uint8_t>(bdl);
+    if (ten)
+      put_be16(&out[6], static_cast<uint16_t>(bdl));
+    else
+      out[3] = static_cast<uint8_t>(bdl);
   }
   if (!lu.mode_pages().sense(page, subpage, pc, out)) {
     // An unsupported page, or a subpage of one.

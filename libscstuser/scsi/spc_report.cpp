@@ -12,7 +12,7 @@ namespace scstu::scsi {
 
 namespace {
 
-constexpr uint16_t kDefaultNominalTimeout = 0;      // not specified
+constexpr uint16_t kDefaultNominalTimeout = 0;       // not specified
 constexpr uint16_t kDefaultRecommendedTimeout = 30;  // seconds
 
 bool reported(const OpcodeInfo& op, uint8_t type) {

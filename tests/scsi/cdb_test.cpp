@@ -1,8 +1,9 @@
+#include "scsi/cdb.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "scsi/cdb.h"
 #include "scsi/opcode_table.h"
 
 namespace scstu::scsi {
@@ -38,20 +39,34 @@ std::vector<uint8_t> cdb_for(const OpcodeInfo& op, uint64_t length_value = 3) {
 uint32_t expected_length(const OpcodeInfo& op, const std::vector<uint8_t>& c, uint32_t bs) {
   const uint64_t field = get_be(c, op.length_offset, op.length_size);
   switch (op.unit) {
-    case LengthUnit::kNone: return 0;
-    case LengthUnit::kFixed: return op.fixed_length;
-    case LengthUnit::kBytes: return static_cast<uint32_t>(field);
-    case LengthUnit::kBlocks: return static_cast<uint32_t>(field * bs);
-    case LengthUnit::kBlocks6: return (c[4] ? c[4] : 256) * bs;
-    case LengthUnit::kTapeFixed: return static_cast<uint32_t>(field);  // FIXED = 0: bytes
-    case LengthUnit::kVerify: return 0;                                // BYTCHK = 0
-    case LengthUnit::kWriteSame: return bs;
-    case LengthUnit::kCompareWrite: return static_cast<uint32_t>(2 * c[13] * bs);
-    case LengthUnit::kFormatUnit: return 0;
-    case LengthUnit::kTapeVerify: return 0;
-    case LengthUnit::kReadBlockLimits: return 6;
-    case LengthUnit::kReadPosition: return (c[1] & 0x1F) == 6 ? 32 : (c[1] & 0x1F) == 8 ? 3 : 20;
-    case LengthUnit::kGetPerformance: return static_cast<uint32_t>(8 + 16 * field);
+    case LengthUnit::kNone:
+      return 0;
+    case LengthUnit::kFixed:
+      return op.fixed_length;
+    case LengthUnit::kBytes:
+      return static_cast<uint32_t>(field);
+    case LengthUnit::kBlocks:
+      return static_cast<uint32_t>(field * bs);
+    case LengthUnit::kBlocks6:
+      return (c[4] ? c[4] : 256) * bs;
+    case LengthUnit::kTapeFixed:
+      return static_cast<uint32_t>(field);  // FIXED = 0: bytes
+    case LengthUnit::kVerify:
+      return 0;  // BYTCHK = 0
+    case LengthUnit::kWriteSame:
+      return bs;
+    case LengthUnit::kCompareWrite:
+      return static_cast<uint32_t>(2 * c[13] * bs);
+    case LengthUnit::kFormatUnit:
+      return 0;
+    case LengthUnit::kTapeVerify:
+      return 0;
+    case LengthUnit::kReadBlockLimits:
+      return 6;
+    case LengthUnit::kReadPosition:
+      return (c[1] & 0x1F) == 6 ? 32 : (c[1] & 0x1F) == 8 ? 3 : 20;
+    case LengthUnit::kGetPerformance:
+      return static_cast<uint32_t>(8 + 16 * field);
   }
   return 0;
 }

@@ -51,7 +51,7 @@ class RamDisk : public BlockDevice {
 
   std::vector<uint8_t>& bytes() { return data_; }
   BlockCapabilities caps{};
-  int fail_with = 0;  // next request fails with this errno (negative)
+  int fail_with = 0;              // next request fails with this errno (negative)
   std::vector<BlockRequest> log;  // every request seen (op, flags, lba, blocks)
 
  private:
@@ -67,8 +67,10 @@ class RamDisk : public BlockDevice {
     if (req.op == BlockOp::kRead || req.op == BlockOp::kWrite) {
       for (const iovec& v : req.iov) {
         if (off + v.iov_len > data_.size()) return req.complete(-EIO);
-        if (req.op == BlockOp::kRead) std::memcpy(v.iov_base, &data_[off], v.iov_len);
-        else std::memcpy(&data_[off], v.iov_base, v.iov_len);
+        if (req.op == BlockOp::kRead)
+          std::memcpy(v.iov_base, &data_[off], v.iov_len);
+        else
+          std::memcpy(&data_[off], v.iov_base, v.iov_len);
         off += v.iov_len;
       }
     }
@@ -238,8 +240,12 @@ inline std::vector<uint8_t> cdb12(uint8_t op, uint32_t lba, uint32_t len, uint8_
   return c;
 }
 inline std::vector<uint8_t> inquiry(uint8_t page, uint16_t alloc, bool evpd) {
-  return {0x12, static_cast<uint8_t>(evpd ? 1 : 0), page, static_cast<uint8_t>(alloc >> 8),
-          static_cast<uint8_t>(alloc), 0};
+  return {0x12,
+          static_cast<uint8_t>(evpd ? 1 : 0),
+          page,
+          static_cast<uint8_t>(alloc >> 8),
+          static_cast<uint8_t>(alloc),
+          0};
 }
 
 }  // namespace scstu::scsi::testing

@@ -1,5 +1,6 @@
-#include <gtest/gtest.h>
+#include "scsi/mode_select.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -9,7 +10,6 @@
 
 #include "scsi/mode_file.h"
 #include "scsi/mode_pages.h"
-#include "scsi/mode_select.h"
 
 namespace scstu::scsi {
 namespace {

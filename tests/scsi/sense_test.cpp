@@ -1,25 +1,29 @@
+#include "scsi/sense.h"
+
 #include <gtest/gtest.h>
 
 #include <vector>
 
-#include "scsi/sense.h"
-
 namespace scstu::scsi {
 namespace {
 
-std::vector<uint8_t> bytes(const SenseData& s) { return {s.bytes.begin(), s.bytes.begin() + s.length}; }
+std::vector<uint8_t> bytes(const SenseData& s) {
+  return {s.bytes.begin(), s.bytes.begin() + s.length};
+}
 
 // SPC-4 4.5.3 Table 37 / 4.5.2.4.2.
 TEST(Sense, FixedWithFieldPointer) {
   const SenseData s = SenseBuilder(SenseFormat::kFixed, kInvalidFieldInCdb).cdb_field(2, 5).build();
-  const std::vector<uint8_t> want = {0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0,
-                                     0x24, 0x00, 0, 0x80 | 0x40 | 0x08 | 0x05, 0x00, 0x02};
+  const std::vector<uint8_t> want = {0x70, 0,   0x05, 0, 0,    0,    0, 10,
+                                     0,    0,   0,    0, 0x24, 0x00, 0, 0x80 | 0x40 | 0x08 | 0x05,
+                                     0x00, 0x02};
   EXPECT_EQ(bytes(s), want);
 }
 
 TEST(Sense, FixedParameterFieldWithoutBit) {
-  const SenseData s =
-      SenseBuilder(SenseFormat::kFixed, kInvalidFieldInParameterList).parameter_field(0x123).build();
+  const SenseData s = SenseBuilder(SenseFormat::kFixed, kInvalidFieldInParameterList)
+                          .parameter_field(0x123)
+                          .build();
   EXPECT_EQ(s.length, 18);
   EXPECT_EQ(s.bytes[15], 0x80);  // SKSV, C/D = 0, BPV = 0
   EXPECT_EQ(s.bytes[16], 0x01);
@@ -27,7 +31,8 @@ TEST(Sense, FixedParameterFieldWithoutBit) {
 }
 
 TEST(Sense, FixedInformation) {
-  const SenseData s = SenseBuilder(SenseFormat::kFixed, kMiscompare).information(0x01020304).build();
+  const SenseData s =
+      SenseBuilder(SenseFormat::kFixed, kMiscompare).information(0x01020304).build();
   EXPECT_EQ(s.bytes[0], 0xF0);  // VALID | 70h
   EXPECT_EQ(s.bytes[2], 0x0E);
   EXPECT_EQ(s.bytes[3], 0x01);
@@ -48,10 +53,10 @@ TEST(Sense, DescriptorWithInformationAndFieldPointer) {
                           .information(0x1122334455667788ull)
                           .cdb_field(7)
                           .build();
-  const std::vector<uint8_t> want = {
-      0x72, 0x05, 0x24, 0x00, 0, 0, 0, 20,                                  // header
-      0x00, 0x0A, 0x80, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,  // information
-      0x02, 0x06, 0x00, 0x00, 0xC0, 0x00, 0x07, 0x00};                       // SKS
+  const std::vector<uint8_t> want = {0x72, 0x05, 0x24, 0x00, 0,    0,    0,    20,  // header
+                                     0x00, 0x0A, 0x80, 0x00, 0x11, 0x22, 0x33, 0x44,
+                                     0x55, 0x66, 0x77, 0x88,  // information
+                                     0x02, 0x06, 0x00, 0x00, 0xC0, 0x00, 0x07, 0x00};  // SKS
   EXPECT_EQ(bytes(s), want);
 }
 
@@ -65,8 +70,7 @@ TEST(Sense, StreamBitsBothFormats) {
   const SenseData f =
       SenseBuilder(SenseFormat::kFixed, kNoSense).filemark().incorrect_length().build();
   EXPECT_EQ(f.bytes[2], 0x80 | 0x20);
-  const SenseData d =
-      SenseBuilder(SenseFormat::kDescriptor, kNoSense).end_of_medium().build();
+  const SenseData d = SenseBuilder(SenseFormat::kDescriptor, kNoSense).end_of_medium().build();
   const std::vector<uint8_t> want = {0x72, 0, 0, 0, 0, 0, 0, 4, 0x04, 0x02, 0x00, 0x40};
   EXPECT_EQ(bytes(d), want);
 }
@@ -86,8 +90,10 @@ TEST(Sense, DeferredResponseCodes) {
 
 TEST(Sense, ParseRoundTrip) {
   for (SenseFormat fmt : {SenseFormat::kFixed, SenseFormat::kDescriptor}) {
-    const SenseData s =
-        SenseBuilder(fmt, kInvalidFieldInParameterList).information(42).parameter_field(9, 3).build();
+    const SenseData s = SenseBuilder(fmt, kInvalidFieldInParameterList)
+                            .information(42)
+                            .parameter_field(9, 3)
+                            .build();
     const ParsedSense p = parse_sense(s.span());
     ASSERT_TRUE(p.valid);
     EXPECT_EQ(p.format, fmt);

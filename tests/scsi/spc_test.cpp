@@ -9,9 +9,9 @@ namespace scstu::scsi {
 namespace {
 
 using testing::Initiator;
+using testing::inquiry;
 using testing::RamDisk;
 using testing::Reply;
-using testing::inquiry;
 
 LogicalUnitConfig disk_config() {
   LogicalUnitConfig cfg;
@@ -40,7 +40,7 @@ TEST_F(Spc, StandardInquiryLayout) {
   EXPECT_EQ(r.data[3], 0x12);  // HISUP, format 2
   EXPECT_EQ(r.data[4], 91);
   EXPECT_EQ(r.data[5] & 0x31, 0x10);  // TPGS 01b, PROTECT 0
-  EXPECT_EQ(r.data[7], 0x02);  // CMDQUE
+  EXPECT_EQ(r.data[7], 0x02);         // CMDQUE
   EXPECT_EQ(std::string(r.data.begin() + 8, r.data.begin() + 16), "ACME    ");
   EXPECT_EQ(std::string(r.data.begin() + 16, r.data.begin() + 32), "RAMDISK         ");
   EXPECT_EQ(std::string(r.data.begin() + 32, r.data.begin() + 36), "0102");
@@ -92,7 +92,8 @@ TEST_F(Spc, VpdDeviceIdentification) {
   while (at + 4 <= r.data.size()) {
     const uint8_t type = r.data[at + 1] & 0x0F;
     const uint8_t assoc = (r.data[at + 1] >> 4) & 0x3;
-    if (type == 1) t10 = std::string(r.data.begin() + at + 4, r.data.begin() + at + 12) == "ACME    ";
+    if (type == 1)
+      t10 = std::string(r.data.begin() + at + 4, r.data.begin() + at + 12) == "ACME    ";
     if (type == 4 && assoc == 1) rel = get_be16(&r.data[at + 6]) == 1 && (r.data[at + 1] & 0x80);
     if (type == 5 && assoc == 1) tpg = get_be16(&r.data[at + 6]) == 1;
     if (type == 8 && assoc == 1) name = true;
@@ -116,7 +117,7 @@ TEST_F(Spc, VpdBlockLimitsAndProvisioning) {
   EXPECT_EQ(get_be16(&r.data[2]), 4);
   EXPECT_EQ(r.data[6] & 0x07, 0);  // fully provisioned
   r = ini_.run(inquiry(0x86, 255, true));
-  EXPECT_EQ(r.data[5], 0x07);  // HEADSUP ORDSUP SIMPSUP
+  EXPECT_EQ(r.data[5], 0x07);         // HEADSUP ORDSUP SIMPSUP
   EXPECT_EQ(r.data[6] & 0x01, 0x01);  // V_SUP: write-back cache
 }
 
