@@ -545,13 +545,19 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1);
     return false;
   }
-  const bool directions_disagree =
-      cmd.expected_length > 0 && cmd.expected_direction != DataDirection::kNone &&
-      cmd.direction != DataDirection::kNone && cmd.expected_direction != cmd.direction;
-  if (directions_disagree) {
-    const scsi::SenseCode c = kInvalidFieldInCommandIu;
-    complete_check_condition(cmd, c.key, c.asc, c.ascq);
-    return false;
+  if (cmd.expected_direction != DataDirection::kNone && cmd.direction != DataDirection::kNone &&
+      cmd.expected_direction != cmd.direction) {
+    // The transport's direction (iSCSI R/W bits) contradicts the CDB's. The
+    // CDB wins; the initiator neither sends nor accepts data in the CDB's
+    // direction, so its expected length for it is 0 (libiscsi's
+    // Read10Invalid: READ flagged as a write gets GOOD, and no Data-In). A
+    // bidirectional mismatch cannot be mapped that way: refused.
+    if (cmd.direction == DataDirection::kBidi || cmd.expected_direction == DataDirection::kBidi) {
+      const scsi::SenseCode c = kInvalidFieldInCommandIu;
+      complete_check_condition(cmd, c.key, c.asc, c.ascq);
+      return false;
+    }
+    cmd.expected_length = 0;
   }
   if (cmd.expected_length < write_part) {
     // The CDB asks for more Data-Out than the initiator will send. FCP-4

@@ -58,6 +58,10 @@
 //           COMMAND INFORMATION UNIT. Never a write of bytes the initiator did
 //           not send.
 //   none:   expected > 0: underflow of expected.
+//   expected_direction contradicting the CDB (READ sent with only the W bit):
+//           prepare() sets expected_length to 0 (the initiator expects no data
+//           in the CDB's direction) and the rules above apply: no Data-In, no
+//           bytes written. Bidirectional mismatches are refused (0E/03).
 #pragma once
 
 #include <cstdint>

@@ -356,12 +356,26 @@ TEST_F(TargetCoreTest, ResidualsFollowTheCdb) {
     EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
     core->release(w.cmd);
   }
-  // Directions that disagree: refused too.
-  Exchange d(s.get(), 0, test::read10(0, 1), 512, DataDirection::kWrite);
-  EXPECT_FALSE(d.run(*core));
-  EXPECT_EQ(d.asc(), 0x0E);
-  core->release(d.cmd);
   EXPECT_EQ(dev1->submits.load(), submits);
+  // Directions that disagree: the CDB wins, the initiator gets no data it did
+  // not ask for and nothing it did not send is written.
+  {
+    Exchange r(s.get(), 0, test::read10(0, 1), 512, DataDirection::kWrite);
+    ASSERT_TRUE(r.run(*core));
+    EXPECT_EQ(r.cmd.status, status::kGood);
+    EXPECT_EQ(r.cmd.transferred, 0u);
+    EXPECT_TRUE(r.data_in.empty());
+    EXPECT_EQ(r.cmd.residual, Residual::kOverflow);
+    EXPECT_EQ(r.cmd.residual_count, 512u);
+    core->release(r.cmd);
+  }
+  {
+    Exchange w(s.get(), 0, test::write10(0, 1), 512, DataDirection::kRead);
+    ASSERT_TRUE(w.run(*core));
+    EXPECT_EQ(w.cmd.data_length, 0u);  // cut to 0 blocks
+    EXPECT_EQ(w.cmd.status, status::kGood);
+    core->release(w.cmd);
+  }
 }
 
 TEST_F(TargetCoreTest, TransferredIsClampedSoStaleBytesNeverLeave) {
