@@ -93,8 +93,11 @@ inline constexpr uint32_t kWritesMedium = 1u << 1;
 inline constexpr uint32_t kNoUnitAttention = 1u << 2;
 // Needs the medium: NOT READY while the unit is stopped / no medium.
 inline constexpr uint32_t kNeedsMedium = 1u << 3;
-// SPC-2 reservations (SPC-4 5.13.1.? / SPC-2 5.5.1): allowed from a
-// non-holder nexus while a RESERVE(6/10) reservation is held.
+// The next three flags are informative (REPORT SUPPORTED OPERATION CODES,
+// tools): which commands a reservation blocks is decided in one place,
+// core/reservations.h (persistent_access_class, spc2_allowed_to_non_holder).
+// SPC-2 5.5.1: allowed from a non-holder nexus while a RESERVE(6/10)
+// reservation is held.
 inline constexpr uint32_t kAllowedWhenReserved = 1u << 4;
 // SPC-4 5.13.1 Table 45: allowed for a non-registrant under any persistent
 // reservation type (INQUIRY, REPORT LUNS, PR IN, ...).
