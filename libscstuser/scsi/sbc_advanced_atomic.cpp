@@ -129,7 +129,17 @@ bool within_max_transfer(CommandContext& ctx) {
 // written; the data-out holds both instances (2 x n blocks).
 void sbc_compare_and_write(CommandContext& ctx) {
   const CdbDecode& d = ctx.decoded();
-  if (d.blocks == 0) return ctx.complete_good(0);
+  if (d.blocks == 0) {
+    // SBC-3 5.2: zero blocks compares and writes nothing, and no Data-Out
+    // belongs to the command. An initiator sending Data-Out anyway meant a
+    // count the one-byte field cannot hold (256 wraps to 0): completing GOOD
+    // would acknowledge a compare and write that never happened, so the
+    // field is refused instead (FCP-4 9.4.2 allows ending an overflowing write).
+    if (ctx.request().expected_length != 0) {
+      return ctx.complete_check(kInvalidFieldInCdb, {true, 13, kNoBit});
+    }
+    return ctx.complete_good(0);
+  }
   // VPD B0h MAXIMUM COMPARE AND WRITE LENGTH.
   if (d.blocks > ctx.unit().config().max_compare_write_blocks) {
     return ctx.complete_check(kInvalidFieldInCdb, {true, 13, kNoBit});

@@ -79,6 +79,9 @@ void sbc_sanitize(CommandContext& ctx) {
   const auto cdb = ctx.cdb();
   const uint8_t sa = cdb[1] & 0x1F;
   const uint32_t length = get_be16(&cdb[7]);
+  // SBC-4 table 80: byte 1 bit 6 is reserved (bytes 2-6 are refused by the
+  // decoder already, from the CDB usage data).
+  if (cdb[1] & 0x40) return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 6});
   switch (sa) {
     case 0x01: {  // OVERWRITE
       const uint32_t bs = ctx.block_size();

@@ -43,8 +43,11 @@ void sbc_write_same(CommandContext& ctx) {
     // VPD B0h WSNZ = 0: zero blocks means up to the last LBA.
     blocks = ctx.capacity() - d.lba;
     if (blocks == 0) return ctx.complete_good(ctx.data_length());
-  } else if (blocks > ctx.unit().config().max_write_same_blocks) {
-    // VPD B0h MAXIMUM WRITE SAME LENGTH.
+  }
+  // VPD B0h MAXIMUM WRITE SAME LENGTH bounds the blocks written, also those a
+  // NUMBER OF LOGICAL BLOCKS of zero implies (SBC-4 5.50: "the number of
+  // logical blocks specified to be written" exceeding it is INVALID FIELD IN CDB).
+  if (blocks > ctx.unit().config().max_write_same_blocks) {
     return ctx.complete_check(kInvalidFieldInCdb, {true, ctx.op().length_offset, kNoBit});
   }
   const uint32_t bs = ctx.block_size();
@@ -133,52 +136,82 @@ void finish_lba_status(CommandContext& ctx, std::vector<uint8_t>& out) {
 // The BlockDevice API does not say which blocks are allocated. With LBPRZ a
 // deallocated block reads as zeroes, so a block of zeroes is reported
 // deallocated: an initiator that trusts the report reads the same data
-// either way. Reads at most kChunkBytes from the starting LBA; the last
-// descriptor ends where the read ended (5.7.2 allows a partial answer).
+// either way. The medium is read a chunk at a time from the starting LBA
+// until the descriptors the allocation length holds are complete, the end of
+// the unit, or kScanBytes; the last descriptor ends where the scan ended
+// (5.7.2 allows a partial answer).
 class LbaStatusJob : public BlockJob {
  public:
-  LbaStatusJob(CommandContext& ctx, uint64_t lba, uint64_t blocks)
-      : BlockJob(ctx), lba_(lba), blocks_(blocks), buffer_(blocks * ctx.block_size()) {}
+  // Read at most this much per command: a 1 GiB unit is answered whole.
+  static constexpr uint64_t kScanBytes = uint64_t{1} << 30;
+
+  LbaStatusJob(CommandContext& ctx, uint64_t lba, uint64_t end, size_t max_descriptors)
+      : BlockJob(ctx),
+        next_lba_(lba),
+        run_start_(lba),
+        end_(end),
+        max_descriptors_(max_descriptors),
+        chunk_blocks_(std::max<uint64_t>(1, kChunkBytes / ctx.block_size())),
+        budget_blocks_(std::max<uint64_t>(chunk_blocks_, kScanBytes / ctx.block_size())),
+        buffer_(chunk_blocks_ * ctx.block_size()),
+        out_(8, 0) {}
 
  protected:
   bool next(int error) override {
     if (error != 0) {
-      ctx().complete_block_error(error, lba_);
+      ctx().complete_block_error(error, next_lba_);
       return false;
     }
-    if (!submitted_) {
-      submitted_ = true;
-      submit(ctx().device(), BlockOp::kRead, lba_, blocks_, buffer_.iov(buffer_.size()), 0);
-      return true;
+    if (in_flight_ != 0 && !scan_chunk()) return finish();
+    if (next_lba_ == end_ || budget_blocks_ == 0) {
+      add_descriptor(out_, run_start_, static_cast<uint32_t>(next_lba_ - run_start_),
+                     static_cast<uint8_t>(run_status_));
+      return finish();
     }
-    const uint32_t bs = ctx().block_size();
-    std::vector<uint8_t> out(8, 0);
-    uint64_t run_start = 0;
-    int run_status = -1;
-    for (uint64_t i = 0; i <= blocks_; ++i) {
-      int status = -1;
-      if (i < blocks_) {
-        const uint8_t* b = buffer_.data() + i * bs;
-        status = (b[0] == 0 && std::memcmp(b, b + 1, bs - 1) == 0) ? 1 : 0;
-      }
-      if (status != run_status) {
-        if (run_status >= 0) {
-          add_descriptor(out, lba_ + run_start, static_cast<uint32_t>(i - run_start),
-                         static_cast<uint8_t>(run_status));
-        }
-        run_start = i;
-        run_status = status;
-      }
-    }
-    finish_lba_status(ctx(), out);
-    return false;
+    in_flight_ = std::min(chunk_blocks_, std::min(end_ - next_lba_, budget_blocks_));
+    budget_blocks_ -= in_flight_;
+    submit(ctx().device(), BlockOp::kRead, next_lba_, in_flight_,
+           buffer_.iov(in_flight_ * ctx().block_size()), 0);
+    return true;
   }
 
  private:
-  uint64_t lba_;
-  uint64_t blocks_;
-  bool submitted_ = false;
+  // Extends the current run over the chunk just read, closing it where the
+  // status changes. False once the descriptors that fit are complete.
+  bool scan_chunk() {
+    const uint32_t bs = ctx().block_size();
+    for (uint64_t i = 0; i < in_flight_; ++i) {
+      const uint8_t* b = buffer_.data() + i * bs;
+      const int status = (b[0] == 0 && std::memcmp(b, b + 1, bs - 1) == 0) ? 1 : 0;
+      const uint64_t lba = next_lba_ + i;
+      if (run_status_ >= 0 && status != run_status_) {
+        add_descriptor(out_, run_start_, static_cast<uint32_t>(lba - run_start_),
+                       static_cast<uint8_t>(run_status_));
+        if (++descriptors_ == max_descriptors_) return false;
+        run_start_ = lba;
+      }
+      run_status_ = status;
+    }
+    next_lba_ += in_flight_;
+    return true;
+  }
+
+  bool finish() {
+    finish_lba_status(ctx(), out_);
+    return false;
+  }
+
+  uint64_t next_lba_;
+  uint64_t run_start_;
+  int run_status_ = -1;
+  uint64_t end_;
+  size_t max_descriptors_;
+  size_t descriptors_ = 0;
+  uint64_t chunk_blocks_;
+  uint64_t budget_blocks_;
+  uint64_t in_flight_ = 0;
   AlignedBuffer buffer_;
+  std::vector<uint8_t> out_;
 };
 
 }  // namespace
@@ -191,8 +224,11 @@ void sbc_get_lba_status(CommandContext& ctx) {
   if (lba >= capacity) return ctx.complete_check(ctx.sense(kLbaOutOfRange).information(lba));
   const uint64_t to_end = capacity - lba;
   if (thin(ctx) && ctx.unit().capabilities().unmap_zeroes) {
-    const uint64_t window = std::min<uint64_t>(to_end, kChunkBytes / ctx.block_size());
-    return BlockJob::start(std::make_unique<LbaStatusJob>(ctx, lba, window));
+    // ALLOCATION LENGTH (bytes 10-13): the 8-byte header, then descriptors.
+    const uint32_t alloc = get_be32(&ctx.cdb()[10]);
+    const size_t fit = alloc > 8 ? (alloc - 8) / 16 : 0;
+    return BlockJob::start(
+        std::make_unique<LbaStatusJob>(ctx, lba, capacity, std::max<size_t>(1, fit)));
   }
   // A fully provisioned unit: every block is mapped.
   std::vector<uint8_t> out(8, 0);

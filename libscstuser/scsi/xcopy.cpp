@@ -35,7 +35,15 @@ constexpr size_t kMaxHeldRecords = 256;
 constexpr uint8_t kHeaderBytes = 16;
 
 constexpr SenseCode kCopyAbortedInvalidField{0x0A, 0x26, 0x00};
-constexpr SenseCode kCopyAbortedLbaOutOfRange{0x0A, 0x21, 0x00};
+// SPC-4 6.4.3.2 / 5.17.4: a segment whose CSCD descriptor index names no
+// descriptor of the list refers to a copy target that cannot be reached.
+constexpr SenseCode kUnreachableCopyTarget{0x0A, 0x08, 0x04};
+// SPC-4 5.17.4: an error the copy target would report (here: blocks beyond
+// its capacity) ends the copy with COPY ABORTED; the additional sense code
+// says nothing more, INFORMATION holds the LBA and COMMAND-SPECIFIC
+// INFORMATION the segment (libiscsi's ValidSegDescr accepts only 00/00,
+// 08/04 or 0D/02 here).
+constexpr SenseCode kCopyAbortedNoAdditionalSense{0x0A, 0x00, 0x00};
 constexpr SenseCode kCopyAbortedWriteProtected{0x0A, 0x27, 0x00};
 constexpr SenseCode kCopyAbortedReadError{0x0A, 0x11, 0x00};
 constexpr SenseCode kCopyAbortedWriteError{0x0A, 0x0C, 0x00};
@@ -102,10 +110,10 @@ class CopyJob : public BlockJob {
   bool start_segment() {
     const Segment& s = segments_[segment_];
     if (s.source >= targets_.size()) {
-      return fail(ctx().sense(kCopyAbortedInvalidField).parameter_field(s.offset + 4));
+      return fail(ctx().sense(kUnreachableCopyTarget).parameter_field(s.offset + 4));
     }
     if (s.destination >= targets_.size()) {
-      return fail(ctx().sense(kCopyAbortedInvalidField).parameter_field(s.offset + 6));
+      return fail(ctx().sense(kUnreachableCopyTarget).parameter_field(s.offset + 6));
     }
     LogicalUnit& src = unit(s.source);
     LogicalUnit& dst = unit(s.destination);
@@ -114,11 +122,11 @@ class CopyJob : public BlockJob {
       return fail(ctx().sense(kCopyAbortedInvalidField).parameter_field(s.offset));
     }
     if (s.source_lba > src.capacity_blocks() || s.blocks > src.capacity_blocks() - s.source_lba) {
-      return fail(ctx().sense(kCopyAbortedLbaOutOfRange).information(s.source_lba));
+      return fail(ctx().sense(kCopyAbortedNoAdditionalSense).information(s.source_lba));
     }
     if (s.destination_lba > dst.capacity_blocks() ||
         s.blocks > dst.capacity_blocks() - s.destination_lba) {
-      return fail(ctx().sense(kCopyAbortedLbaOutOfRange).information(s.destination_lba));
+      return fail(ctx().sense(kCopyAbortedNoAdditionalSense).information(s.destination_lba));
     }
     if (dst.software_write_protect() || dst.capabilities().read_only ||
         (&dst == &ctx().unit() && ctx().request().read_only)) {

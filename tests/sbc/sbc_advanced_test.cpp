@@ -114,10 +114,22 @@ TEST(WriteSame, NdobWritesZeroesWithoutDataOut) {
 }
 
 TEST(WriteSame, ZeroBlocksMeansToTheLastLba) {
-  Unit u(true, RamDisk::thin_caps(), 600);  // more than MAXIMUM WRITE SAME LENGTH
-  expect_good(u.ini.run(cdb10(0x41, 0, 10, 0), Bytes(kBs, 0x3C)));
-  EXPECT_TRUE(u.disk.all(10, 590, 0x3C));
-  EXPECT_TRUE(u.disk.all(0, 10, 0));
+  Unit u(true, RamDisk::thin_caps(), 600);  // more than MAXIMUM WRITE SAME LENGTH (512)
+  expect_good(u.ini.run(cdb10(0x41, 0, 88, 0), Bytes(kBs, 0x3C)));  // 512 blocks
+  EXPECT_TRUE(u.disk.all(88, 512, 0x3C));
+  EXPECT_TRUE(u.disk.all(0, 88, 0));
+}
+
+// SBC-4 5.50: the blocks a NUMBER OF LOGICAL BLOCKS of zero implies count
+// against MAXIMUM WRITE SAME LENGTH like an explicit count (libiscsi
+// WriteSame10/16.ZeroBlocks).
+TEST(WriteSame, ZeroBlocksBeyondTheMaximumLengthIsAnInvalidField) {
+  Unit u(true, RamDisk::thin_caps(), 600);
+  expect_check(u.ini.run(cdb10(0x41, 0, 87, 0), Bytes(kBs, 0x3C)), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 7, kNoBit});
+  expect_check(u.ini.run(cdb16(0x93, 0, 0, 0), Bytes(kBs, 0x3C)), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 10, kNoBit});
+  EXPECT_TRUE(u.disk.all(0, 600, 0));
 }
 
 TEST(WriteSame, OneBlockNeedsOneBlockOfBuffer) {
@@ -254,6 +266,45 @@ TEST(GetLbaStatus, ThinReportsDeallocatedRuns) {
   EXPECT_EQ(Bytes(r.data.begin(), r.data.begin() + static_cast<ptrdiff_t>(want.size())), want);
 }
 
+// The answer covers the unit past the first chunk read (libiscsi
+// Sanitize.BlockErase wants the whole LUN described), and stops once the
+// descriptors the allocation length holds are complete.
+TEST(GetLbaStatus, ScansPastOneChunkUntilTheDescriptorsAreComplete) {
+  constexpr uint64_t kBig = 3 * scsi::kChunkBytes / kBs;
+  Unit u(true, RamDisk::thin_caps(), kBig);
+  Result r = u.ini.run(get_lba_status(0, 64), {}, 64);
+  expect_good(r);
+  Bytes want(8 + 16, 0);
+  put32(want, 0, 4 + 16);
+  put32(want, 16, static_cast<uint32_t>(kBig));
+  want[20] = 1;
+  EXPECT_EQ(r.transferred, want.size());
+  EXPECT_EQ(Bytes(r.data.begin(), r.data.begin() + static_cast<ptrdiff_t>(want.size())), want);
+
+  u.disk.fill(kBig - 100, 1, 0x42);  // one mapped block in the last chunk
+  r = u.ini.run(get_lba_status(0, 8 + 3 * 16), {}, 8 + 3 * 16);
+  expect_good(r);
+  want.assign(8 + 3 * 16, 0);
+  put32(want, 0, 4 + 3 * 16);
+  put32(want, 16, static_cast<uint32_t>(kBig - 100));
+  want[20] = 1;
+  put64(want, 24, kBig - 100);
+  put32(want, 32, 1);
+  put64(want, 40, kBig - 99);
+  put32(want, 48, 99);
+  want[52] = 1;
+  EXPECT_EQ(r.data, want);
+
+  // Room for one descriptor: the first run only.
+  r = u.ini.run(get_lba_status(0, 24), {}, 24);
+  expect_good(r);
+  want.assign(24, 0);
+  put32(want, 0, 20);
+  put32(want, 16, static_cast<uint32_t>(kBig - 100));
+  want[20] = 1;
+  EXPECT_EQ(r.data, want);
+}
+
 TEST(GetLbaStatus, FullyProvisionedIsAllMapped) {
   Unit u(false, BlockCapabilities{});
   Result r = u.ini.run(get_lba_status(100, 24), {}, 24);
@@ -317,6 +368,12 @@ TEST(CompareAndWrite, MiscompareReportsTheOffsetAndWritesNothing) {
 TEST(CompareAndWrite, Limits) {
   Unit u;
   expect_good(u.ini.run(caw(0, 0)));
+  // Zero blocks but Data-Out announced (a count of 256 wrapped to 0, as
+  // libiscsi's CompareAndWrite.Simple sends): refused, nothing written.
+  u.disk.fill(0, 4, 0x5A);
+  expect_check(u.ini.run_overflowing(caw(0, 0), 2 * 256 * kBs), scsi::kInvalidFieldInCdb,
+               FieldPointer{true, 13, kNoBit});
+  EXPECT_TRUE(u.disk.all(0, 4, 0x5A));
   expect_check(u.ini.run(caw(0, 9), two_halves(9, 0, 0)), scsi::kInvalidFieldInCdb,
                FieldPointer{true, 13, kNoBit});
   expect_check(u.ini.run(caw(kBlocks - 1, 2), two_halves(2, 0, 0)), scsi::kLbaOutOfRange);
@@ -469,6 +526,26 @@ TEST(Sanitize, BlockEraseCryptoEraseExitFailureMode) {
   EXPECT_TRUE(u.disk.all(0, kBlocks, 0));
   expect_good(u.ini.run(sanitize(0x1F, 0)));
   expect_good(u.ini.run(sanitize(0x80 | 0x20 | 0x02, 0)));  // IMMED, AUSE
+}
+
+// SBC-4 table 80: byte 1 bit 6 and bytes 2-6 are reserved (libiscsi
+// Sanitize.*Reserved).
+TEST(Sanitize, ReservedFieldsAreInvalid) {
+  Unit u;
+  u.disk.fill(0, kBlocks, 0xEE);
+  for (uint8_t sa : {0x01, 0x02, 0x03}) {
+    Bytes c = sanitize(sa | 0x40, 0);
+    expect_check(u.ini.run(c), scsi::kInvalidFieldInCdb, FieldPointer{true, 1, 6});
+    for (uint8_t i = 2; i <= 6; ++i) {
+      c = sanitize(sa, 0);
+      c[i] = i;
+      Result r = u.ini.run(c);
+      expect_check(r, scsi::kInvalidFieldInCdb);
+      ASSERT_TRUE(r.parsed().field.has_value());
+      EXPECT_EQ(r.parsed().field->field, i);
+    }
+  }
+  EXPECT_TRUE(u.disk.all(0, kBlocks, 0xEE));
 }
 
 TEST(Sanitize, Errors) {

@@ -169,6 +169,11 @@ class Initiator : public CommandSink {
                                    : DataDirection::kWrite;
     r.data_length = static_cast<uint32_t>(c->buffer.size());
     r.expected_length = r.data_length;
+    if (expected_override_ != 0) {
+      r.direction = DataDirection::kWrite;
+      r.expected_length = expected_override_;
+      expected_override_ = 0;
+    }
     r.tag = next_tag_++;
     r.data = c->buffer.empty() ? DataBuffer() : DataBuffer(std::span<const iovec>(&c->iov, 1));
     const uint32_t token = r.tag;
@@ -185,6 +190,13 @@ class Initiator : public CommandSink {
     Call& c = *calls_.at(token);
     c.result.data = c.buffer;
     return c.result;
+  }
+  // A write whose CDB transfers nothing while the initiator announced
+  // `expected` bytes of Data-Out (what the transport reports as overflow).
+  Result run_overflowing(const Bytes& cdb, uint32_t expected) {
+    expected_override_ = expected;
+    Result r = run(cdb);
+    return r;
   }
   Result run(const Bytes& cdb, const Bytes& data_out = {}, uint32_t data_in = 0) {
     Result r = result(start(cdb, data_out, data_in));
@@ -215,6 +227,7 @@ class Initiator : public CommandSink {
   std::mutex mutex_;
   std::map<uint32_t, std::unique_ptr<Call>> calls_;
   uint32_t next_tag_ = 1;
+  uint32_t expected_override_ = 0;
 };
 
 inline void put16(Bytes& v, size_t at, uint16_t x) {

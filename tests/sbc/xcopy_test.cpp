@@ -239,11 +239,16 @@ TEST(ExtendedCopy, SegmentErrorsAbortTheCopy) {
     EXPECT_EQ(r.sense[16] << 8 | r.sense[17], field);
   };
   Result r = xcopy(u.ini, parameter_list(7, 0, {target(u.lu)}, {segment(0, 1, 8, 0, 100)}));
-  expect_check(r, scsi::SenseCode{0x0A, 0x26, 0x00});
+  expect_check(r, scsi::SenseCode{0x0A, 0x08, 0x04});  // UNREACHABLE COPY TARGET
   segment_pointer(r, 54);
-  // Beyond the end of the destination.
+  // Beyond the end of the destination: COPY ABORTED, 00/00, the LBA in
+  // INFORMATION (fixed format bytes 3-6, VALID set).
   r = xcopy(u.ini, parameter_list(8, 0, {target(u.lu)}, {segment(0, 0, 2048, 0, kBlocks - 1)}));
-  expect_check(r, scsi::SenseCode{0x0A, 0x21, 0x00});
+  expect_check(r, scsi::SenseCode{0x0A, 0x00, 0x00});
+  ASSERT_GE(r.sense.size(), 18u);
+  EXPECT_EQ(r.sense[0], 0xF0);
+  EXPECT_EQ((Bytes{r.sense[3], r.sense[4], r.sense[5], r.sense[6]}),
+            (Bytes{0, 0, (kBlocks - 1) >> 8, (kBlocks - 1) & 0xFF}));
   // Block length that is not the unit's.
   r = xcopy(u.ini, parameter_list(9, 0, {target(u.lu, 4096)}, {segment(0, 0, 1, 0, 1)}));
   expect_check(r, scsi::SenseCode{0x0A, 0x26, 0x00});
