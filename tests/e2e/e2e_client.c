@@ -141,6 +141,8 @@ static int do_write(int argc, char **argv) {
   fflush(stdout);
   iscsi_logout_sync(w.iscsi);
   iscsi_destroy_context(w.iscsi);
+  free(w.bufs);
+  free(w.free_slots);
   return 0;
 }
 
@@ -186,10 +188,16 @@ static int do_verify(int argc, char **argv) {
     fill(want, bs, lba);
     if (pread(fd, got, bs, (off_t)(lba * bs)) != (ssize_t)bs || memcmp(want, got, bs) != 0) {
       printf("acknowledged LBA %" PRIu64 " is not on disk\n", lba);
+      free(want);
+      free(got);
+      close(fd);
       return 1;
     }
     n++;
   }
+  free(want);
+  free(got);
+  close(fd);
   printf("verified %" PRIu64 " acknowledged blocks\n", n);
   return n > 0 ? 0 : 1;
 }
