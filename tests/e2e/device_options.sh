@@ -95,3 +95,15 @@ if "$FILEIO_TGT" --iscsi 127.0.0.1:0 disk "$WORK/missing.img" 2>"$WORK/err.txt";
   fail "started with a missing file"
 fi
 expect_contains "$(cat "$WORK/err.txt")" "open $WORK/missing.img: No such file or directory" "error"
+
+step "--help has examples; bad options name the option and the fix"
+expect_contains "$("$FILEIO_TGT" --help)" "Examples:" "--help"
+for bad in "--iscsi 127.0.0.1:0 --block-size 1000 d $WORK/disk.img" \
+  "d $WORK/disk.img" "--iscsi 127.0.0.1:0 d" "--iscsi 127.0.0.1:0 --io-engine foo d $WORK/disk.img" \
+  "--iscsi 127.0.0.1:99999 d $WORK/disk.img" "--iscsi 127.0.0.1:0 bad/name $WORK/disk.img"; do
+  # shellcheck disable=SC2086
+  if "$FILEIO_TGT" $bad 2>"$WORK/err.txt"; then fail "accepted: fileio_tgt $bad"; fi
+  grep -q '^fileio_tgt: ' "$WORK/err.txt" || fail "no clear error for: fileio_tgt $bad"
+done
+expect_contains "$("$FILEIO_TGT" --iscsi 127.0.0.1:0 --block-size 1000 d "$WORK/disk.img" 2>&1 || true)" \
+  "not a power of two" "block size error"
