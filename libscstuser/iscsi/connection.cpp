@@ -26,7 +26,7 @@ Connection::Connection(ServerImpl& server, int fd, std::string peer)
       event_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       peer_(std::move(peer)),
       rx_(kRxBuffer),
-      scratch_(64 * 1024) {
+      scratch_(size_t{64} * 1024) {
   window_ = server.window();
   uint32_t pool = window_ + kImmediateTasks;
   tasks_.reserve(pool);
@@ -42,7 +42,7 @@ Connection::Connection(ServerImpl& server, int fd, std::string peer)
   }
   std::reverse(free_tasks_.begin(), free_tasks_.end());
   size_t table = 1;
-  while (table < pool * 4) table <<= 1;
+  while (table < size_t{pool} * 4) table <<= 1;
   itt_table_.assign(table, nullptr);
   local_done_.reserve(pool);
   drain_.reserve(pool);
@@ -61,7 +61,8 @@ void Connection::log(const char* fmt, ...) {
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof(buf), fmt, ap);
+  vsnprintf(buf, sizeof(buf), fmt,
+            ap);  // NOLINT(clang-analyzer-valist.Uninitialized): false positive, va_start above
   va_end(ap);
   server_.log("iscsi: %s%s%s: %s", peer_.c_str(), initiator_.empty() ? "" : " ", initiator_.c_str(),
               buf);

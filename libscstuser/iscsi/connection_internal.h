@@ -15,13 +15,13 @@ class Connection;
 
 using Clock = std::chrono::steady_clock;
 
-inline constexpr size_t kRxBuffer = 512 * 1024;
-inline constexpr size_t kArenaChunk = 64 * 1024;
+inline constexpr size_t kRxBuffer = size_t{512} * 1024;
+inline constexpr size_t kArenaChunk = size_t{64} * 1024;
 inline constexpr uint32_t kImmediateTasks = 16;
 inline constexpr uint32_t kMaxPendingTmfs = 32;
 // Transmit backlog beyond which no more PDUs are read until some is sent.
 inline constexpr size_t kMaxArenaBytes = 32u << 20;
-inline constexpr size_t kMaxTxSegments = 64 * 1024;
+inline constexpr size_t kMaxTxSegments = size_t{64} * 1024;
 // Login PDUs: RFC 7143 13.12, the default MaxRecvDataSegmentLength is in
 // force until negotiation ends.
 inline constexpr uint32_t kLoginMaxData = 8192;
@@ -60,6 +60,6 @@ inline uint64_t isid_u64(const std::array<uint8_t, 6>& isid) {
   return v;
 }
 
-inline size_t itt_slot(uint32_t itt, size_t mask) { return (itt * 2654435761u) & mask; }
+inline size_t itt_slot(uint32_t itt, size_t mask) { return (size_t{itt} * 2654435761u) & mask; }
 
 }  // namespace scstu::iscsi

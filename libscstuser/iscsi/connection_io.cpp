@@ -41,7 +41,7 @@ bool Connection::wait_fd(short events, Clock::time_point deadline) {
 
 ssize_t Connection::recv_some() {
   if (rpos_ == wpos_) rpos_ = wpos_ = 0;
-  if (rx_.size() - wpos_ < 64 * 1024 && rpos_ > 0) {
+  if (rx_.size() - wpos_ < size_t{64} * 1024 && rpos_ > 0) {
     std::memmove(rx_.data(), rx_.data() + rpos_, wpos_ - rpos_);
     wpos_ -= rpos_;
     rpos_ = 0;

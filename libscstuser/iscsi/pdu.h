@@ -19,7 +19,7 @@ inline constexpr size_t kDigestSize = 4;
 // RFC 7143 13.12: MaxRecvDataSegmentLength is at most 2^24 - 1.
 inline constexpr uint32_t kMaxDataSegment = (1u << 24) - 1;
 // TotalAHSLength is one byte of 4-byte words.
-inline constexpr size_t kMaxAhsBytes = 255 * 4;
+inline constexpr size_t kMaxAhsBytes = size_t{255} * 4;
 inline constexpr uint32_t kReservedTag = 0xFFFFFFFFu;
 
 enum class Opcode : uint8_t {

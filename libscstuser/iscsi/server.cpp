@@ -56,7 +56,7 @@ void ServerImpl::log(const char* fmt, ...) {
   char buf[1024];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+  int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);  // NOLINT(clang-analyzer-valist.Uninitialized)
   va_end(ap);
   if (n < 0) return;
   size_t len = std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 2);

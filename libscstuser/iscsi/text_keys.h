@@ -21,7 +21,7 @@ inline constexpr size_t kMaxKeyLength = 63;
 inline constexpr size_t kMaxValueLength = 255;
 inline constexpr size_t kMaxBinaryValueLength = 8192;
 inline constexpr size_t kMaxTextPairs = 128;
-inline constexpr size_t kMaxTextBytes = 64 * 1024;
+inline constexpr size_t kMaxTextBytes = size_t{64} * 1024;
 
 struct TextPair {
   std::string key;
