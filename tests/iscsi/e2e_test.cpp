@@ -23,6 +23,7 @@ extern "C" {
 #include <iscsi/scsi-lowlevel.h>
 }
 
+#include "iscsi/crc32c.h"
 #include "iscsi/pdu.h"
 #include "iscsi/text_keys.h"
 
@@ -313,11 +314,15 @@ void send_all(int fd, const void* p, size_t n) {
 }
 
 // A login straight to full feature phase (no authentication configured).
-bool raw_login(int fd, const char* initiator) {
+bool raw_login(int fd, const char* initiator, bool digests = false) {
   std::string text;
   append_pair(text, "InitiatorName", initiator);
   append_pair(text, "TargetName", kTarget);
   append_pair(text, "SessionType", "Normal");
+  if (digests) {
+    append_pair(text, "HeaderDigest", "CRC32C");
+    append_pair(text, "DataDigest", "CRC32C");
+  }
   LoginPdu l;
   l.transit = true;
   l.csg = 1;
@@ -453,6 +458,71 @@ TEST(IscsiE2e, StopSendsAsyncLogoutRequest) {
   std::memcpy(h.b.data(), bytes.data(), kBhsSize);
   EXPECT_EQ(h.opcode(), Opcode::kAsyncMessage);
   EXPECT_EQ(AsyncMessagePdu::decode(h).event, 1);
+  close(fd);
+}
+
+bool recv_exact(int fd, void* p, size_t n) {
+  size_t have = 0;
+  while (have < n) {
+    pollfd pf{fd, POLLIN, 0};
+    if (poll(&pf, 1, 5000) <= 0) return false;
+    ssize_t r = recv(fd, static_cast<char*>(p) + have, n - have, 0);
+    if (r <= 0) return false;
+    have += static_cast<size_t>(r);
+  }
+  return true;
+}
+
+void put_digest(std::string& out, const void* p, size_t n) {
+  uint32_t crc = crc32c(p, n);
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>(crc >> (8 * i)));
+}
+
+// Header and data digests (CRC32C, RFC 7143 13.1) in both directions: a
+// NOP-Out ping with data comes back as a NOP-In with the same data and
+// correct digests; a wrong data digest drops the connection.
+TEST(IscsiE2e, HeaderAndDataDigestsOnTheWire) {
+  TestServer server({"--size-mb", "16"});
+  int fd = connect_raw(server.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:digests", true));
+  const std::string payload = "digest me, 13";  // 13 bytes: 3 of padding
+  auto nop_out = [&](uint32_t itt, bool corrupt) {
+    NopPdu n;
+    n.immediate = true;
+    n.itt = itt;
+    n.ttt = kReservedTag;
+    n.sn = 1;
+    Bhs h;
+    n.encode(h, Opcode::kNopOut, static_cast<uint32_t>(payload.size()));
+    std::string wire(reinterpret_cast<const char*>(h.b.data()), kBhsSize);
+    put_digest(wire, h.b.data(), kBhsSize);
+    std::string data = payload + std::string(pad4(static_cast<uint32_t>(payload.size())), '\0');
+    wire += data;
+    put_digest(wire, data.data(), data.size());
+    if (corrupt) wire.back() ^= 1;
+    send_all(fd, wire.data(), wire.size());
+  };
+  nop_out(0x1234, false);
+  std::array<uint8_t, kBhsSize + 4> hdr;
+  ASSERT_TRUE(recv_exact(fd, hdr.data(), hdr.size()));
+  Bhs h;
+  std::memcpy(h.b.data(), hdr.data(), kBhsSize);
+  EXPECT_EQ(h.opcode(), Opcode::kNopIn);
+  EXPECT_EQ(h.itt(), 0x1234u);
+  uint32_t hd = uint32_t{hdr[48]} | uint32_t{hdr[49]} << 8 | uint32_t{hdr[50]} << 16 |
+                uint32_t{hdr[51]} << 24;
+  EXPECT_EQ(hd, crc32c(hdr.data(), kBhsSize));
+  ASSERT_EQ(h.data_length(), payload.size());
+  std::vector<uint8_t> data(16 + 4);
+  ASSERT_TRUE(recv_exact(fd, data.data(), data.size()));
+  EXPECT_EQ(std::string(data.begin(), data.begin() + 13), payload);
+  uint32_t dd = uint32_t{data[16]} | uint32_t{data[17]} << 8 | uint32_t{data[18]} << 16 |
+                uint32_t{data[19]} << 24;
+  EXPECT_EQ(dd, crc32c(data.data(), 16));
+  nop_out(0x1235, true);
+  auto [bytes, closed] = read_until_closed(fd, 5000);
+  EXPECT_TRUE(closed) << "a data digest error must drop the connection (ErrorRecoveryLevel 0)";
   close(fd);
 }
 
