@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "disk_unit.h"
+#include "embedded_mode.h"
 
 namespace po = boost::program_options;
 
@@ -122,6 +123,11 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
     return fail(std::string(embedded ? "--iscsi and --attach exclude each other"
                                      : "say where to serve: --iscsi ADDR:PORT or --attach SOCKET") +
                 " (see --help)");
+  }
+  if (embedded) {
+    std::string host, error;
+    uint16_t port = 0;
+    if (!parse_portal(o.iscsi_portal, &host, &port, &error)) return fail(error);
   }
   if (positional.empty() || positional.size() % 2 != 0) {
     return fail("expected NAME PATH pairs, got " + std::to_string(positional.size()) +
