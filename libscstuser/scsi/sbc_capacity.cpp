@@ -65,40 +65,22 @@ void sbc_synchronize_cache(CommandContext& ctx) {
   ctx.submit_block(0, BlockOp::kFlush, 0, 0, {}, 0, &flush_done);
 }
 
-// SBC-3 5.25.
+// SBC-3 5.25. A virtual medium has no spindle: the stopped and the other
+// power conditions are not emulated, so START and POWER CONDITION complete
+// GOOD and medium access keeps working (as SCST vdisk and LIO do; libiscsi's
+// StartStopUnit.NoLoej/PwrCnd check exactly that). LOEJ ejects and loads a
+// removable medium, unless a PREVENT is held (SBC-3 5.12).
 void sbc_start_stop_unit(CommandContext& ctx) {
   const auto cdb = ctx.cdb();
   LogicalUnit& lu = ctx.unit();
   const uint8_t power_condition = cdb[4] >> 4;
   const bool loej = cdb[4] & 0x02;
   const bool start = cdb[4] & 0x01;
-  if (power_condition != 0) {
-    // ACTIVE, IDLE, STANDBY, LU_CONTROL, FORCE_IDLE_0, FORCE_STANDBY_0: no
-    // power states to enter; START and LOEJ are ignored (SBC-3 5.25).
-    switch (power_condition) {
-      case 0x1:
-      case 0x2:
-      case 0x3:
-      case 0x7:
-      case 0xA:
-      case 0xB:
-        return ctx.complete_good(0);
-      default:
-        return ctx.complete_check(kInvalidFieldInCdb, {true, 4, 7});
-    }
-  }
+  if (power_condition != 0 || !loej) return ctx.complete_good(0);
   const bool removable = lu.config().removable || lu.capabilities().removable;
-  if (loej) {
-    if (!removable) return ctx.complete_check(kInvalidFieldInCdb, {true, 4, 1});
-    if (!start) {
-      if (lu.nexuses().removal_prevented()) return ctx.complete_check(kMediumRemovalPrevented);
-      lu.set_started(false);
-      lu.set_medium_loaded(false);
-      return ctx.complete_good(0);
-    }
-    lu.set_medium_loaded(true);
-  }
-  lu.set_started(start);
+  if (!removable) return ctx.complete_check(kInvalidFieldInCdb, {true, 4, 1});
+  if (lu.nexuses().removal_prevented()) return ctx.complete_check(kMediumRemovalPrevented);
+  lu.set_medium_loaded(start);
   ctx.complete_good(0);
 }
 

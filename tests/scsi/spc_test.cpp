@@ -393,11 +393,25 @@ TEST(SpcRemovable, PreventBlocksEjectAndLoadWorks) {
   EXPECT_EQ(ini.run(testing::cdb10(0x28, 0, 1)).code().asc, 0x3A);
   ASSERT_EQ(ini.run({0x1B, 0, 0, 0, 0x03, 0}).status, status::kGood);  // load
   EXPECT_EQ(ini.run({0x00, 0, 0, 0, 0, 0}).status, status::kGood);
-  // Stop, then start.
+  // START = 0 without LOEJ: no stopped state is emulated, the medium stays.
   ASSERT_EQ(ini.run({0x1B, 0, 0, 0, 0x00, 0}).status, status::kGood);
-  EXPECT_EQ(ini.run({0x00, 0, 0, 0, 0, 0}).code(), kNotReadyInitializingCommandRequired);
-  ASSERT_EQ(ini.run({0x1B, 0, 0, 0, 0x01, 0}).status, status::kGood);
   EXPECT_EQ(ini.run({0x00, 0, 0, 0, 0, 0}).status, status::kGood);
+  // Power conditions are accepted and change nothing, even with LOEJ.
+  for (uint8_t pc = 1; pc < 16; ++pc) {
+    ASSERT_EQ(ini.run({0x1B, 0, 0, 0, static_cast<uint8_t>(pc << 4 | 0x02), 0}).status,
+              status::kGood);
+  }
+  EXPECT_EQ(ini.run({0x00, 0, 0, 0, 0, 0}).status, status::kGood);
+  // PREVENT blocks loading as well as ejecting.
+  ASSERT_EQ(ini.run({0x1B, 0, 0, 0, 0x02, 0}).status, status::kGood);
+  ASSERT_EQ(ini.run({0x1E, 0, 0, 0, 1, 0}).status, status::kGood);
+  EXPECT_EQ(ini.run({0x1B, 0, 0, 0, 0x03, 0}).code(), kMediumRemovalPrevented);
+  // A LUN reset clears PREVENT.
+  TaskManagementRequest tmf;
+  tmf.function = SCSTU_TMF_LUN_RESET;
+  tmf.session = &ini.session();
+  lu.task_management(tmf);
+  EXPECT_EQ(ini.run({0x1B, 0, 0, 0, 0x03, 0}).status, status::kGood);
 }
 
 TEST_F(Spc, EjectOfNonRemovableFails) {
