@@ -130,8 +130,13 @@ TEST(IscsiE2e, InquiryAndReadCapacity16) {
 class Initiator {
  public:
   Initiator(const TestServer& server, const char* name, bool header_digest = false,
-            uint32_t isid_qualifier = 0) {
+            uint32_t isid_qualifier = 0, bool solicited_only = false) {
     ctx_ = iscsi_create_context(name);
+    if (solicited_only) {
+      // Every byte of write data through R2Ts (InitialR2T=Yes, ImmediateData=No).
+      iscsi_set_initial_r2t(ctx_, ISCSI_INITIAL_R2T_YES);
+      iscsi_set_immediate_data(ctx_, ISCSI_IMMEDIATE_DATA_NO);
+    }
     iscsi_set_targetname(ctx_, kTarget);
     iscsi_set_session_type(ctx_, ISCSI_SESSION_NORMAL);
     iscsi_set_header_digest(ctx_,
@@ -205,6 +210,14 @@ TEST(IscsiE2e, DataRoundTripRandomPattern) {
   round_trip(ini, 1 << 20, 256 << 10, 0, 4 << 20);
   round_trip(ini, 4096, 1 << 20, 8192, 1 << 20);
   round_trip(ini, 512, 512 * 7, 16384, 512 * 7 * 8);
+}
+
+TEST(IscsiE2e, DataRoundTripSolicitedOnly) {
+  TestServer server({"--size-mb", "16"});
+  Initiator ini(server, "iqn.2026-11.test:r2t", false, 0, true);
+  ASSERT_TRUE(ini.connected()) << ini.error();
+  round_trip(ini, 4 << 20, 1 << 20, 0, 8 << 20);  // several R2Ts of MaxBurstLength each
+  round_trip(ini, 512, 4096, 20000, 64 << 10);
 }
 
 TEST(IscsiE2e, DataRoundTripWithHeaderDigest) {
