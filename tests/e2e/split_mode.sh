@@ -57,3 +57,11 @@ qemu-img convert -f raw -O raw "$URL" "$WORK/after.raw" || fail "read after rest
 "$E2E_CLIENT" verify "$WORK/after.raw" 512 <"$WORK/acks.txt" || fail "acknowledged data not served"
 kill -0 "$DAEMON_PID" || fail "the daemon died"
 expect_contains "$(cat "$WORK/daemon.log")" "handler dropped" "daemon log"
+
+step "the daemon restarts: fileio_tgt re-attaches on its own"
+stop_pid "$DAEMON_PID"
+start_daemon daemon2 "$WORK/scstu.conf"
+wait_line "$WORK/handler2.log" 'disk0 re-attached' 30 >/dev/null
+URL=iscsi://127.0.0.1:$PORT/$IQN/0
+qemu-img convert -f raw -O raw "$URL" "$WORK/after2.raw" || fail "read after the daemon restart"
+"$E2E_CLIENT" verify "$WORK/after2.raw" 512 <"$WORK/acks.txt" || fail "data after the daemon restart"
