@@ -208,7 +208,7 @@ size_t TaskSet::abort_nexuses(std::span<const uint64_t> nexuses, bool tas, const
           }
           return false;
         },
-        issuer, tas, dropped, cleared_nexuses);
+        issuer, tas, dropped, tas ? nullptr : cleared_nexuses);
     collect_startable_locked(start);
   }
   run_hooks(start, dropped);

@@ -94,6 +94,9 @@ class TaskSet {
   size_t clear_task_set(uint64_t issuer, bool tas, std::vector<uint64_t>* cleared_nexuses);
   // Every task of these nexuses, as if aborted by another nexus (PREEMPT AND
   // ABORT, SPC-4 5.13.11.2.6): `except` (the PR OUT command) is spared.
+  // `cleared_nexuses` receives the other nexuses that lost tasks only when
+  // `tas` is clear: they are owed COMMANDS CLEARED BY ANOTHER INITIATOR
+  // (SAM-5 5.6); with TAS set their tasks end TASK ABORTED instead.
   size_t abort_nexuses(std::span<const uint64_t> nexuses, bool tas, const Task* except,
                        std::vector<uint64_t>* cleared_nexuses);
   // QUERY TASK: is the task in the set and not completed?

@@ -184,10 +184,26 @@ TEST(TaskSet, AbortNexusesSparesThePreemptingCommand) {
   std::vector<uint64_t> nexuses = {2, 1};
   std::vector<uint64_t> cleared;
   EXPECT_EQ(ts.abort_nexuses(nexuses, true, &prout, &cleared), 2u);
-  EXPECT_EQ(cleared, std::vector<uint64_t>{2});
+  // TAS = 1: the victim learns by TASK ABORTED, not by a unit attention.
+  EXPECT_TRUE(cleared.empty());
   EXPECT_EQ(ts.finish(prout), TaskDisposition::kDeliver);
   EXPECT_EQ(ts.finish(mine), TaskDisposition::kDiscard);
   EXPECT_EQ(ts.finish(victim), TaskDisposition::kTaskAborted);
+  EXPECT_EQ(ts.finish(bystander), TaskDisposition::kDeliver);
+}
+
+// SAM-5 5.6: with TAS = 0 the preempted nexus's tasks end silently and the
+// nexus is owed COMMANDS CLEARED BY ANOTHER INITIATOR.
+TEST(TaskSet, AbortNexusesWithoutTasReportsTheClearedNexuses) {
+  TaskSet ts({});
+  Task prout = make(1, 1), victim = make(2, 3), bystander = make(3, 4);
+  for (Task* t : {&prout, &victim, &bystander}) ts.enter(*t);
+  std::vector<uint64_t> nexuses = {2};
+  std::vector<uint64_t> cleared;
+  EXPECT_EQ(ts.abort_nexuses(nexuses, false, &prout, &cleared), 1u);
+  EXPECT_EQ(cleared, std::vector<uint64_t>{2});
+  EXPECT_EQ(ts.finish(prout), TaskDisposition::kDeliver);
+  EXPECT_EQ(ts.finish(victim), TaskDisposition::kDiscard);
   EXPECT_EQ(ts.finish(bystander), TaskDisposition::kDeliver);
 }
 
