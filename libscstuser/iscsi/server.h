@@ -15,8 +15,8 @@
 // (AccessControl); the server adds the iSCSI side: portals, authentication,
 // the login and full feature phases. One thread accepts; each connection runs
 // in its own thread, which also sends the completions devices hand back from
-// their threads. The design and its limits are in docs/ARCHITECTURE.md and the
-// comments of connection.h.
+// their threads. The design, the negotiated values and the limits are in
+// libscstuser/iscsi/README.md and connection.h.
 #pragma once
 
 #include <chrono>
