@@ -148,11 +148,15 @@ LoginNegotiator::Outcome LoginNegotiator::handle(const Bhs& request, std::span<c
       return fail(response, text, LoginStatus::session_type_not_supported(),
                   "SessionType " + session_type);
     }
-    if (tsih_ != 0)
-      // A new connection for an existing session: we negotiate
-      // MaxConnections=1, so there is never room for it (13.2).
+    if (tsih_ != 0) {
+      // A connection for an existing session (6.3.1): unknown TSIH, or no
+      // room since we negotiate MaxConnections=1 (13.2).
+      if (!config_.session_exists || !config_.session_exists(tsih_))
+        return fail(response, text, LoginStatus::session_does_not_exist(),
+                    "TSIH " + std::to_string(tsih_) + " names no session");
       return fail(response, text, LoginStatus::too_many_connections(),
                   "connection for an existing session (TSIH " + std::to_string(tsih_) + ")");
+    }
     // 13.9: the TargetPortalGroupTag goes in the first response of a normal session.
     if (!discovery_) {
       append_pair(text, "TargetPortalGroupTag", std::to_string(config_.portal_group_tag));

@@ -54,6 +54,8 @@ struct LoginConfig {
   const AuthConfig* discovery_auth = nullptr;
   // Look a target up by name; nullopt if there is none.
   std::function<std::optional<LoginTarget>(std::string_view)> find_target;
+  // Whether a session with this TSIH exists (a login that adds a connection).
+  std::function<bool(uint16_t)> session_exists;
 };
 
 class LoginNegotiator {

@@ -36,6 +36,12 @@ ServerImpl::ServerImpl(core::TargetCore& core, ServerOptions options)
   login_config_.portal_group_tag = options_.portal_group_tag;
   login_config_.discovery_auth =
       options_.discovery_auth.incoming.empty() ? nullptr : &options_.discovery_auth;
+  login_config_.session_exists = [this](uint16_t tsih) {
+    std::lock_guard lock(mutex_);
+    for (auto& [key, reg] : sessions_)
+      if (reg.tsih == tsih) return true;
+    return false;
+  };
   login_config_.find_target = [this](std::string_view name) -> std::optional<LoginTarget> {
     if (!core_.access().has_target(name)) return std::nullopt;
     LoginTarget t;

@@ -167,6 +167,31 @@ TEST_F(LoginTest, Failures) {
   }
 }
 
+TEST_F(LoginTest, NonZeroTsih) {
+  config_.session_exists = [](uint16_t tsih) { return tsih == 5; };
+  for (uint16_t tsih : {uint16_t{5}, uint16_t{6}}) {
+    LoginNegotiator n(config_, 1);
+    LoginPdu req;
+    req.transit = true;
+    req.csg = 1;
+    req.nsg = 3;
+    req.tsih = tsih;
+    std::string text;
+    append_pair(text, "InitiatorName", "iqn.ini");
+    append_pair(text, "TargetName", kTarget);
+    Bhs h, resp;
+    req.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
+    std::string out;
+    auto outcome = n.handle(
+        h, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
+        resp, out);
+    EXPECT_EQ(outcome, LoginNegotiator::Outcome::kFail);
+    EXPECT_EQ(resp.b[36], 2);
+    // 11.13.5: 02/06 too many connections (MaxConnections=1), 02/0A no such session.
+    EXPECT_EQ(resp.b[37], tsih == 5 ? 6 : 10);
+  }
+}
+
 TEST_F(LoginTest, ContinuationAccumulates) {
   LoginNegotiator n(config_, 1);
   auto r = send(n, 1, 0, false, {{"InitiatorName", "iqn.ini"}}, true);
