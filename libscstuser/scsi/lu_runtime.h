@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 
@@ -40,8 +41,10 @@ struct LuRuntime {
   core::Reservations reservations;
   core::PersistentReservations persistent;
   core::TaskSet tasks;
-  // The advanced SBC commands' state (LBA range lock, copy results), looked
-  // up once so the WRITE path reaches the range lock without a lookup.
+  // The advanced SBC commands' state (LBA range lock, copy results), owned
+  // here and created by sbc_advanced_state() from the LogicalUnit's
+  // constructor; `sbc` lets the WRITE path reach the range lock directly.
+  std::shared_ptr<SbcAdvancedState> sbc_storage;
   SbcAdvancedState* sbc = nullptr;
 };
 
