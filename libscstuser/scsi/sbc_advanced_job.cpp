@@ -4,10 +4,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <unordered_map>
 #include <utility>
 
 #include "scsi/logical_unit.h"
+#include "scsi/lu_runtime.h"
 
 namespace scstu::scsi {
 
@@ -129,21 +129,14 @@ size_t LbaRangeLock::held() const {
 }
 
 SbcAdvancedState& sbc_advanced_state(LogicalUnit& lu) {
-  // Keyed by the unit and its runtime: a new unit at a recycled address has
-  // another runtime object too, and gets fresh state.
-  struct Entry {
-    void* runtime = nullptr;
-    std::unique_ptr<SbcAdvancedState> state;
-  };
-  static std::mutex mutex;
-  static std::unordered_map<LogicalUnit*, Entry> states;
-  std::lock_guard lock(mutex);
-  Entry& e = states[&lu];
-  if (!e.state || e.runtime != &lu.runtime()) {
-    e.runtime = &lu.runtime();
-    e.state = std::make_unique<SbcAdvancedState>();
+  // Created once, from the LogicalUnit's constructor (before any command can
+  // run), and owned by its runtime: it lives and dies with the unit.
+  LuRuntime& rt = lu.runtime();
+  if (rt.sbc == nullptr) {
+    rt.sbc_storage = std::make_shared<SbcAdvancedState>();
+    rt.sbc = rt.sbc_storage.get();
   }
-  return *e.state;
+  return *rt.sbc;
 }
 
 uint32_t sbc_write_flags(const CommandContext& ctx, bool fua_bit) {

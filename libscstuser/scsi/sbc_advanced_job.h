@@ -116,8 +116,8 @@ struct SbcAdvancedState {
   std::map<std::pair<uint64_t, uint8_t>, CopyRecord> copies;  // (nexus, list id)
 };
 
-// The per-LU state of these commands. Kept beside the LogicalUnit until
-// LuRuntime carries it (see the report of helper "sbc").
+// The per-LU state of these commands, owned by the unit's LuRuntime. The
+// first call (the LogicalUnit constructor's) creates it.
 SbcAdvancedState& sbc_advanced_state(LogicalUnit& lu);
 
 // Write flags of a writing command: FUA when the CDB asks (bit 3 of byte 1)

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "sbc_harness.h"
+#include "scsi/lu_runtime.h"
 #include "scsi/sbc_advanced_job.h"
 
 namespace scstu::testing {
@@ -51,6 +52,27 @@ struct Unit {
   scsi::LogicalUnit lu;
   Initiator ini;
 };
+
+// ---- per-unit state ---------------------------------------------------------------
+
+// The range lock and copy records belong to the unit's runtime: each unit
+// has its own, and they go away with it.
+TEST(SbcAdvancedState, OwnedByTheUnitsRuntime) {
+  Unit a;
+  Unit b;
+  scsi::SbcAdvancedState& sa = scsi::sbc_advanced_state(a.lu);
+  EXPECT_EQ(&sa, a.lu.runtime().sbc);
+  EXPECT_EQ(&sa, a.lu.runtime().sbc_storage.get());
+  EXPECT_NE(&sa, &scsi::sbc_advanced_state(b.lu));
+  EXPECT_EQ(&sa, &scsi::sbc_advanced_state(a.lu));  // created once
+  std::weak_ptr<scsi::SbcAdvancedState> gone;
+  {
+    Unit c;
+    gone = c.lu.runtime().sbc_storage;
+    EXPECT_FALSE(gone.expired());
+  }
+  EXPECT_TRUE(gone.expired());
+}
 
 // ---- WRITE SAME --------------------------------------------------------------
 
