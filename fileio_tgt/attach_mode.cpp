@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "handler/serve.h"
+#include "kernel_device.h"
 
 namespace scstu::fileio {
 
@@ -37,7 +38,11 @@ bool wait_or_stop(int stop_fd, int ms) {
 
 void serve_loop(const FileioOptions& options, Attachment& a, int stop_fd, int failed_fd) {
   HandlerOptions h;
-  h.socket_path = options.attach_socket;
+  if (options.kernel) {
+    h.device_path = kernel_device_path(a.unit->name);
+  } else {
+    h.socket_path = options.attach_socket;
+  }
   h.device_name = a.unit->name;
   h.device_type = a.unit->file->device_type();
   h.block_size = a.unit->file->geometry().block_size;
@@ -50,7 +55,9 @@ void serve_loop(const FileioOptions& options, Attachment& a, int stop_fd, int fa
     if (rc == 0) return;  // stopped
     std::fprintf(stderr, "fileio_tgt: %s: %s\n", a.unit->name.c_str(),
                  error.empty() ? "detached" : error.c_str());
-    if (!a.attached_once.load() || !options.reconnect) {
+    // The kernel shim outlives its handlers: serve() returns only when the
+    // device went away or broke the protocol, and a restart re-attaches.
+    if (!a.attached_once.load() || !options.reconnect || options.kernel) {
       a.fatal.store(1);
       const char byte = 1;
       ssize_t n = write(failed_fd, &byte, 1);  // wakes the main thread

@@ -1,7 +1,8 @@
 // attach_mode.h - split mode: each device attaches over the ring to a
 // scstu-target daemon's Unix socket (handler/serve.h) and serves its
 // commands. When the daemon goes away the device re-attaches once it is back
-// (unless reconnect is off).
+// (unless reconnect is off). Kernel mode (--kernel) is the same loop on the
+// kernel shim's /dev/scstu/NAME; it exits instead of re-attaching.
 #pragma once
 
 #include <vector>

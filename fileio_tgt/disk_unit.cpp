@@ -13,7 +13,8 @@ bool valid_device_name(const std::string& name) {
 }
 
 DiskUnit DiskUnit::open(const std::string& name, const std::string& path,
-                        const io::FileDeviceOptions& options, uint32_t max_transfer_bytes) {
+                        const io::FileDeviceOptions& options, uint32_t max_transfer_bytes,
+                        const UnitIdentity& identity) {
   DiskUnit unit;
   unit.name = name;
   unit.file = io::FileDevice::open(path, options);
@@ -23,6 +24,10 @@ DiskUnit DiskUnit::open(const std::string& name, const std::string& path,
   cfg.device_type = unit.file->device_type();
   cfg.product = o.cdrom ? "VCDROM" : (o.nullio ? "NULLIO" : "VDISK");
   cfg.serial = name;
+  if (!identity.vendor.empty()) cfg.vendor = identity.vendor;
+  if (!identity.product.empty()) cfg.product = identity.product;
+  if (!identity.revision.empty()) cfg.revision = identity.revision;
+  if (!identity.serial.empty()) cfg.serial = identity.serial;
   cfg.read_only = o.read_only;
   cfg.removable = o.removable;
   cfg.thin = unit.file->capabilities().unmap;

@@ -11,6 +11,12 @@
 
 namespace scstu::fileio {
 
+// INQUIRY identity overrides (fileio_tgt --kernel: what the kernel device was
+// created with). Empty fields keep the defaults (SCSTU / VDISK / 0001 / NAME).
+struct UnitIdentity {
+  std::string vendor, product, revision, serial;
+};
+
 struct DiskUnit {
   std::string name;
   std::unique_ptr<io::FileDevice> file;
@@ -18,7 +24,8 @@ struct DiskUnit {
 
   // Opens `path`; throws io::FileDeviceError naming the file and the cause.
   static DiskUnit open(const std::string& name, const std::string& path,
-                       const io::FileDeviceOptions& options, uint32_t max_transfer_bytes);
+                       const io::FileDeviceOptions& options, uint32_t max_transfer_bytes,
+                       const UnitIdentity& identity = {});
 
   // The seed's resync_size: re-read the size; when it changed, the LU raises
   // CAPACITY DATA HAS CHANGED. Returns a line for the log.

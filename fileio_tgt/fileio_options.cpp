@@ -10,12 +10,16 @@ namespace po = boost::program_options;
 
 namespace scstu::fileio {
 
-static const char* kUsage = "Usage: fileio_tgt [options] NAME PATH [NAME PATH ...]\n";
+static const char* kUsage =
+    "Usage: fileio_tgt (--iscsi ADDR:PORT | --attach SOCKET | --kernel) [options]\n"
+    "                  NAME PATH [NAME PATH ...]\n";
 
 static const char* kExamples = R"(
 Serves image files or block devices as SCSI disks (the seed's vdisk flags), either
-with its own iSCSI portal (embedded mode) or attached over the ring to a
-scstu-target daemon (split mode). LUNs are numbered in argument order.
+with its own iSCSI portal (embedded mode), attached over the ring to a
+scstu-target daemon (split mode), or attached to the scstu kernel module's
+/dev/scstu/NAME so the image appears as a local /dev/sdX (kernel mode). LUNs
+are numbered in argument order.
 
 Examples:
   truncate -s 1G disk0.img
@@ -25,6 +29,13 @@ Examples:
   fileio_tgt --iscsi 127.0.0.1:0 --thin --block-size 4096 data data.img logs /dev/sdb
   fileio_tgt --iscsi 127.0.0.1:3260 --cdrom cd0 debian.iso
   fileio_tgt --attach /run/scstu/target.sock disk0 disk0.img    # split mode
+
+  # kernel mode: the device is created first (type, vendor/product/serial,
+  # queues; see kmod/README.md); fileio_tgt takes its type and INQUIRY
+  # identity from /dev/scstu/disk0 and refuses a type it cannot serve.
+  fileio_tgt --kernel disk0 disk0.img
+  # After a crash just start it again: the module holds (then requeues) the
+  # commands while no handler is attached.
 
 Signals: SIGUSR1 re-reads every device's size (resync_size; initiators get
 CAPACITY DATA HAS CHANGED); SIGINT/SIGTERM shut down cleanly.
@@ -40,7 +51,10 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
       "embedded mode: the target name (default iqn.2026-11.org.scstu:fileio)")(
       "attach", po::value(&o.attach_socket)->value_name("SOCKET"),
       "split mode: attach each device to the scstu-target daemon listening on SOCKET")(
-      "no-reconnect", "split mode: exit when the daemon goes away instead of re-attaching");
+      "no-reconnect", "split mode: exit when the daemon goes away instead of re-attaching")(
+      "kernel",
+      "kernel mode: attach each NAME to the scstu kernel module's /dev/scstu/NAME "
+      "(identity and device type from the device)");
   po::options_description dev("Device options (apply to every device)");
   dev.add_options()("block-size,b", po::value(&o.device.block_size)->value_name("BYTES"),
                     "logical block size: a power of two >= 512 (default 512)")(
@@ -61,7 +75,8 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
       "threads", po::value(&o.device.engine.threads)->value_name("N"),
       "worker threads of the threads engine (default 4)")(
       "max-transfer", po::value(&o.max_transfer_bytes)->value_name("BYTES"),
-      "largest transfer advertised (VPD Block Limits); default 8 MiB embedded, 1 MiB split");
+      "largest transfer advertised (VPD Block Limits); default 8 MiB embedded, 1 MiB split, "
+      "the device's max_io_bytes in kernel mode");
   po::options_description hidden;
   std::vector<std::string> positional;
   hidden.add_options()("args", po::value(&positional));
@@ -119,10 +134,18 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
   }
   const bool embedded = vm.count("iscsi") > 0;
   const bool split = vm.count("attach") > 0;
-  if (embedded == split) {
-    return fail(std::string(embedded ? "--iscsi and --attach exclude each other"
-                                     : "say where to serve: --iscsi ADDR:PORT or --attach SOCKET") +
+  o.kernel = vm.count("kernel") > 0;
+  const int modes = int(embedded) + int(split) + int(o.kernel);
+  if (modes != 1) {
+    return fail(std::string(modes > 1 ? "--iscsi, --attach and --kernel exclude each other"
+                                      : "say where to serve: --iscsi ADDR:PORT, --attach SOCKET "
+                                        "or --kernel") +
                 " (see --help)");
+  }
+  if (o.kernel && vm.count("no-reconnect")) {
+    return fail(
+        "--no-reconnect applies to --attach only (in kernel mode fileio_tgt exits when "
+        "the device goes away; start it again to re-attach)");
   }
   if (embedded) {
     std::string host, error;
@@ -143,7 +166,9 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
     }
     o.devices.emplace_back(name, positional[i + 1]);
   }
-  if (o.max_transfer_bytes == 0) o.max_transfer_bytes = embedded ? (8u << 20) : (1u << 20);
+  if (o.max_transfer_bytes == 0 && !o.kernel) {
+    o.max_transfer_bytes = embedded ? (8u << 20) : (1u << 20);
+  }
   return ParseOutcome::kRun;
 }
 

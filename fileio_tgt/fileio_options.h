@@ -19,8 +19,10 @@ struct FileioOptions {
   // Split mode: --attach SOCKET
   std::string attach_socket;
   bool reconnect = true;
+  // Kernel mode: --kernel, each NAME attaches to the kernel shim's /dev/scstu/NAME
+  bool kernel = false;
 
-  uint32_t max_transfer_bytes = 0;  // 0: the mode's default
+  uint32_t max_transfer_bytes = 0;  // 0: the mode's default (kernel: the device's max_io_bytes)
 };
 
 enum class ParseOutcome { kRun, kExitOk, kExitError };

@@ -1,6 +1,7 @@
 // fileio_tgt: image files and block devices as SCSI disks, served by an
 // embedded iSCSI target (--iscsi) or attached to a scstu-target daemon
-// (--attach). See --help.
+// (--attach), or attached to the kernel shim's /dev/scstu/NAME (--kernel).
+// See --help.
 #include <cstdio>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "disk_unit.h"
 #include "embedded_mode.h"
 #include "fileio_options.h"
+#include "kernel_device.h"
 #include "signals.h"
 
 int main(int argc, char** argv) {
@@ -25,8 +27,23 @@ int main(int argc, char** argv) {
 
   std::vector<DiskUnit> units;
   for (const auto& [name, path] : options.devices) {
+    UnitIdentity identity;
+    uint32_t max_transfer = options.max_transfer_bytes;
+    if (options.kernel) {
+      // The kernel device's type and identity rule (kernel_device.h).
+      const std::string dev = kernel_device_path(name);
+      scstu_region_header header;
+      std::string error;
+      if (!read_kernel_header(dev, &header, &error) ||
+          !identity_from_kernel_header(header, dev, options.device.cdrom ? 5 : 0,
+                                       options.max_transfer_bytes, &identity, &max_transfer,
+                                       &error)) {
+        std::fprintf(stderr, "fileio_tgt: %s: %s\n", name.c_str(), error.c_str());
+        return 1;
+      }
+    }
     try {
-      units.push_back(DiskUnit::open(name, path, options.device, options.max_transfer_bytes));
+      units.push_back(DiskUnit::open(name, path, options.device, max_transfer, identity));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "fileio_tgt: %s\n", e.what());
       return 1;
@@ -39,6 +56,8 @@ int main(int argc, char** argv) {
                  u.file->engine_note().empty() ? "" : " (io_uring unavailable: ",
                  u.file->engine_note().empty() ? "" : (u.file->engine_note() + ")").c_str());
   }
-  if (!options.attach_socket.empty()) return run_attached(options, units, signals);
+  if (!options.attach_socket.empty() || options.kernel) {
+    return run_attached(options, units, signals);
+  }
   return run_embedded(options, units, signals);
 }
