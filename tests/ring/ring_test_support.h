@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -174,12 +175,43 @@ struct Producer {
 
 // A handler process running serve() with a PatternHandler. Exit codes:
 // 0 = serve() returned -EPIPE (producer went away), 3 = kOpDie.
+//
+// The child re-executes this test binary (fork() alone is not enough: the
+// producer's threads may hold allocator locks, ASan's among them, at the
+// moment of the fork). The environment variables below make the new image
+// run the handler before main().
+inline int run_handler_from_env() {
+  HandlerOptions o;
+  o.socket_path = std::getenv("SCSTU_TEST_HANDLER_SOCKET");
+  o.device_name = std::getenv("SCSTU_TEST_HANDLER_NAME");
+  PatternHandler h;
+  int rc = serve(o, h);
+  return rc == -EPIPE ? 0 : 10 + (-rc & 0xff) % 100;
+}
+inline const bool kIsHandlerProcess = [] {
+  if (std::getenv("SCSTU_TEST_HANDLER_SOCKET") && std::getenv("SCSTU_TEST_HANDLER_NAME"))
+    _exit(run_handler_from_env());
+  return false;
+}();
+
 inline pid_t fork_handler(const HandlerOptions& options) {
+  // Everything the child needs is prepared before fork(): it only calls execve().
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  env_strings.push_back("SCSTU_TEST_HANDLER_SOCKET=" + options.socket_path);
+  env_strings.push_back("SCSTU_TEST_HANDLER_NAME=" + options.device_name);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return -1;
+  self[n] = 0;
+  char* argv[] = {self, nullptr};
   pid_t pid = fork();
   if (pid == 0) {
-    PatternHandler h;
-    int rc = serve(options, h);
-    _exit(rc == -EPIPE ? 0 : 10 + (-rc & 0xff) % 100);
+    execve(self, argv, envp.data());
+    _exit(127);
   }
   return pid;
 }
