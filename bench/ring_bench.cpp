@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -115,14 +116,18 @@ double bench_ring(const std::string& socket_path, transport::UnixListener& liste
     return -1;
   }
   listener.add_device(device);
+  // The handler process re-executes this program (a bare fork() of a
+  // multithreaded process may inherit a lock some other thread held).
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return -1;
+  self[len] = 0;
+  std::string mode = "--serve-null", sock = socket_path, name = cfg.name;
+  char* child_argv[] = {self, mode.data(), sock.data(), name.data(), nullptr};
   pid_t child = fork();
   if (child == 0) {
-    NullHandler h;
-    HandlerOptions o;
-    o.socket_path = socket_path;
-    o.device_name = cfg.name;
-    serve(o, h);
-    _exit(0);
+    execv(self, child_argv);
+    _exit(127);
   }
   if (!device->wait_ready(10000)) {
     std::fprintf(stderr, "ring_bench: handler did not attach\n");
@@ -184,10 +189,11 @@ double bench_socketpair(uint32_t qd, uint32_t data, double seconds) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
   }
   const size_t req_len = 128 + data;
+  // Buffers exist before fork(): the child only calls recv/send.
+  std::vector<uint8_t> req(req_len, 0xab), rsp(128, 0);
   pid_t child = fork();
   if (child == 0) {
     close(sv[0]);
-    std::vector<uint8_t> req(req_len), rsp(128, 0);
     for (;;) {
       ssize_t n = recv(sv[1], req.data(), req.size(), 0);
       if (n <= 0) _exit(0);
@@ -196,7 +202,6 @@ double bench_socketpair(uint32_t qd, uint32_t data, double seconds) {
     }
   }
   close(sv[1]);
-  std::vector<uint8_t> req(req_len, 0xab), rsp(128);
   double best = -1;
   uint64_t n = 20000;
   for (int pass = 0; pass < 2; ++pass) {
@@ -224,6 +229,14 @@ double bench_socketpair(uint32_t qd, uint32_t data, double seconds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "--serve-null") {
+    // The handler side (started by bench_ring).
+    NullHandler h;
+    HandlerOptions o;
+    o.socket_path = argv[2];
+    o.device_name = argv[3];
+    return serve(o, h) == -EPIPE ? 0 : 1;
+  }
   double seconds = 1.0;
   int runs = 3;
   int only_qd = -1, only_data = -1;
