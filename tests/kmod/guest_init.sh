@@ -36,6 +36,17 @@ serve() { # serve NAME [IMAGE [DELAY_MS [DROP_LBA]]] -> $HPID
   $H serve "$@" 2>>/tmp/handler-$1.log &
   HPID=$!
 }
+# fserve NAME IMAGE -> $HPID: the project's fileio_tgt attached to /dev/scstu/NAME
+fserve() {
+  fileio_tgt --kernel "$1" "$2" 2>>/tmp/handler-$1.log &
+  HPID=$!
+}
+if [ -x /sbin/fileio_tgt ]; then
+  DSERVE=fserve; DNAME="fileio_tgt --kernel"
+else
+  DSERVE=serve; DNAME=kmod_test_handler
+  echo "MARKER SKIP: fileio_tgt not in the initramfs (SCSTU_FILEIO_TGT): disk steps use kmod_test_handler"
+fi
 
 echo "MARKER: guest up, kernel $(uname -r)"
 # watchdog SECONDS WHAT: if still running by then, dump what is stuck (kill $WD when done)
@@ -67,13 +78,13 @@ if $H create disk0 0 SCSTU KMODDISK SN-DISK0-4711 2 32 262144; then
 else
   bad "create disk0"
 fi
-serve disk0 /tmp/disk0.img
+$DSERVE disk0 /tmp/disk0.img
 DPID=$HPID
 disk=
 if wait_for "/sys/class/scsi_disk/*" 30 && wait_for "/sys/block/sd*" 10; then
   disk=$(basename $(ls -d /sys/block/sd* | head -1))
   wait_for /dev/$disk 5
-  pass "disk0 is /dev/$disk"
+  pass "disk0 is /dev/$disk, served by $DNAME on /tmp/disk0.img"
 else
   bad "no sd device for disk0"; dmesg | tail -30; cat /tmp/handler-disk0.log
 fi
@@ -83,7 +94,7 @@ if [ -n "$disk" ]; then
   if echo "$inq" | grep -q "Vendor identification: SCSTU" &&
      echo "$inq" | grep -q "Product identification: KMODDISK" &&
      echo "$inq" | grep -q "Unit serial number: SN-DISK0-4711"; then
-    pass "sg_inq: SCSTU / KMODDISK / SN-DISK0-4711"
+    pass "sg_inq: SCSTU / KMODDISK / SN-DISK0-4711 (the create's identity, from $DNAME)"
   else
     bad "sg_inq: $inq"
   fi
@@ -101,7 +112,7 @@ if [ -n "$disk" ]; then
   dd if=/dev/$disk of=/tmp/back1 bs=256k skip=8 count=16 iflag=direct 2>/dev/null
   dd if=/tmp/disk0.img of=/tmp/img1 bs=256k skip=8 count=16 2>/dev/null
   if cmp -s /tmp/pat1 /tmp/back1 && cmp -s /tmp/pat1 /tmp/img1; then
-    pass "dd 4 MiB pattern written, read back and found in the image ($(md5sum < /tmp/pat1 | cut -c1-12))"
+    pass "dd 4 MiB pattern written, read back and found in $DNAME's image ($(md5sum < /tmp/pat1 | cut -c1-12))"
   else
     bad "dd pattern mismatch"
   fi
@@ -118,7 +129,7 @@ if [ -n "$disk" ]; then
       mount -t ext4 -o ro /dev/$disk /mnt
       md5b=$(cat /mnt/pattern /mnt/hello /mnt/dir/* | md5sum)
       umount /mnt
-      [ "$md5a" = "$md5b" ] && pass "mkfs.ext4, mount, write files, umount, fsck -f clean, contents intact" ||
+      [ "$md5a" = "$md5b" ] && pass "$DNAME: mkfs.ext4, mount, write files, umount, fsck -f clean, contents intact" ||
         bad "file contents differ after remount"
     else
       bad "fsck -f: $out"
@@ -129,8 +140,11 @@ if [ -n "$disk" ]; then
 
   # -- 6. kill -9 the handler during dd's (4 writers in parallel, so several
   #       commands are in flight on both queues), restart it: all complete, data intact
+  #       (kmod_test_handler from here on: it has the knobs; a different
+  #       handler binary re-attaching to the same device is part of the test)
   for w in 0 1 2 3; do head -c 2097152 /dev/urandom > /tmp/pat2.$w; done
   kill -9 $DPID; wait $DPID 2>/dev/null
+  g0=$(dmesg | grep -c 'scstu disk0: handler attached')   # attaches so far
   serve disk0 /tmp/disk0.img 25       # 25 ms per WRITE: the kill lands mid-dd
   DPID=$HPID
   DDS=
@@ -152,7 +166,7 @@ if [ -n "$disk" ]; then
       dd if=/dev/$disk of=/tmp/back2 bs=64k skip=$((256 + w * 32)) count=32 iflag=direct 2>/dev/null
       cmp -s /tmp/pat2.$w /tmp/back2 || same=
     done
-    requeued=$(dmesg | sed -n 's/.*disk0: handler detached (generation 2), \([0-9]*\) in-flight.*/\1/p')
+    requeued=$(dmesg | sed -n "s/.*disk0: handler detached (generation $((g0 + 1))), \([0-9]*\) in-flight.*/\1/p")
     if ! [ "${requeued:-0}" -ge 1 ]; then
       bad "kill -9 during dd: no in-flight command was requeued (the kill missed the I/O)"
     elif [ -n "$same" ]; then
@@ -163,7 +177,7 @@ if [ -n "$disk" ]; then
   else
     bad "kill -9/restart: dd failed: $(cat /tmp/dd2.*.err)"
   fi
-  grep -q "generation 3" /tmp/handler-disk0.log && pass "re-attach bumped the generation (3 attaches)" ||
+  grep -q "generation $((g0 + 2))" /tmp/handler-disk0.log && pass "re-attach bumped the generation ($((g0 + 2)) attaches)" ||
     bad "generation not bumped: $(cat /tmp/handler-disk0.log)"
 
   # -- 6b. three more kill -9 / restart cycles under 4 readers + 4 writers that
@@ -276,9 +290,10 @@ if [ -n "$disk" ]; then
   fi
 fi
 
-# -- 10. the library's runtime: a disk served by scstu::serve() (kmod_lib_handler)
-if [ -x /sbin/kmod_lib_handler ]; then
-  lserve() { kmod_lib_handler /dev/scstu/disk1 /tmp/disk1.img SCSTU KMODLIB SN-LIB-1 2>>/tmp/handler-disk1.log & LIBPID=$!; }
+# -- 10. fileio_tgt --kernel on a second device: identity from the create,
+#        data, a file system, kill -9 during a dd and restart
+if [ -x /sbin/fileio_tgt ]; then
+  lserve() { fileio_tgt --kernel disk1 /tmp/disk1.img 2>>/tmp/handler-disk1.log & LIBPID=$!; }
   truncate -s 64M /tmp/disk1.img
   # 64 tags but a 2 MiB data area: 8 tags own a 256 KiB slot, so 8 commands at a time
   $H create disk1 0 SCSTU KMODLIB SN-LIB-1 1 64 262144 2097152 || bad "create disk1"
@@ -293,60 +308,90 @@ if [ -x /sbin/kmod_lib_handler ]; then
   done
   if [ -n "$ldisk" ] && wait_for /dev/$ldisk 5; then
     inq=$(sg_inq /dev/$ldisk 2>&1); cap=$(sg_readcap /dev/$ldisk 2>&1)
-    if echo "$inq" | grep -q "Product identification: KMODLIB" &&
+    if echo "$inq" | grep -q "Vendor identification: SCSTU" &&
+       echo "$inq" | grep -q "Product identification: KMODLIB" &&
        echo "$inq" | grep -q "Unit serial number: SN-LIB-1" && echo "$cap" | grep -q "Last LBA=131071"; then
-      pass "library handler: disk1 is /dev/$ldisk, sg_inq/sg_readcap answered by scsi::LogicalUnit"
+      pass "fileio_tgt: disk1 is /dev/$ldisk, sg_inq SCSTU/KMODLIB/SN-LIB-1 (the create's), sg_readcap 131072 x 512"
     else
-      bad "library handler: sg_inq/sg_readcap: $inq $cap"
+      bad "fileio_tgt: sg_inq/sg_readcap: $inq $cap"
     fi
     qd=$(cat /sys/block/$ldisk/device/queue_depth)
     [ "$qd" = 8 ] && pass "a 2 MiB data area for 64 tags of 256 KiB gives queue depth 8" ||
       bad "queue depth of disk1 is $qd, not 8"
+    if out=$(fileio_tgt --kernel disk1 /tmp/disk1.img 2>&1); then
+      bad "a second fileio_tgt on disk1 started: $out"
+    else
+      echo "$out" | grep -q "another handler is attached" &&
+        pass "a second fileio_tgt on disk1 is refused: $out" || bad "second fileio_tgt: $out"
+    fi
     head -c 4194304 /dev/urandom > /tmp/pat4
     dd if=/tmp/pat4 of=/dev/$ldisk bs=256k seek=8 oflag=direct 2>/dev/null
     dd if=/dev/$ldisk of=/tmp/back4 bs=256k skip=8 count=16 iflag=direct 2>/dev/null
     dd if=/tmp/disk1.img of=/tmp/img4 bs=256k skip=8 count=16 2>/dev/null
     cmp -s /tmp/pat4 /tmp/back4 && cmp -s /tmp/pat4 /tmp/img4 &&
-      pass "library handler: 4 MiB pattern written, read back, found in the image" ||
-      bad "library handler: dd pattern mismatch"
+      pass "fileio_tgt: 4 MiB pattern written, read back, found in the image" ||
+      bad "fileio_tgt: dd pattern mismatch"
     if mkfs.ext4 -F -q /dev/$ldisk > /tmp/mkfs4.log 2>&1 && mount -t ext4 /dev/$ldisk /mnt; then
-      cp /tmp/pat4 /mnt/pattern && echo hello > /mnt/hello
+      cp /tmp/pat4 /mnt/pattern && echo hello > /mnt/hello && mkdir /mnt/dir &&
+        for i in 1 2 3 4; do head -c 100000 /dev/urandom > /mnt/dir/f$i; done
+      md5a=$(cat /mnt/pattern /mnt/hello /mnt/dir/* | md5sum)
       umount /mnt
-      e2fsck -f -n /dev/$ldisk > /tmp/fsck4.log 2>&1 &&
-        pass "library handler: mkfs.ext4, mount, write, umount, fsck -f clean" ||
-        bad "library handler: fsck: $(cat /tmp/fsck4.log)"
+      echo 3 > /proc/sys/vm/drop_caches
+      if e2fsck -f -n /dev/$ldisk > /tmp/fsck4.log 2>&1; then
+        mount -t ext4 -o ro /dev/$ldisk /mnt
+        md5b=$(cat /mnt/pattern /mnt/hello /mnt/dir/* | md5sum)
+        umount /mnt
+        [ "$md5a" = "$md5b" ] &&
+          pass "fileio_tgt: mkfs.ext4, mount, write files, umount, fsck -f clean, contents intact" ||
+          bad "fileio_tgt: file contents differ after remount"
+      else
+        bad "fileio_tgt: fsck: $(cat /tmp/fsck4.log)"
+      fi
     else
-      bad "library handler: mkfs/mount: $(cat /tmp/mkfs4.log)"
+      bad "fileio_tgt: mkfs/mount: $(cat /tmp/mkfs4.log)"
     fi
-    head -c 8388608 /dev/urandom > /tmp/pat5
-    dd if=/tmp/pat5 of=/dev/$ldisk bs=64k seek=512 oflag=direct 2>/tmp/dd5.err &
+    # 1 MiB writes split into 256 KiB commands: several in flight at once
+    head -c 16777216 /dev/urandom > /tmp/pat5
+    dd if=/tmp/pat5 of=/dev/$ldisk bs=1M seek=32 oflag=direct 2>/tmp/dd5.err &
     DD=$!
     writes_in_flight $ldisk 1
-    usleep 300000
+    if kill -0 $DD 2>/dev/null; then running=1; else running=; fi
     kill -9 $LIBPID; wait $LIBPID 2>/dev/null
     sleep 1
+    rq=$(dmesg | sed -n 's/.*disk1: handler detached (generation [0-9]*), \([0-9]*\) in-flight.*/\1/p' | tail -1)
     lserve
-    if wait $DD; then
-      dd if=/dev/$ldisk of=/tmp/back5 bs=64k skip=512 count=128 iflag=direct 2>/dev/null
-      rq=$(dmesg | sed -n 's/.*disk1: handler detached (generation 1), \([0-9]*\) in-flight.*/\1/p')
-      cmp -s /tmp/pat5 /tmp/back5 &&
-        pass "library handler: kill -9 during an 8 MiB dd ($rq in flight requeued), restart: dd completed, data intact" ||
-        bad "library handler: data differs after kill -9/restart"
+    if [ -z "$running" ]; then
+      bad "fileio_tgt: the 16 MiB dd finished before the kill -9 (nothing to recover)"
+    elif wait $DD; then
+      dd if=/dev/$ldisk of=/tmp/back5 bs=1M skip=32 count=16 iflag=direct 2>/dev/null
+      dd if=/tmp/disk1.img of=/tmp/img5 bs=1M skip=32 count=16 2>/dev/null
+      cmp -s /tmp/pat5 /tmp/back5 && cmp -s /tmp/pat5 /tmp/img5 && kill -0 $LIBPID &&
+        pass "fileio_tgt: kill -9 during a 16 MiB dd ($rq in flight requeued), restarted: dd completed, data intact" ||
+        bad "fileio_tgt: data differs after kill -9/restart"
     else
-      bad "library handler: dd failed across kill -9/restart: $(cat /tmp/dd5.err)"
+      bad "fileio_tgt: dd failed across kill -9/restart: $(cat /tmp/dd5.err)"
     fi
-    rm -f /tmp/back4 /tmp/img4 /tmp/back5 /tmp/pat5
+    rm -f /tmp/back4 /tmp/img4 /tmp/back5 /tmp/img5 /tmp/pat5
   else
-    bad "library handler: no sd device for disk1"; tail -5 /tmp/handler-disk1.log
+    bad "fileio_tgt: no sd device for disk1"; tail -5 /tmp/handler-disk1.log
   fi
   $H remove disk1 || bad "remove disk1"
   kill -9 $LIBPID 2>/dev/null; wait $LIBPID 2>/dev/null
 else
-  echo "MARKER SKIP: library handler steps (kmod_lib_handler not built)"
+  echo "MARKER SKIP: fileio_tgt steps (SCSTU_FILEIO_TGT not given)"
 fi
 
 # -- 11. a tape and a changer: device nodes
-$H create tape0 1 SCSTU KMODTAPE SN-TAPE0 && serve tape0 && TPID=$HPID
+$H create tape0 1 SCSTU KMODTAPE SN-TAPE0
+if [ -x /sbin/fileio_tgt ]; then
+  if out=$(fileio_tgt --kernel tape0 /tmp/disk0.img 2>&1); then
+    bad "fileio_tgt served the tape device tape0 as a disk: $out"
+  else
+    echo "$out" | grep -q "created as device type 1 (tape)" &&
+      pass "fileio_tgt refuses the tape device tape0: $out" || bad "fileio_tgt on tape0: $out"
+  fi
+fi
+serve tape0 && TPID=$HPID
 if wait_for "/sys/class/scsi_tape/nst*" 30; then
   st=$(basename $(ls -d /sys/class/scsi_tape/nst* | grep -v 'nst[0-9]*[lma]$' | head -1))
   wait_for /dev/$st 5 && [ -c /dev/$st ] && pass "tape0 is /dev/$st" || bad "no /dev/$st node"

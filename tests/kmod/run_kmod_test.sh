@@ -12,8 +12,8 @@
 #
 # Environment:
 #   WORK=/tmp/scstu-kmod    cache + build + logs
-#   SCSTU_LIB_HANDLER=      kmod_lib_handler built by CMake (ctest sets it): a disk on
-#                           the library's serve() runtime; its steps are skipped without it
+#   SCSTU_FILEIO_TGT=       fileio_tgt built by CMake (ctest sets it): the disk steps
+#                           run it with --kernel (else kmod_test_handler; its own steps skip)
 #   TIMEOUT=280             hard limit for the guest, seconds
 #   MEM=768 SMP=2 ACCEL=tcg
 #   INSTALL=1               apt-get install missing packages
@@ -138,17 +138,17 @@ ln -sf mke2fs "$STAGE/sbin/mkfs.ext4"
 ln -sf mt-st "$STAGE/sbin/mt"
 cp /etc/mke2fs.conf "$STAGE/etc/" 2>/dev/null || true
 cp "$B/kmod_test_handler" "$STAGE/sbin/"
-LIB_HANDLER=${SCSTU_LIB_HANDLER:-}
-if [[ -n $LIB_HANDLER && -x $LIB_HANDLER ]]; then
-  cp "$LIB_HANDLER" "$STAGE/sbin/kmod_lib_handler"
-  ldd "$LIB_HANDLER" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/lib64\// {print $1}' |
+FILEIO_TGT=${SCSTU_FILEIO_TGT:-}
+if [[ -n $FILEIO_TGT && -x $FILEIO_TGT ]]; then
+  cp "$FILEIO_TGT" "$STAGE/sbin/fileio_tgt"
+  ldd "$FILEIO_TGT" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/lib64\// {print $1}' |
   while read -r lib; do
     case $lib in /lib64/*) dst=$STAGE$lib ;; *) dst=$STAGE/lib/x86_64-linux-gnu/$(basename "$lib") ;; esac
     cp -L "$lib" "$dst"
   done
-  log "library handler: $LIB_HANDLER"
+  log "fileio_tgt: $FILEIO_TGT"
 else
-  log "no SCSTU_LIB_HANDLER (build the kmod_lib_handler target): its steps are skipped"
+  log "no SCSTU_FILEIO_TGT (build the fileio_tgt target): the disk steps use kmod_test_handler"
 fi
 echo 'root:x:0:0:root:/:/bin/sh' > "$STAGE/etc/passwd"
 echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >> "$STAGE/etc/passwd"
