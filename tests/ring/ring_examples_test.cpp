@@ -7,11 +7,12 @@ namespace scstu::ring_test {
 namespace {
 
 pid_t spawn(const std::vector<std::string>& args) {
+  // argv is built before fork(): the child only calls execv().
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   pid_t pid = fork();
   if (pid == 0) {
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     execv(argv[0], argv.data());
     _exit(127);
   }
