@@ -40,25 +40,34 @@ scsi::SenseCode sense_code(UnitAttention ua) {
   return scsi::kUaPowerOnResetOrBusDeviceReset;
 }
 
-// SAM-5 5.14 (unit attention condition precedence): power on, then resets,
-// then I_T nexus loss; every other condition after those, oldest first.
+// SAM-5 5.14 (unit attention condition precedence), highest first: POWER
+// ON, RESET, OR BUS DEVICE RESET OCCURRED; POWER ON OCCURRED or DEVICE
+// INTERNAL RESET; SCSI BUS RESET OCCURRED or MICROCODE HAS BEEN CHANGED;
+// BUS DEVICE RESET FUNCTION OCCURRED; I_T NEXUS LOSS OCCURRED; every other
+// condition after those, oldest first.
 int precedence(UnitAttention ua) {
   switch (ua) {
     case UnitAttention::kPowerOnResetOrBusDeviceReset:
-    case UnitAttention::kPowerOnOccurred:
       return 0;
-    case UnitAttention::kBusResetOccurred:
-    case UnitAttention::kBusDeviceResetFunction:
+    case UnitAttention::kPowerOnOccurred:
     case UnitAttention::kDeviceInternalReset:
       return 1;
-    case UnitAttention::kItNexusLossOccurred:
+    case UnitAttention::kBusResetOccurred:
+    case UnitAttention::kMicrocodeHasBeenChanged:
       return 2;
-    default:
+    case UnitAttention::kBusDeviceResetFunction:
       return 3;
+    case UnitAttention::kItNexusLossOccurred:
+      return 4;
+    default:
+      return 5;
   }
 }
 
-static bool is_reset(UnitAttention ua) { return precedence(ua) < 3; }
+// The power on / reset family (29h): one of these makes older conditions moot.
+static bool is_reset(UnitAttention ua) {
+  return precedence(ua) < 5 && ua != UnitAttention::kMicrocodeHasBeenChanged;
+}
 
 UnitAttentionHandling unit_attention_handling(std::span<const uint8_t> cdb) {
   if (cdb.empty()) return UnitAttentionHandling::kReport;

@@ -53,6 +53,39 @@ TEST(UnitAttentions, ResetFamilyBeforeOthersOthersInArrivalOrder) {
   EXPECT_EQ(ua.take(1), std::nullopt);
 }
 
+// SAM-5 5.14: 29/00, then 29/01 and 29/04, then 29/02 and 3F/01, then
+// 29/03, then 29/07, then the rest in arrival order. MICROCODE HAS BEEN
+// CHANGED is not a reset: a later reset drops it, it drops nothing.
+TEST(UnitAttentions, SamPrecedenceTable) {
+  UnitAttentions ua;
+  ua.attach(1, UA::kCapacityDataHasChanged);
+  ua.raise(1, UA::kMicrocodeHasBeenChanged);
+  EXPECT_EQ(ua.count(1), 2u);
+  ua.raise(1, UA::kItNexusLossOccurred);
+  EXPECT_EQ(ua.count(1), 1u);
+  ua.raise(1, UA::kBusDeviceResetFunction);
+  ua.raise(1, UA::kMicrocodeHasBeenChanged);
+  ua.raise(1, UA::kBusResetOccurred);
+  ua.raise(1, UA::kDeviceInternalReset);
+  ua.raise(1, UA::kPowerOnResetOrBusDeviceReset);
+  ua.raise(1, UA::kModeParametersChanged);
+  EXPECT_EQ(ua.count(1), 6u);  // the microcode condition went with the 29/02 after it
+  EXPECT_EQ(ua.take(1), UA::kPowerOnResetOrBusDeviceReset);
+  EXPECT_EQ(ua.take(1), UA::kDeviceInternalReset);
+  EXPECT_EQ(ua.take(1), UA::kBusResetOccurred);
+  EXPECT_EQ(ua.take(1), UA::kBusDeviceResetFunction);
+  EXPECT_EQ(ua.take(1), UA::kItNexusLossOccurred);
+  EXPECT_EQ(ua.take(1), UA::kModeParametersChanged);
+  EXPECT_EQ(ua.take(1), std::nullopt);
+  // Without a reset after it, 3F/01 outranks 29/03 and 29/07.
+  ua.raise(1, UA::kItNexusLossOccurred);
+  ua.raise(1, UA::kBusDeviceResetFunction);
+  ua.raise(1, UA::kMicrocodeHasBeenChanged);
+  EXPECT_EQ(ua.take(1), UA::kMicrocodeHasBeenChanged);
+  EXPECT_EQ(ua.take(1), UA::kBusDeviceResetFunction);
+  EXPECT_EQ(ua.take(1), UA::kItNexusLossOccurred);
+}
+
 TEST(UnitAttentions, PowerOnOutranksBusDeviceResetOutranksNexusLoss) {
   UnitAttentions ua;
   ua.attach(1, UA::kItNexusLossOccurred);
