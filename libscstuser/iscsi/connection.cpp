@@ -210,7 +210,7 @@ void Connection::full_feature() {
       if (!stop_) log("receive failed: %s", strerror(errno));
       break;
     }
-    bool fatal = false;
+    bool fatal = false, send_failed = false, tx_full = false;
     // Backpressure: an initiator that sends but does not read its responses
     // (NOP-Out echoes, Text) cannot make us queue without bound.
     while (!closing_ && !tx_backlogged()) {
@@ -224,13 +224,29 @@ void Connection::full_feature() {
       }
       progress = true;
       drain_completions();
+      // Responses leave as soon as a worthwhile amount is ready, not when the
+      // whole receive batch is handled: the initiator (on another CPU) starts
+      // on them while the rest is read and executed, instead of both sides
+      // alternating in lock step. Below the threshold they wait for the end
+      // of the batch, so small responses still share one sendmsg. A full
+      // socket is not retried before the end of the batch.
+      if (!tx_full && tx_bytes_ >= kEarlyFlushBytes) {
+        if (!flush(false)) {
+          send_failed = true;
+          break;
+        }
+        tx_full = tx_head_ < tx_.size();
+      }
     }
     if (fatal) {
       flush(true);  // a Reject queued before the fatal PDU still goes out
       break;
     }
-    if (logout_requested_.load(std::memory_order_acquire) && !logout_sent_) send_async_logout();
-    if (!flush(false)) {
+    if (!send_failed) {
+      if (logout_requested_.load(std::memory_order_acquire) && !logout_sent_) send_async_logout();
+      send_failed = !flush(false);
+    }
+    if (send_failed) {
       if (!stop_) log("send failed: %s", strerror(errno));
       break;
     }

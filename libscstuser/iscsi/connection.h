@@ -7,8 +7,9 @@
 // is going to sleep; a completion that happens on the connection thread
 // itself (a device that completes inside execute()) is queued without any
 // atomic operation. Under load the loop is: recv what is there, handle every
-// complete PDU, send every completion with one writev, and sleep in poll()
-// only when there is nothing left.
+// complete PDU, send the completions with one sendmsg (mid-batch already once
+// kEarlyFlushBytes are queued, so large reads leave while the next execute),
+// and sleep in poll() only when there is nothing left.
 //
 // Zero copy: Data-Out and immediate data that are not yet in the receive
 // buffer are read straight into the command's buffer (readv into its

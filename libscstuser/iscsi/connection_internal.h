@@ -22,6 +22,8 @@ inline constexpr uint32_t kMaxPendingTmfs = 32;
 // Transmit backlog beyond which no more PDUs are read until some is sent.
 inline constexpr size_t kMaxArenaBytes = 32u << 20;
 inline constexpr size_t kMaxTxSegments = size_t{64} * 1024;
+// Queued response bytes that are sent at once, mid-batch (see full_feature()).
+inline constexpr size_t kEarlyFlushBytes = size_t{64} * 1024;
 // Login PDUs: RFC 7143 13.12, the default MaxRecvDataSegmentLength is in
 // force until negotiation ends.
 inline constexpr uint32_t kLoginMaxData = 8192;
