@@ -32,7 +32,7 @@ for _ in $(seq 50); do
 done
 
 echo "== discovery: iscsi-ls"
-iscsi-ls -s "iscsi://127.0.0.1:$PORT"
+iscsi-ls "iscsi://127.0.0.1:$PORT"
 echo "== iscsi-inq $URL"
 iscsi-inq "$URL"
 echo "== iscsi-readcapacity16 $URL"
@@ -44,4 +44,4 @@ if cmp -n 4194304 "$WORK/pattern.raw" "$WORK/readback.raw"; then
 else
   echo "demo: FAIL, data differs"; exit 1
 fi
-[[ ${KEEP:-0} == 1 ]] && echo "target still running (pid $TGT): $URL"
+if [[ ${KEEP:-0} == 1 ]]; then echo "target still running (pid $TGT): $URL"; fi
