@@ -157,17 +157,23 @@ std::optional<ModeSelectError> ModePages::select(std::span<const uint8_t> list, 
     updates[n_updates++] = {page, at};
     at += length;
   }
-  // Pass 2: apply.
+  // Pass 2: apply. A list may carry the same page twice (the later one wins), so
+  // "changed" (which raises MODE PARAMETERS CHANGED, SPC-4 6.11) compares the
+  // final state with the state before the command, not each step.
+  std::vector<std::array<uint8_t, kMaxPageLength>> before;
+  before.reserve(pages_.size());
+  for (const Page& p : pages_) before.push_back(p.current);
   for (size_t u = 0; u < n_updates; ++u) {
     Page& page = *updates[u].page;
     const uint8_t* src = list.data() + updates[u].at;
     for (size_t i = 2; i < page.length; ++i) {
       const uint8_t mask = page.changeable[i];
-      const uint8_t v = static_cast<uint8_t>((page.current[i] & ~mask) | (src[i] & mask));
-      if (v != page.current[i]) *changed = true;
-      page.current[i] = v;
+      page.current[i] = static_cast<uint8_t>((page.current[i] & ~mask) | (src[i] & mask));
     }
     if (save) page.saved = page.current;
+  }
+  for (size_t i = 0; i < pages_.size(); ++i) {
+    if (pages_[i].current != before[i]) *changed = true;
   }
   mirror_locked();
   return std::nullopt;

@@ -43,6 +43,24 @@ TEST(ModeSelect, ChangesWceAndDsense) {
   EXPECT_FALSE(changed);
 }
 
+// Found by mode_select_fuzz: a list carrying the control page twice, the second
+// copy undoing the first, leaves the parameters as they were, so no MODE
+// PARAMETERS CHANGED unit attention may be raised for it.
+TEST(ModeSelect, SamePageTwiceThatUndoesItselfIsNoChange) {
+  ModePages pages(ModePagesConfig{});
+  std::vector<uint8_t> control = current(pages, 0x0A);
+  control[0] &= 0x3F;
+  std::vector<uint8_t> flipped = control;
+  flipped[2] ^= 0x04;  // D_SENSE
+  std::vector<uint8_t> list = {0, 0, 0, 0};
+  list.insert(list.end(), flipped.begin(), flipped.end());
+  list.insert(list.end(), control.begin(), control.end());
+  bool changed = true;
+  EXPECT_FALSE(apply_mode_select(pages, six(), list, &changed).has_value());
+  EXPECT_FALSE(changed);
+  EXPECT_EQ(current(pages, 0x0A)[2] & 0x04, control[2] & 0x04);
+}
+
 TEST(ModeSelect, UnchangeableBitPointsAtIt) {
   ModePages pages(ModePagesConfig{});
   std::vector<uint8_t> control = current(pages, 0x0A);
