@@ -28,6 +28,7 @@ DiskUnit DiskUnit::open(const std::string& name, const std::string& path,
   if (!identity.product.empty()) cfg.product = identity.product;
   if (!identity.revision.empty()) cfg.revision = identity.revision;
   if (!identity.serial.empty()) cfg.serial = identity.serial;
+  cfg.third_party_copy = identity.third_party_copy;
   cfg.read_only = o.read_only;
   cfg.removable = o.removable;
   cfg.thin = unit.file->capabilities().unmap;

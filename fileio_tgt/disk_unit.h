@@ -15,6 +15,9 @@ namespace scstu::fileio {
 // created with). Empty fields keep the defaults (SCSTU / VDISK / 0001 / NAME).
 struct UnitIdentity {
   std::string vendor, product, revision, serial;
+  // 3PC / VPD 8Fh: a producer-side copy manager runs EXTENDED COPY (the
+  // iSCSI target's core does; the kernel shim has none).
+  bool third_party_copy = true;
 };
 
 struct DiskUnit {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "core/copy_manager.h"
 #include "core/lun.h"
 #include "scsi/cdb.h"
 #include "scsi/sense.h"
@@ -77,7 +78,8 @@ void TargetCore::reap_fanouts() {
 
 // ---- lifetime ---------------------------------------------------------------
 
-TargetCore::TargetCore(TargetCoreOptions options) : options_(options) {
+TargetCore::TargetCore(TargetCoreOptions options)
+    : options_(options), copies_(std::make_unique<CopyManager>(*this)) {
   access_.set_change_listener([this] { refresh_sessions(); });
 }
 
@@ -619,6 +621,7 @@ void TargetCore::execute(TargetCommand& cmd) {
   cmd.done = DoneHook{this};
   cmd.submit_ns = now_ns();
   store_state(cmd, kExecuting);
+  if (CopyManager::handles(cmd)) return copies_->submit(cmd);  // run here, not by the device
   cmd.device->submit(cmd);
 }
 
@@ -662,6 +665,7 @@ void TargetCore::task_management(TargetTmf& tmf) {
       const uint8_t state = ref && ref->session == session ? load_state(*ref) : uint8_t{kIdle};
       if (state == kExecuting) {
         tmf.lun = encode_lun(ref->route->lun());
+        if (CopyManager::handles(*ref)) return copies_->task_management(tmf);
         ref->device->task_management(tmf);
         return;
       }
@@ -688,10 +692,12 @@ void TargetCore::task_management(TargetTmf& tmf) {
         if (tmf.done) tmf.done(SCSTU_TMF_INCORRECT_LUN);
         return;
       }
+      copies_->abort_reached(tmf, (*found)->exported());
       (*found)->exported()->device().task_management(tmf);
       return;
     }
     case SCSTU_TMF_TARGET_RESET:
+      copies_->abort_reached(tmf, nullptr);
       target_reset(tmf);
       return;
     default:

@@ -85,6 +85,8 @@ struct CdbDecode;
 
 namespace scstu::core {
 
+class CopyManager;
+
 struct TargetCoreOptions {
   FlowLimits limits;
   // Upper bound on data_length for a device that states no max_transfer_bytes.
@@ -126,6 +128,7 @@ class TargetCore {
   void reset_statistics(std::string_view device);
 
   const FlowLimits& limits() const { return options_.limits; }
+  CopyManager& copies() { return *copies_; }  // EXTENDED COPY, core/copy_manager.h
 
  private:
   struct DoneHook;   // the command's done while a device has it
@@ -157,6 +160,9 @@ class TargetCore {
   uint64_t next_session_id_ = 1;
   std::mutex fanouts_mutex_;
   std::vector<std::shared_ptr<TmfFanout>> fanouts_;
+  // EXTENDED COPY / RECEIVE COPY RESULTS (core/copy_manager.h). Last: its
+  // destructor waits for running copies, which use the members above.
+  std::unique_ptr<CopyManager> copies_;
 };
 
 }  // namespace scstu::core

@@ -47,7 +47,7 @@ void mmc_read_track_information(CommandContext& ctx);
 void mmc_mechanism_status(CommandContext& ctx);
 void mmc_set_cd_speed(CommandContext& ctx);
 
-// ---- SBC-3 advanced (helper "sbc": sbc_advanced_*.cpp, xcopy*.cpp) ----
+// ---- SBC-3 advanced (helper "sbc": sbc_advanced_*.cpp) ----
 // Declared here so the table rows only change from nullptr to &entry.
 void sbc_unmap(CommandContext& ctx);
 void sbc_write_same(CommandContext& ctx);  // 10/16/32
@@ -59,7 +59,7 @@ void sbc_orwrite(CommandContext& ctx);
 void sbc_write_atomic(CommandContext& ctx);
 void sbc_sanitize(CommandContext& ctx);
 void sbc_read_defect_data(CommandContext& ctx);  // 10/12
-void sbc_extended_copy(CommandContext& ctx);
-void sbc_receive_copy_results(CommandContext& ctx);
+// EXTENDED COPY / RECEIVE COPY RESULTS have no entry: the producer side's
+// copy manager (core/copy_manager.h) answers them.
 
 }  // namespace scstu::scsi

@@ -94,6 +94,11 @@ struct LogicalUnitConfig {
   bool removable = false;  // RMB = 1
   bool thin = false;       // LBPME: UNMAP / WRITE SAME UNMAP (needs BlockCapabilities::unmap)
   WriteCacheMode write_cache = WriteCacheMode::kWriteBack;
+  // A producer-side copy manager (core::TargetCore's) executes EXTENDED COPY
+  // and RECEIVE COPY RESULTS for this unit: INQUIRY reports 3PC and VPD 8Fh.
+  // False where no such producer fronts the unit (the kernel shim): the unit
+  // then neither advertises nor accepts them.
+  bool third_party_copy = true;
 
   // ALUA: one target port group holding the given relative ports (TPGS = 01b).
   uint16_t target_port_group = 1;

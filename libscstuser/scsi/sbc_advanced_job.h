@@ -100,20 +100,8 @@ class LbaRangeLock {
   std::atomic<uint64_t> fast_shared_{0};  // shared holds taken on the fast path
 };
 
-// EXTENDED COPY results kept for RECEIVE COPY RESULTS (SPC-4 6.18), per
-// I_T nexus and list identifier.
-struct CopyRecord {
-  bool done = false;
-  uint8_t status = 0;  // SAM status of the EXTENDED COPY command
-  uint16_t segments_processed = 0;
-  uint64_t bytes = 0;
-  std::vector<uint8_t> sense;  // sense data of a failed copy (fixed format)
-};
-
 struct SbcAdvancedState {
   LbaRangeLock ranges;
-  std::mutex copies_mutex;
-  std::map<std::pair<uint64_t, uint8_t>, CopyRecord> copies;  // (nexus, list id)
 };
 
 // The per-LU state of these commands, owned by the unit's LuRuntime. The

@@ -23,6 +23,13 @@ bool implemented(uint8_t opcode, uint16_t sa, uint8_t type) {
   return op != nullptr && op->emulate != nullptr;
 }
 
+// EXTENDED COPY is executed by the producer's copy manager (xcopy.h), for
+// block devices, when the configuration says one is there.
+bool third_party_copy(const LogicalUnit& lu) {
+  const OpcodeInfo* op = find_opcode(0x83, 0x00, lu.device_type());
+  return lu.config().third_party_copy && op != nullptr;
+}
+
 // SPC-4 Table 143 version descriptors.
 void version_descriptors(uint8_t type, uint8_t* p) {
   std::array<uint16_t, 8> v{};
@@ -59,8 +66,8 @@ void standard_inquiry(CommandContext& ctx) {
   b[3] = 0x10 | 0x02;                                             // HISUP, RESPONSE DATA FORMAT 2
   b[4] = kStandardLength - 5;                                     // ADDITIONAL LENGTH
   b[5] = 0x10;  // TPGS 01b: implicit ALUA (REPORT TARGET PORT GROUPS)
-  if (implemented(0x83, 0x00, cfg.device_type)) b[5] |= 0x08;  // 3PC
-  b[7] = 0x02;                                                 // CMDQUE
+  if (third_party_copy(lu)) b[5] |= 0x08;  // 3PC
+  b[7] = 0x02;                             // CMDQUE
   pad_ascii(&b[8], 8, cfg.vendor);
   pad_ascii(&b[16], 16, cfg.product);
   pad_ascii(&b[32], 4, cfg.revision);
@@ -79,8 +86,8 @@ void vpd_finish(std::vector<uint8_t>& p) { put_be16(&p[2], static_cast<uint16_t>
 
 std::vector<uint8_t> supported_pages(const LogicalUnit& lu) {
   std::vector<uint8_t> pages = {0x00, 0x80, 0x83, 0x86};
-  // SPC-4 7.8.17 Third-party Copy, when EXTENDED COPY is there (xcopy.cpp).
-  if (implemented(0x83, 0x00, lu.device_type())) pages.push_back(0x8F);
+  // SPC-4 7.8.17 Third-party Copy, when a copy manager fronts the unit.
+  if (third_party_copy(lu)) pages.push_back(0x8F);
   if (lu.device_type() == device_type::kDisk) {
     pages.insert(pages.end(), {0xB0, 0xB1, 0xB2});
   }
