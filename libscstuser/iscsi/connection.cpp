@@ -75,6 +75,11 @@ void Connection::request_stop() {
   shutdown(fd_, SHUT_RDWR);
 }
 
+void Connection::wake() {
+  uint64_t one = 1;
+  (void)!write(event_fd_, &one, sizeof(one));
+}
+
 void Connection::request_logout() {
   logout_requested_.store(true, std::memory_order_release);
   uint64_t one = 1;
@@ -133,22 +138,34 @@ bool Connection::login() {
       cid_ = login_->cid();
       SessionKey key{initiator_, login_->isid(),
                      discovery_ ? std::string() : login_->target_name()};
-      uint16_t tsih = server_.register_session(this, key);
-      registered_ = true;
       LoginStatus refuse{};
       std::string why;
-      if (tsih == 0) {
-        refuse = LoginStatus::out_of_resources();
-        why = "no free TSIH";
-      } else if (!discovery_) {
-        core::SessionParams sp;
-        sp.target_name = login_->target_name();
-        sp.initiator_name = initiator_;
-        sp.isid = isid_u64(login_->isid());
-        sp.relative_port = opts.portal_group_tag;
-        sp.protocol_id = core::kProtocolIscsi;
-        session_ = server_.core().open_session(sp, &why);
-        if (!session_) refuse = LoginStatus::authorization_failure();
+      if (login_->leading()) {
+        sess_ = server_.create_session(this, cid_, key, params_, login_->cmdsn());
+        if (!sess_) {
+          refuse = LoginStatus::out_of_resources();
+          why = "no free TSIH";
+        } else {
+          std::shared_ptr<core::Session> nexus;
+          if (!discovery_) {
+            core::SessionParams sp;
+            sp.target_name = login_->target_name();
+            sp.initiator_name = initiator_;
+            sp.isid = isid_u64(login_->isid());
+            sp.relative_port = opts.portal_group_tag;
+            sp.protocol_id = core::kProtocolIscsi;
+            nexus = server_.core().open_session(sp, &why);
+            if (!nexus) refuse = LoginStatus::authorization_failure();
+          }
+          if (!refuse.status_class) server_.publish_session(*sess_, nexus);
+        }
+      } else {
+        // 6.3.4: one more connection (or a reinstated one) of a session.
+        refuse = server_.join_session(this, cid_, key, login_->requested_tsih(), &sess_);
+        if (refuse.status_class)
+          why = "cannot join the session with TSIH " + std::to_string(login_->requested_tsih());
+        else
+          sess_->apply_session_wide(params_);
       }
       if (refuse.status_class) {
         login_->refuse(resp, text, refuse);
@@ -157,11 +174,13 @@ bool Connection::login() {
         log("login refused (%u/%u): %s", refuse.status_class, refuse.detail, why.c_str());
         return false;
       }
-      login_->finish(resp, tsih);
+      session_ = sess_->core_session;
+      login_->finish(resp, sess_->tsih());
       statsn_ = login_->next_statsn();
-      expcmdsn_ = login_->cmdsn();
-      // The final response opens the command window.
-      put32(&resp.b[32], max_cmdsn());
+      // The final response opens the command window; a joining connection
+      // learns the session's numbers (4.2.2.1: they are session-wide).
+      put32(&resp.b[28], sess_->exp_cmdsn());
+      put32(&resp.b[32], sess_->max_cmdsn());
       // Digests start with the first PDU after the final Login Response.
       SessionParams negotiated = params_;
       params_.header_digest = params_.data_digest = false;
@@ -195,7 +214,8 @@ void Connection::full_feature() {
     drain_completions();
     ssize_t n = -1;
     errno = EAGAIN;
-    if (readable && !tx_backlogged()) {
+    // A PDU held for a CmdSN gap stays in rx_; the rest waits in the socket.
+    if (readable && !tx_backlogged() && !held_) {
       n = recv_some();
       if (n >= 0 && rx_short_) readable = false;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) readable = false;
@@ -222,6 +242,7 @@ void Connection::full_feature() {
         fatal = true;
         break;
       }
+      if (held_) break;  // woken when the gap fills (Session::delivered)
       progress = true;
       drain_completions();
       // Responses leave as soon as a worthwhile amount is ready, not when the
@@ -260,7 +281,15 @@ void Connection::full_feature() {
     auto now = Clock::now();
     int timeout_ms = -1;
     std::chrono::milliseconds wait{0};
-    if (opts.nop_interval.count() > 0 && !discovery_) {
+    if (held_) {
+      // The initiator is alive (it sent this PDU): no ping, but a bound on
+      // the wait for the CmdSN before it.
+      // Past the bound handle_pdu() skips the gap, unless another
+      // connection is handing on a PDU right now: look again shortly.
+      auto gap_end = held_since_ + opts.cmdsn_gap_timeout;
+      timeout_ms = static_cast<int>(std::max<int64_t>(
+          10, std::chrono::duration_cast<std::chrono::milliseconds>(gap_end - now).count()));
+    } else if (opts.nop_interval.count() > 0 && !discovery_) {
       if (ping_outstanding_) {
         if (now - ping_sent_ >= opts.nop_timeout) {
           log("no answer to NOP-In for %lld ms, dropping the connection",
@@ -284,11 +313,17 @@ void Connection::full_feature() {
       sleeping_.store(false);
       continue;
     }
-    short events =
-        static_cast<short>((tx_backlogged() ? 0 : POLLIN) | (tx_head_ < tx_.size() ? POLLOUT : 0));
+    // Held: no POLLIN (the socket stays readable), but a peer that goes away
+    // must still be noticed.
+    short in = held_ ? POLLRDHUP : (tx_backlogged() ? 0 : POLLIN);
+    short events = static_cast<short>(in | (tx_head_ < tx_.size() ? POLLOUT : 0));
     pollfd p[2] = {{fd_, events, 0}, {event_fd_, POLLIN, 0}};
     int r = poll(p, 2, timeout_ms);
     sleeping_.store(false, std::memory_order_relaxed);
+    if (held_ && r > 0 && (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      log("connection closed while a PDU waited for a CmdSN gap to fill");
+      break;
+    }
     if (r > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) readable = true;
     if (r > 0 && (p[1].revents & POLLIN)) {
       uint64_t v;
@@ -301,11 +336,37 @@ void Connection::full_feature() {
 
 void Connection::cleanup() {
   shutdown(fd_, SHUT_RDWR);
-  // Connection loss / logout ends the session (ErrorRecoveryLevel 0): its
-  // tasks are aborted; no response goes anywhere.
+  // Logout, or connection loss at ErrorRecoveryLevel 0: this connection's
+  // tasks are aborted; no response goes anywhere (RFC 7143 7.1.4, 6.3.4).
   for (auto& up : tasks_)
     if (up->in_use) up->aborted = true;
-  if (session_) server_.core().close_session(*session_);
+  bool last = sess_ ? server_.leave_session(this, *sess_) : false;
+  if (last && session_) {
+    // The session's last connection: I_T nexus loss aborts everything.
+    server_.core().close_session(*session_);
+  } else if (session_) {
+    // Other connections carry the session on: abort just the commands of
+    // this one that a device has (SAM-5 ABORT TASK, as the initiator would).
+    for (auto& up : tasks_) {
+      Task* t = up.get();
+      if (!t->in_use || !t->executed || t->completed) continue;
+      auto* p = new PendingTmf;
+      p->conn = this;
+      p->itt = t->itt;
+      p->ref = t;
+      p->internal = true;
+      p->tmf.function = SCSTU_TMF_ABORT_TASK;
+      p->tmf.lun = t->cmd.lun;
+      p->tmf.session = session_.get();
+      p->tmf.ref = &t->cmd;
+      p->tmf.done = [p](scstu_tmf_response r) {
+        p->response = r;
+        p->conn->tmf_done(*p);
+      };
+      ++tmfs_pending_;
+      server_.core().task_management(p->tmf);
+    }
+  }
   auto started = Clock::now(), last_log = started;
   for (;;) {
     drain_completions();
@@ -332,7 +393,7 @@ void Connection::cleanup() {
   tx_head_ = 0;
   for (auto& up : tasks_)
     if (up->in_use) free_task(up.get());
-  if (registered_) server_.unregister_session(this);
+  if (sess_) server_.connection_finished(this, *sess_);
   session_.reset();
 }
 

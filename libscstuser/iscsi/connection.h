@@ -1,5 +1,8 @@
-// connection.h - one iSCSI connection (and, with MaxConnections=1, its
-// session): login, then the full feature phase (RFC 7143 4-11).
+// connection.h - one iSCSI connection of a session (session.h): login, then
+// the full feature phase (RFC 7143 4-11). A session may have several
+// (MC/S); each task belongs to the connection its command came on
+// (connection allegiance, 4.2.3.2): its R2Ts, Data-In, response and a TMF's
+// response go out there.
 //
 // Threading: the connection runs in one thread of its own. Commands complete
 // on whatever thread their device uses; done() then pushes the task on a
@@ -34,6 +37,7 @@
 #include "core/device.h"
 #include "iscsi/login.h"
 #include "iscsi/pdu.h"
+#include "iscsi/session.h"
 #include "iscsi/session_params.h"
 
 namespace scstu::core {
@@ -93,6 +97,7 @@ struct PendingTmf {
   Task* ref = nullptr;
   scstu_tmf_response response = SCSTU_TMF_COMPLETE;
   bool cold_reset = false;
+  bool internal = false;  // ours (a dropped connection's tasks): no response
 };
 
 class Connection {
@@ -109,6 +114,9 @@ class Connection {
   void request_stop();
   // From other threads: send an Asynchronous Message asking for a logout.
   void request_logout();
+  // From other threads: look at the session's CmdSN again (a PDU held for
+  // a gap may go now).
+  void wake();
 
   // Completion entry points (any thread).
   void task_done(Task& task);
@@ -156,6 +164,9 @@ class Connection {
   bool reject(const Bhs& h, RejectReason reason, const char* why);
   bool protocol_error(const Bhs& h, const char* why);
   bool check_cmdsn(const Bhs& h, uint32_t cmdsn, bool immediate);
+  bool sequenced(const Bhs& h) const;
+  bool peer_closed() const;
+  uint32_t exp_cmdsn() const { return sess_->exp_cmdsn(); }
 
   Task* alloc_task();
   void free_task(Task* t);
@@ -189,18 +200,19 @@ class Connection {
   std::unique_ptr<LoginNegotiator> login_;
   SessionParams params_;
   bool discovery_ = false;
-  bool registered_ = false;
   std::string initiator_;
-  std::shared_ptr<core::Session> session_;
+  std::shared_ptr<Session> sess_;           // the iSCSI session joined
+  std::shared_ptr<core::Session> session_;  // its I_T nexus in the core
   uint16_t cid_ = 0;
 
-  // sequence numbers
+  // sequence numbers: StatSN is per connection; CmdSN is the session's
   uint32_t statsn_ = 0;
-  uint32_t expcmdsn_ = 0;
   uint32_t window_ = 128;
-  uint32_t active_ = 0;  // non-immediate tasks holding a window slot
-  uint32_t advertised_maxcmdsn_ = 0;
-  bool window_open_ = false;
+  uint32_t active_ = 0;    // non-immediate tasks of this connection (window slots)
+  bool cmdsn_ok_ = false;  // the PDU being handled is the session's next CmdSN
+  // The PDU at rpos_ waits for a CmdSN gap to fill (session.h); since when.
+  bool held_ = false;
+  std::chrono::steady_clock::time_point held_since_;
 
   // receive buffer: [rpos_, wpos_) holds unread bytes
   std::vector<uint8_t> rx_;
@@ -245,10 +257,13 @@ class Connection {
   std::array<uint8_t, SCSTU_CDB_LONG_MAX> ext_cdb_{};
   size_t ext_cdb_len_ = 0;
 
-  // Text continuation (RFC 7143 11.10: C bit, TTT)
+  // Text exchanges spanning PDUs (RFC 7143 11.10/11.11: C bit, TTT): the
+  // request being collected, the response being handed out.
+  std::string text_in_;
   std::string text_out_;
   size_t text_pos_ = 0;
   uint32_t text_ttt_ = kReservedTag;
+  uint32_t text_itt_ = kReservedTag;
 };
 
 }  // namespace scstu::iscsi

@@ -37,6 +37,44 @@ bool Connection::handle_pdu() {
     log("%s: %s, dropping the connection", opcode_name(h.opcode()), err);
     return false;
   }
+  // CmdSN order across the session's connections (session.h). Nothing of
+  // the PDU is consumed before its turn; once it has it, the next number
+  // waits until this one is handed on (delivered(), on every return path).
+  struct TurnEnd {
+    Session* s = nullptr;
+    ~TurnEnd() {
+      if (s) s->delivered();
+    }
+  } turn;
+  cmdsn_ok_ = false;
+  if (sequenced(h)) {
+    uint32_t cmdsn = get32(&h.b[24]);
+    // A connection that went away while its PDU waited does not deliver it.
+    if (held_ && peer_closed()) {
+      log("connection closed while CmdSN %u waited for a gap to fill", cmdsn);
+      return false;
+    }
+    auto now = Clock::now();
+    bool skip_gap = held_ && now - held_since_ >= server_.options().cmdsn_gap_timeout;
+    Session::Order o = sess_->order(cmdsn, this, skip_gap);
+    if (o == Session::Order::kHold) {
+      if (!held_) held_since_ = now;
+      held_ = true;
+      return true;
+    }
+    if (skip_gap && o == Session::Order::kDeliver)
+      log("CmdSN gap before %u open for %lld ms: skipped", cmdsn,
+          static_cast<long long>(server_.options().cmdsn_gap_timeout.count()));
+    held_ = false;
+    if (o == Session::Order::kDeliver) {
+      cmdsn_ok_ = true;
+      turn.s = sess_.get();
+    } else {
+      // 4.2.2.1: outside [ExpCmdSN, MaxCmdSN] the PDU is silently ignored.
+      log("%s CmdSN %u outside the window (ExpCmdSN %u), ignored", opcode_name(h.opcode()), cmdsn,
+          exp_cmdsn());
+    }
+  }
   AhsInfo ahs_info;
   std::array<uint8_t, kMaxAhsBytes> ahs_copy;
   if (ahs) {
@@ -89,7 +127,7 @@ bool Connection::reject(const Bhs& h, RejectReason reason, const char* why) {
   RejectPdu r;
   r.reason = static_cast<uint8_t>(reason);
   r.statsn = statsn_++;
-  r.expcmdsn = expcmdsn_;
+  r.expcmdsn = exp_cmdsn();
   r.maxcmdsn = max_cmdsn();
   Bhs out;
   r.encode(out);
@@ -106,25 +144,32 @@ bool Connection::protocol_error(const Bhs& h, const char* why) {
   return false;
 }
 
-bool Connection::check_cmdsn(const Bhs& h, uint32_t cmdsn, bool immediate) {
-  if (immediate) return true;  // RFC 7143 4.2.2.1: immediate PDUs do not advance CmdSN
-  if (cmdsn == expcmdsn_) {
-    ++expcmdsn_;
-    return true;
+bool Connection::sequenced(const Bhs& h) const {
+  // RFC 7143 4.2.2.1: non-immediate PDUs that carry a CmdSN take their turn
+  // in the session's numbering; a NOP-Out answering our ping does not.
+  if (h.immediate()) return false;
+  switch (h.opcode()) {
+    case Opcode::kScsiCommand:
+    case Opcode::kTaskManagementRequest:
+    case Opcode::kTextRequest:
+    case Opcode::kLogoutRequest:
+      return true;
+    case Opcode::kNopOut:
+      return h.itt() != kReservedTag;
+    default:
+      return false;
   }
-  // Only what the initiator was told counts (4.2.2.1): the window it knows.
-  uint32_t max = advertised_maxcmdsn_;
-  if (sn_lt(expcmdsn_, cmdsn) && sn_le(cmdsn, max)) {
-    // One connection per session: a gap means a lost PDU we never saw. Take
-    // the command rather than stall the window behind it.
-    log("CmdSN %u skips ahead of ExpCmdSN %u", cmdsn, expcmdsn_);
-    expcmdsn_ = cmdsn + 1;
-    return true;
-  }
-  // 4.2.2.1: outside [ExpCmdSN, MaxCmdSN] the PDU is silently ignored.
-  log("%s CmdSN %u outside the window [%u, %u], ignored", opcode_name(h.opcode()), cmdsn, expcmdsn_,
-      max);
-  return false;
+}
+
+bool Connection::peer_closed() const {
+  pollfd p{fd_, POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+bool Connection::check_cmdsn(const Bhs&, uint32_t, bool immediate) {
+  // RFC 7143 4.2.2.1: immediate PDUs do not advance CmdSN; the others were
+  // put in order by handle_pdu().
+  return immediate || cmdsn_ok_;
 }
 
 bool Connection::on_nop_out(const Bhs& h) {
@@ -142,7 +187,7 @@ bool Connection::on_nop_out(const Bhs& h) {
   r.itt = n.itt;
   r.ttt = kReservedTag;
   r.sn = statsn_++;
-  r.expsn = expcmdsn_;
+  r.expsn = exp_cmdsn();
   r.maxcmdsn = max_cmdsn();
   uint32_t echo = std::min(len, params_.initiator_max_recv_data_segment_length);
   Bhs out;
@@ -157,7 +202,7 @@ void Connection::send_nop_ping() {
   if (next_ttt_ == kReservedTag) next_ttt_ = 1;
   p.ttt = next_ttt_++;
   p.sn = statsn_;  // 11.19: a ping does not advance StatSN
-  p.expsn = expcmdsn_;
+  p.expsn = exp_cmdsn();
   p.maxcmdsn = max_cmdsn();
   Bhs h;
   p.encode(h, Opcode::kNopIn, 0);
@@ -175,7 +220,7 @@ void Connection::send_async_logout() {
   AsyncMessagePdu a;
   a.event = 1;  // 11.9.1: the target requests Logout
   a.statsn = statsn_++;
-  a.expcmdsn = expcmdsn_;
+  a.expcmdsn = exp_cmdsn();
   a.maxcmdsn = max_cmdsn();
   a.parameter3 =
       static_cast<uint16_t>(std::max<int64_t>(1, server_.options().logout_grace.count() / 1000));
@@ -189,22 +234,29 @@ bool Connection::on_logout(const Bhs& h) {
   if (!skip_payload(h.data_length())) return false;
   if (!check_cmdsn(h, l.cmdsn, l.immediate)) return true;
   LogoutResponsePdu r;
-  if (l.reason == 2)
-    r.response = 2;  // 11.15.1: connection recovery not supported
-  else if (l.reason == 1 && l.cid != cid_)
-    r.response = 1;  // CID not found
-  else if (l.reason > 2)
+  bool close_this = l.reason == 0 || (l.reason == 1 && l.cid == cid_);
+  if (l.reason == 2) {
+    r.response = 2;  // 11.15.1: connection recovery not supported (ERL 0)
+  } else if (l.reason > 2) {
     return reject(h, RejectReason::kInvalidPduField, "logout reason code");
+  } else if (l.reason == 1 && l.cid != cid_) {
+    // 11.14.1: closing another connection of the session (one the initiator
+    // lost, typically): it is dropped and its tasks aborted (ERL 0).
+    if (!server_.close_connection(*sess_, l.cid)) r.response = 1;  // CID not found
+  } else if (l.reason == 0) {
+    // 11.14.1: the whole session: every other connection closes too.
+    server_.close_other_connections(*sess_, this);
+  }
   r.itt = l.itt;
   r.statsn = statsn_++;
-  r.expcmdsn = expcmdsn_;
+  r.expcmdsn = exp_cmdsn();
   r.maxcmdsn = max_cmdsn();
   r.time2wait = params_.default_time2wait;
   r.time2retain = params_.default_time2retain;
   Bhs out;
   r.encode(out);
   push_pdu(out, nullptr, 0);
-  if (r.response == 0) closing_ = true;
+  if (r.response == 0 && close_this) closing_ = true;
   return true;
 }
 
@@ -214,15 +266,60 @@ bool Connection::on_text(const Bhs& h) {
   if (len > kMaxTextBytes) return protocol_error(h, "Text Request data too long");
   if (!read_small_payload(len, small_payload_)) return false;
   if (!check_cmdsn(h, p.sn, p.immediate)) return true;
-  if (p.continue_) return reject(h, RejectReason::kCommandNotSupported, "multi-PDU text request");
+  // 11.10.2: a request whose text continues cannot be the final one.
+  if (p.continue_ && p.final)
+    return reject(h, RejectReason::kInvalidPduField, "Text Request with both C and F");
   if (p.ttt != kReservedTag) {
-    // 11.10.4: the initiator asks for the rest of a long Text Response.
-    if (p.ttt != text_ttt_ || text_pos_ >= text_out_.size())
+    // 11.10.4: the initiator continues the exchange we gave this tag to: the
+    // rest of its request, or the next part of our long response.
+    if (p.ttt != text_ttt_ || p.itt != text_itt_)
       return reject(h, RejectReason::kInvalidPduField, "unknown Target Transfer Tag");
   } else {
+    // 11.10.4: TTT 0xffffffff starts a new exchange and resets an older one.
+    text_in_.clear();
+    text_out_.clear();
+    text_pos_ = 0;
+    text_ttt_ = kReservedTag;
+    text_itt_ = p.itt;
+  }
+  auto new_ttt = [this] {
+    if (next_ttt_ == kReservedTag) next_ttt_ = 1;
+    text_ttt_ = next_ttt_++;
+    return text_ttt_;
+  };
+  TextPdu r;
+  r.itt = p.itt;
+  r.lun = p.lun;
+  if (text_pos_ >= text_out_.size()) {
+    // Still receiving the request (C bit, 6.1): collect it, bounded like a
+    // login's text, and answer each part with an empty response (F=0).
+    if (text_in_.size() + len > kMaxTextBytes) {
+      text_in_.clear();
+      text_ttt_ = kReservedTag;
+      return reject(h, RejectReason::kInvalidPduField, "Text Request longer than 64 KiB");
+    }
+    text_in_.append(reinterpret_cast<const char*>(small_payload_.data()), len);
+    if (p.continue_) {
+      r.sn = statsn_++;
+      r.expsn = exp_cmdsn();
+      r.maxcmdsn = max_cmdsn();
+      r.final = false;
+      r.ttt = new_ttt();
+      Bhs out;
+      r.encode(out, Opcode::kTextResponse, 0);
+      push_pdu(out, nullptr, 0);
+      return true;
+    }
     std::vector<TextPair> keys;
-    if (const char* err = parse_text(small_payload_, keys))
+    const char* err =
+        parse_text(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text_in_.data()),
+                                            text_in_.size()),
+                   keys);
+    text_in_.clear();
+    if (err) {
+      text_ttt_ = kReservedTag;
       return reject(h, RejectReason::kInvalidPduField, err);
+    }
     text_out_.clear();
     text_pos_ = 0;
     for (const TextPair& kv : keys) {
@@ -239,21 +336,19 @@ bool Connection::on_text(const Bhs& h) {
       }
     }
   }
+  // 11.11: a response longer than the initiator's MaxRecvDataSegmentLength
+  // leaves in parts with F=0, C=1 and a TTT; each empty request carrying the
+  // TTT fetches the next part.
   size_t chunk = std::min<size_t>(text_out_.size() - text_pos_,
                                   params_.initiator_max_recv_data_segment_length);
-  TextPdu r;
-  r.itt = p.itt;
-  r.lun = p.lun;
   r.sn = statsn_++;
-  r.expsn = expcmdsn_;
+  r.expsn = exp_cmdsn();
   r.maxcmdsn = max_cmdsn();
   bool more = text_pos_ + chunk < text_out_.size();
   r.final = !more;
   r.continue_ = more;
   if (more) {
-    if (next_ttt_ == kReservedTag) next_ttt_ = 1;
-    text_ttt_ = next_ttt_++;
-    r.ttt = text_ttt_;
+    r.ttt = new_ttt();
   } else {
     r.ttt = kReservedTag;
     text_ttt_ = kReservedTag;
@@ -262,6 +357,10 @@ bool Connection::on_text(const Bhs& h) {
   r.encode(out, Opcode::kTextResponse, static_cast<uint32_t>(chunk));
   push_pdu(out, text_out_.data() + text_pos_, static_cast<uint32_t>(chunk));
   text_pos_ += chunk;
+  if (!more) {
+    text_out_.clear();
+    text_pos_ = 0;
+  }
   return true;
 }
 
@@ -275,7 +374,7 @@ bool Connection::on_tmf(const Bhs& h) {
     r.response = static_cast<uint8_t>(resp);
     r.itt = m.itt;
     r.statsn = statsn_++;
-    r.expcmdsn = expcmdsn_;
+    r.expcmdsn = exp_cmdsn();
     r.maxcmdsn = max_cmdsn();
     Bhs out;
     r.encode(out);
@@ -319,8 +418,8 @@ bool Connection::on_tmf(const Bhs& h) {
       // 11.5.1: a task already answered (RefCmdSN below ExpCmdSN) does not
       // exist any more; one not yet received (RefCmdSN in the window) is
       // considered received and aborted: "function complete".
-      return respond_now(sn_lt(m.refcmdsn, expcmdsn_) ? TmfResponse::kTaskDoesNotExist
-                                                      : TmfResponse::kComplete);
+      return respond_now(sn_lt(m.refcmdsn, exp_cmdsn()) ? TmfResponse::kTaskDoesNotExist
+                                                        : TmfResponse::kComplete);
     }
     ref->aborted = true;
   } else if (core_fn != SCSTU_TMF_CLEAR_ACA) {
@@ -379,12 +478,12 @@ void Connection::finish_tmf(PendingTmf* p) {
       push_release(t);
     }
   }
-  if (!closing_ && !stop_) {
+  if (!p->internal && !closing_ && !stop_) {
     TmfResponsePdu r;
     r.response = static_cast<uint8_t>(resp);
     r.itt = p->itt;
     r.statsn = statsn_++;
-    r.expcmdsn = expcmdsn_;
+    r.expcmdsn = exp_cmdsn();
     r.maxcmdsn = max_cmdsn();
     Bhs out;
     r.encode(out);

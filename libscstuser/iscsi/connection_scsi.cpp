@@ -119,7 +119,10 @@ void Connection::free_task(Task* t) {
   remove_itt(t);
   if (t->cmd.session) server_.core().release(t->cmd);
   t->cmd.session = nullptr;
-  if (!t->immediate) --active_;
+  if (!t->immediate) {
+    --active_;
+    sess_->release_slot();
+  }
   t->in_use = false;
   --tasks_live_;
   free_tasks_.push_back(t);
@@ -164,15 +167,7 @@ void Connection::remove_itt(Task* t) {
   }
 }
 
-uint32_t Connection::max_cmdsn() {
-  // RFC 7143 4.2.2.1: MaxCmdSN - ExpCmdSN + 1 commands may be sent; a slot
-  // frees when its task is released. The window only grows: what was
-  // advertised stays valid.
-  uint32_t now = expcmdsn_ + (window_ - std::min(active_, window_)) - 1;
-  if (!window_open_ || sn_lt(advertised_maxcmdsn_, now)) advertised_maxcmdsn_ = now;
-  window_open_ = true;
-  return advertised_maxcmdsn_;
-}
+uint32_t Connection::max_cmdsn() { return sess_->max_cmdsn(); }
 
 bool Connection::on_scsi_command(const Bhs& h) {
   ScsiCommandPdu c = ScsiCommandPdu::decode(h);
@@ -192,16 +187,18 @@ bool Connection::on_scsi_command(const Bhs& h) {
   uint32_t unsol_end = c.final ? imm : std::min(params_.first_burst_length, c.expected_length);
   if (!c.final && imm >= unsol_end)
     return protocol_error(h, "F bit clear although the first burst is complete");
-  if (!c.immediate && active_ >= window_) {
-    if (!skip_payload(imm)) return false;
-    return reject(h, RejectReason::kLongOperationReject, "command window full");
-  }
   if (c.immediate && (tasks_live_ - active_) >= kImmediateTasks) {
     if (!skip_payload(imm)) return false;
     return reject(h, RejectReason::kImmediateCommandReject, "too many immediate commands");
   }
+  // The window is the session's (4.2.2.1), shared by its connections.
+  if (!c.immediate && !sess_->take_slot()) {
+    if (!skip_payload(imm)) return false;
+    return reject(h, RejectReason::kLongOperationReject, "command window full");
+  }
   Task* t = alloc_task();
   if (!t) {
+    if (!c.immediate) sess_->release_slot();
     if (!skip_payload(imm)) return false;
     return reject(h, RejectReason::kImmediateCommandReject, "no free task");
   }
@@ -261,7 +258,7 @@ void Connection::send_r2ts(Task* t) {
     r.itt = t->itt;
     r.ttt = slot->ttt;
     r.statsn = statsn_;  // 11.8.3: StatSN is not advanced by an R2T
-    r.expcmdsn = expcmdsn_;
+    r.expcmdsn = exp_cmdsn();
     r.maxcmdsn = max_cmdsn();
     r.r2tsn = t->r2tsn++;
     r.buffer_offset = slot->offset;
@@ -398,7 +395,7 @@ void Connection::send_response(Task* t) {
       if (burst_left == 0) burst_left = burst;
       d.lun = cmd.lun;
       d.itt = t->itt;
-      d.expcmdsn = expcmdsn_;
+      d.expcmdsn = exp_cmdsn();
       d.maxcmdsn = max_cmdsn();
       d.datasn = t->datain_pdus++;
       d.buffer_offset = offset;
@@ -424,7 +421,7 @@ void Connection::send_response(Task* t) {
   r.status = cmd.status;
   r.itt = t->itt;
   r.statsn = statsn_++;
-  r.expcmdsn = expcmdsn_;
+  r.expcmdsn = exp_cmdsn();
   r.maxcmdsn = max_cmdsn();
   r.expdatasn = t->datain_pdus + t->r2tsn;  // 11.4.6: Data-In and R2T PDUs sent
   r.underflow = cmd.residual == core::Residual::kUnderflow;

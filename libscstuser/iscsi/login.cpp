@@ -149,13 +149,15 @@ LoginNegotiator::Outcome LoginNegotiator::handle(const Bhs& request, std::span<c
                   "SessionType " + session_type);
     }
     if (tsih_ != 0) {
-      // A connection for an existing session (6.3.1): unknown TSIH, or no
-      // room since we negotiate MaxConnections=1 (13.2).
-      if (!config_.session_exists || !config_.session_exists(tsih_))
-        return fail(response, text, LoginStatus::session_does_not_exist(),
-                    "TSIH " + std::to_string(tsih_) + " names no session");
-      return fail(response, text, LoginStatus::too_many_connections(),
-                  "connection for an existing session (TSIH " + std::to_string(tsih_) + ")");
+      // A connection for an existing session (6.3.1): the TSIH must name a
+      // session of this initiator, ISID and target with room for it
+      // (MaxConnections, 13.2). The connection joins it at the end (6.3.4).
+      SessionKey key{initiator_name_, isid_, discovery_ ? std::string() : target_.name};
+      LoginStatus s = config_.can_join ? config_.can_join(tsih_, cid_, key)
+                                       : LoginStatus::session_does_not_exist();
+      if (s.status_class)
+        return fail(response, text, s,
+                    "cannot add a connection to the session with TSIH " + std::to_string(tsih_));
     }
     // 13.9: the TargetPortalGroupTag goes in the first response of a normal session.
     if (!discovery_) {
@@ -259,8 +261,7 @@ bool LoginNegotiator::security_keys(std::string& out, LoginStatus& status) {
     else if (k == "CHAP_C")
       chap_c = kv.value;
     else if (is_operational_key(k)) {
-      KeyAnswer a = negotiate_operational_key(k, kv.value, config_.limits, discovery_, params_);
-      if (a.send) append_pair(out, k, a.value);
+      operational_key(k, kv.value, out);
     } else {
       append_pair(out, k, "NotUnderstood");
     }
@@ -288,6 +289,18 @@ bool LoginNegotiator::security_keys(std::string& out, LoginStatus& status) {
   return true;
 }
 
+void LoginNegotiator::operational_key(const std::string& key, const std::string& value,
+                                      std::string& out) {
+  // A non-leading connection takes the session's values of the leading-only
+  // keys (13: usage LO); an initiator that offers them anyway learns so.
+  if (!leading() && is_leading_only_key(key)) {
+    append_pair(out, key, "Irrelevant");
+    return;
+  }
+  KeyAnswer a = negotiate_operational_key(key, value, config_.limits, discovery_, params_);
+  if (a.send) append_pair(out, key, a.value);
+}
+
 bool LoginNegotiator::operational_keys(std::string& out, LoginStatus& status) {
   for (const TextPair& kv : keys_) {
     const std::string& k = kv.key;
@@ -298,8 +311,7 @@ bool LoginNegotiator::operational_keys(std::string& out, LoginStatus& status) {
       return false;
     }
     if (is_operational_key(k)) {
-      KeyAnswer a = negotiate_operational_key(k, kv.value, config_.limits, discovery_, params_);
-      if (a.send) append_pair(out, k, a.value);
+      operational_key(k, kv.value, out);
     } else {
       append_pair(out, k, "NotUnderstood");
     }

@@ -17,6 +17,7 @@
 
 #include "iscsi/chap.h"
 #include "iscsi/pdu.h"
+#include "iscsi/session.h"
 #include "iscsi/session_params.h"
 #include "iscsi/text_keys.h"
 
@@ -54,8 +55,10 @@ struct LoginConfig {
   const AuthConfig* discovery_auth = nullptr;
   // Look a target up by name; nullopt if there is none.
   std::function<std::optional<LoginTarget>(std::string_view)> find_target;
-  // Whether a session with this TSIH exists (a login that adds a connection).
-  std::function<bool(uint16_t)> session_exists;
+  // A login with a non-zero TSIH adds a connection to a session (6.3.1):
+  // success if the session with this TSIH and key exists and takes one more
+  // connection (or has one with this CID, to be reinstated), else why not.
+  std::function<LoginStatus(uint16_t tsih, uint16_t cid, const SessionKey& key)> can_join;
 };
 
 class LoginNegotiator {
@@ -84,6 +87,7 @@ class LoginNegotiator {
   const std::string& target_name() const { return target_.name; }
   const std::array<uint8_t, 6>& isid() const { return isid_; }
   uint16_t requested_tsih() const { return tsih_; }
+  bool leading() const { return tsih_ == 0; }
   uint16_t cid() const { return cid_; }
   uint32_t cmdsn() const { return cmdsn_; }  // the session's first CmdSN
   uint32_t next_statsn() const { return statsn_; }
@@ -95,6 +99,7 @@ class LoginNegotiator {
   Outcome first_request(const LoginPdu& req);
   bool security_keys(std::string& out, LoginStatus& status);
   bool operational_keys(std::string& out, LoginStatus& status);
+  void operational_key(const std::string& key, const std::string& value, std::string& out);
   void build(Bhs& response, const LoginPdu& req, bool transit, uint8_t nsg, LoginStatus status,
              uint32_t data_length);
 

@@ -8,10 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <set>
 
 #include "core/target_core.h"
 #include "iscsi/connection.h"
@@ -33,14 +33,12 @@ ServerImpl::ServerImpl(core::TargetCore& core, ServerOptions options)
   window_ = std::max<uint32_t>(1, options_.queue_depth);
   if (core_.limits().per_session) window_ = std::min(window_, core_.limits().per_session);
   login_config_.limits = options_.limits;
+  login_config_.limits.max_connections = std::clamp<uint32_t>(options_.max_connections, 1, 65535);
   login_config_.portal_group_tag = options_.portal_group_tag;
   login_config_.discovery_auth =
       options_.discovery_auth.incoming.empty() ? nullptr : &options_.discovery_auth;
-  login_config_.session_exists = [this](uint16_t tsih) {
-    std::lock_guard lock(mutex_);
-    for (auto& [key, reg] : sessions_)
-      if (reg.tsih == tsih) return true;
-    return false;
+  login_config_.can_join = [this](uint16_t tsih, uint16_t cid, const SessionKey& key) {
+    return can_join(tsih, cid, key);
   };
   login_config_.find_target = [this](std::string_view name) -> std::optional<LoginTarget> {
     if (!core_.access().has_target(name)) return std::nullopt;
@@ -124,8 +122,8 @@ std::vector<PortalAddress> ServerImpl::portals() const { return bound_; }
 size_t ServerImpl::session_count() const {
   std::lock_guard lock(mutex_);
   size_t n = 0;
-  for (auto& [key, reg] : sessions_)
-    if (!key.target.empty()) ++n;
+  for (auto& [key, s] : sessions_)
+    if (!key.target.empty() && !s->ended) ++n;
   return n;
 }
 
@@ -206,41 +204,167 @@ void ServerImpl::stop() {
   wake_fd_ = -1;
 }
 
-uint16_t ServerImpl::register_session(Connection* conn, const SessionKey& key) {
+Session* ServerImpl::find_tsih(uint16_t tsih) const {
+  for (auto& [key, s] : sessions_)
+    if (s->tsih() == tsih) return s.get();
+  return nullptr;
+}
+
+std::shared_ptr<Session> ServerImpl::create_session(Connection* conn, uint16_t cid,
+                                                    const SessionKey& key,
+                                                    const SessionParams& params,
+                                                    uint32_t first_cmdsn) {
   std::unique_lock lock(mutex_);
   auto it = sessions_.find(key);
-  if (it != sessions_.end() && it->second.conn != conn) {
-    // RFC 7143 6.3.5: session reinstatement. The old connection is dropped,
-    // its tasks aborted (I_T nexus loss in the core); wait until it is gone.
-    Connection* old = it->second.conn;
-    log("iscsi: session of %s reinstated: dropping the old connection", key.initiator.c_str());
-    old->request_stop();
-    changed_.wait(lock, [&] {
-      auto f = sessions_.find(key);
-      return f == sessions_.end() || f->second.conn != old;
-    });
+  if (it != sessions_.end()) {
+    // RFC 7143 6.3.5: session reinstatement. The old session's connections
+    // are dropped, their tasks aborted (I_T nexus loss in the core); wait
+    // until all of them are gone.
+    std::shared_ptr<Session> old = it->second;
+    log("iscsi: session of %s reinstated: dropping its %zu connection(s)", key.initiator.c_str(),
+        old->members.size());
+    old->ended = true;
+    for (const Session::Member& m : old->members) m.conn->request_stop();
+    changed_.wait(lock, [&] { return old->members.empty() && old->draining.empty(); });
+    if (auto again = sessions_.find(key); again != sessions_.end() && again->second == old)
+      sessions_.erase(again);
   }
-  std::set<uint16_t> used;
-  for (auto& [k, reg] : sessions_) used.insert(reg.tsih);
+  // A new session with the same key may have appeared meanwhile (two logins
+  // racing): the later one reinstates it in turn.
+  if (auto again = sessions_.find(key); again != sessions_.end()) {
+    std::shared_ptr<Session> other = again->second;
+    other->ended = true;
+    for (const Session::Member& m : other->members) m.conn->request_stop();
+    changed_.wait(lock, [&] { return other->members.empty() && other->draining.empty(); });
+    if (auto still = sessions_.find(key); still != sessions_.end() && still->second == other)
+      sessions_.erase(still);
+  }
   for (int tries = 0; tries < 65536; ++tries) {
     uint16_t tsih = next_tsih_++;
     if (next_tsih_ == 0) next_tsih_ = 1;
-    if (tsih == 0 || used.count(tsih)) continue;
-    sessions_[key] = Registered{conn, tsih};
-    return tsih;
+    if (tsih == 0 || find_tsih(tsih)) continue;
+    auto s = std::make_shared<Session>(key, tsih, params, window_, first_cmdsn);
+    s->members.push_back(Session::Member{conn, cid});
+    s->connections.store(1, std::memory_order_release);
+    sessions_[key] = s;
+    return s;
   }
-  return 0;
+  return nullptr;
 }
 
-void ServerImpl::unregister_session(Connection* conn) {
+void ServerImpl::publish_session(Session& s, std::shared_ptr<core::Session> nexus) {
   std::lock_guard lock(mutex_);
-  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-    if (it->second.conn == conn) {
-      sessions_.erase(it);
-      break;
+  s.core_session = std::move(nexus);
+  s.ready = true;
+}
+
+LoginStatus ServerImpl::can_join(uint16_t tsih, uint16_t cid, const SessionKey& key) const {
+  std::lock_guard lock(mutex_);
+  Session* s = find_tsih(tsih);
+  if (!s || !(s->key() == key) || s->ended || !s->ready)
+    return LoginStatus::session_does_not_exist();
+  for (const Session::Member& m : s->members)
+    if (m.cid == cid) return LoginStatus::success();  // reinstated at the end
+  if (s->members.size() >= s->params().max_connections) return LoginStatus::too_many_connections();
+  return LoginStatus::success();
+}
+
+LoginStatus ServerImpl::join_session(Connection* conn, uint16_t cid, const SessionKey& key,
+                                     uint16_t tsih, std::shared_ptr<Session>* out) {
+  std::unique_lock lock(mutex_);
+  auto find = [&]() -> std::shared_ptr<Session> {
+    Session* s = find_tsih(tsih);
+    if (!s || !(s->key() == key) || s->ended || !s->ready) return nullptr;
+    return sessions_[key];
+  };
+  std::shared_ptr<Session> s = find();
+  if (!s) return LoginStatus::session_does_not_exist();
+  Connection* old = nullptr;
+  for (const Session::Member& m : s->members)
+    if (m.cid == cid) old = m.conn;
+  if (old) {
+    // RFC 7143 6.3.4: a login with the CID of a connection of the session
+    // reinstates it: the old connection is logged out implicitly and, at
+    // ErrorRecoveryLevel 0, its tasks are aborted. The session lives on:
+    // `joining` keeps it from ending while the old one is gone.
+    log("iscsi: connection %u of %s reinstated: dropping the old one", cid, key.initiator.c_str());
+    ++s->joining;
+    old->request_stop();
+    changed_.wait(lock, [&] {
+      for (const Session::Member& m : s->members)
+        if (m.conn == old) return false;
+      for (Connection* c : s->draining)
+        if (c == old) return false;
+      return true;
+    });
+    --s->joining;
+    if (s->ended) {
+      // Closed meanwhile (logout reason 0, reinstatement). If the old
+      // connection was the last, its leave left the I_T nexus to us.
+      if (s->members.empty() && s->joining == 0 && !s->ended_by_last) {
+        s->ended_by_last = true;
+        if (auto it = sessions_.find(key); it != sessions_.end() && it->second == s)
+          sessions_.erase(it);
+        changed_.notify_all();
+        lock.unlock();
+        if (s->core_session) core_.close_session(*s->core_session);
+      }
+      return LoginStatus::session_does_not_exist();
     }
   }
+  if (s->members.size() >= s->params().max_connections) return LoginStatus::too_many_connections();
+  s->members.push_back(Session::Member{conn, cid});
+  s->connections.store(static_cast<uint32_t>(s->members.size()), std::memory_order_release);
+  *out = s;
+  return LoginStatus::success();
+}
+
+bool ServerImpl::leave_session(Connection* conn, Session& s) {
+  bool last = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = std::find_if(s.members.begin(), s.members.end(),
+                           [&](const Session::Member& m) { return m.conn == conn; });
+    if (it != s.members.end()) s.members.erase(it);
+    s.draining.push_back(conn);
+    s.connections.store(static_cast<uint32_t>(s.members.size()), std::memory_order_release);
+    if (s.members.empty() && s.joining == 0 && !s.ended_by_last) {
+      s.ended = true;
+      s.ended_by_last = true;
+      last = true;
+      if (auto f = sessions_.find(s.key()); f != sessions_.end() && f->second.get() == &s)
+        sessions_.erase(f);
+    }
+    changed_.notify_all();
+  }
+  // Connections waiting for a CmdSN this one will never deliver re-check.
+  s.forget_waiter(conn);
+  s.wake_waiters();
+  return last;
+}
+
+void ServerImpl::connection_finished(Connection* conn, Session& s) {
+  std::lock_guard lock(mutex_);
+  s.draining.erase(std::remove(s.draining.begin(), s.draining.end(), conn), s.draining.end());
   changed_.notify_all();
+}
+
+void ServerImpl::close_other_connections(Session& s, Connection* except) {
+  std::lock_guard lock(mutex_);
+  s.ended = true;  // 11.14.1 reason 0: the whole session closes; nobody joins
+  for (const Session::Member& m : s.members)
+    if (m.conn != except) m.conn->request_stop();
+}
+
+bool ServerImpl::close_connection(Session& s, uint16_t cid) {
+  std::lock_guard lock(mutex_);
+  for (const Session::Member& m : s.members) {
+    if (m.cid == cid) {
+      m.conn->request_stop();
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string ServerImpl::send_targets(std::string_view initiator, std::string_view which) const {

@@ -36,7 +36,7 @@ class TargetCore;
 namespace scstu::iscsi {
 
 struct PortalAddress {
-  std::string host = "127.0.0.1";  // IPv4 address to bind
+  std::string host = "127.0.0.1";  // address to bind
   uint16_t port = 3260;            // 0: the OS picks; portals() tells which
 };
 
@@ -52,6 +52,12 @@ struct ServerOptions {
   std::map<std::string, std::string> target_alias;
   // Negotiation limits (MaxRecvDataSegmentLength, MaxBurstLength, ...).
   TargetLimits limits;
+  // Connections per session (RFC 7143 13.2 MaxConnections) we agree to at
+  // most; the initiator's offer may lower it. 1 turns MC/S off.
+  uint32_t max_connections = 8;
+  // A CmdSN gap between connections of a session (a command still on its
+  // way on another connection) is waited for at most this long, then skipped.
+  std::chrono::milliseconds cmdsn_gap_timeout{5000};
   // Commands outstanding per session: the CmdSN window. Capped by the core's
   // FlowLimits::per_session.
   uint32_t queue_depth = 128;

@@ -1,6 +1,7 @@
 // server_impl.h - the server's shared state, as connections see it: the core,
-// options, the login configuration, and the registry of normal sessions used
-// for TSIH allocation and session reinstatement (RFC 7143 6.3.5).
+// options, the login configuration, and the registry of sessions: TSIH
+// allocation, session reinstatement (RFC 7143 6.3.5), connections joining and
+// leaving a session (MC/S, 6.3.4) and connection reinstatement by CID.
 #pragma once
 
 #include <array>
@@ -18,20 +19,11 @@
 
 #include "iscsi/login.h"
 #include "iscsi/server.h"
+#include "iscsi/session.h"
 
 namespace scstu::iscsi {
 
 class Connection;
-
-// RFC 7143 4.4.3: a session is identified by initiator name, ISID and target.
-struct SessionKey {
-  std::string initiator;
-  std::array<uint8_t, 6> isid{};
-  std::string target;
-  bool operator<(const SessionKey& o) const {
-    return std::tie(initiator, isid, target) < std::tie(o.initiator, o.isid, o.target);
-  }
-};
 
 class ServerImpl {
  public:
@@ -51,12 +43,30 @@ class ServerImpl {
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
   void log(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
-  // A normal session is about to enter full feature phase: an older session
-  // with the same key is reinstated (its connection is dropped and its tasks
-  // aborted; this waits until that is done). Returns the new TSIH, 0 if none
-  // is free.
-  uint16_t register_session(Connection* conn, const SessionKey& key);
-  void unregister_session(Connection* conn);
+  // A leading login is about to enter full feature phase: a new session
+  // with `conn` as its first connection. An older session with the same key
+  // is reinstated (its connections are dropped and their tasks aborted; this
+  // waits until that is done). nullptr if no TSIH is free. The caller opens
+  // the I_T nexus, then publish_session() lets other connections join.
+  std::shared_ptr<Session> create_session(Connection* conn, uint16_t cid, const SessionKey& key,
+                                          const SessionParams& params, uint32_t first_cmdsn);
+  void publish_session(Session& s, std::shared_ptr<core::Session> nexus);
+  // A login with a non-zero TSIH: may it join (checked early in the login)?
+  LoginStatus can_join(uint16_t tsih, uint16_t cid, const SessionKey& key) const;
+  // Join at the end of the login. A member with the same CID is dropped
+  // first (connection reinstatement: its tasks are aborted, ERL 0) and
+  // waited for. Success sets *out.
+  LoginStatus join_session(Connection* conn, uint16_t cid, const SessionKey& key, uint16_t tsih,
+                           std::shared_ptr<Session>* out);
+  // `conn` leaves the full feature phase. True if it was the session's last
+  // connection: the session has ended and the caller closes the I_T nexus.
+  bool leave_session(Connection* conn, Session& s);
+  // `conn` has finished its tasks (reinstatements wait for this).
+  void connection_finished(Connection* conn, Session& s);
+  // Logout: close every other connection of the session (reason 0), or the
+  // one with `cid` (reason 1 for another connection; false if none has it).
+  void close_other_connections(Session& s, Connection* except);
+  bool close_connection(Session& s, uint16_t cid);
   // SendTargets (RFC 7143 Appendix C): targets `initiator` may see; `which`
   // is "All" or one target name.
   std::string send_targets(std::string_view initiator, std::string_view which) const;
@@ -67,12 +77,9 @@ class ServerImpl {
     std::thread thread;
     std::atomic<bool> finished{false};
   };
-  struct Registered {
-    Connection* conn;
-    uint16_t tsih;
-  };
 
   void accept_loop();
+  Session* find_tsih(uint16_t tsih) const;  // mutex_ held
   void reap(bool all);
 
   core::TargetCore& core_;
@@ -89,7 +96,7 @@ class ServerImpl {
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable changed_;
   std::list<Running> running_;
-  std::map<SessionKey, Registered> sessions_;
+  std::map<SessionKey, std::shared_ptr<Session>> sessions_;
   uint16_t next_tsih_ = 1;
 };
 

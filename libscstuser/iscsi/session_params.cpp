@@ -68,6 +68,13 @@ bool is_operational_key(std::string_view key) {
          key == "iSCSIProtocolLevel" || key == "TaskReporting";
 }
 
+bool is_leading_only_key(std::string_view key) {
+  return key == "MaxConnections" || key == "InitialR2T" || key == "ImmediateData" ||
+         key == "MaxBurstLength" || key == "FirstBurstLength" || key == "DefaultTime2Wait" ||
+         key == "DefaultTime2Retain" || key == "MaxOutstandingR2T" || key == "DataPDUInOrder" ||
+         key == "DataSequenceInOrder" || key == "ErrorRecoveryLevel";
+}
+
 KeyAnswer negotiate_operational_key(std::string_view key, std::string_view value,
                                     const TargetLimits& limits, bool discovery, SessionParams& p) {
   if (key == "HeaderDigest")
@@ -88,9 +95,10 @@ KeyAnswer negotiate_operational_key(std::string_view key, std::string_view value
                       key == "DataSequenceInOrder";
   if (discovery && session_wide) return {"Irrelevant"};
   if (key == "MaxConnections") {
-    // ErrorRecoveryLevel 0 target: one connection per session (13.2, min).
+    // 13.2: min of the offer and what we accept (ServerOptions::max_connections).
     uint32_t out = 1;
-    KeyAnswer a = numeric_min(value, 1, 65535, 1, out);
+    KeyAnswer a =
+        numeric_min(value, 1, 65535, std::clamp<uint32_t>(limits.max_connections, 1, 65535), out);
     p.max_connections = out;
     return a;
   }

@@ -20,6 +20,7 @@ struct TargetLimits {
   bool data_digest_allowed = true;
   uint16_t default_time2wait = 2;
   uint16_t default_time2retain = 0;  // ErrorRecoveryLevel 0: no session state kept
+  uint32_t max_connections = 1;      // MC/S: connections per session we accept
 };
 
 // The values in force for a session; defaults are RFC 7143's.
@@ -54,6 +55,10 @@ struct KeyAnswer {
 KeyAnswer negotiate_operational_key(std::string_view key, std::string_view value,
                                     const TargetLimits& limits, bool discovery,
                                     SessionParams& params);
+
+// RFC 7143 13 "LO": keys negotiated on the leading connection only; they
+// bind the whole session.
+bool is_leading_only_key(std::string_view key);
 
 // True for keys negotiated in the operational stage (13.x); login.cpp uses
 // it to tell them from security and declarative login keys.

@@ -5,12 +5,15 @@
 //   iscsi_test_server [--port N] [--target IQN] [--size-mb N] [--disks N]
 //                     [--chap USER:SECRET] [--mutual USER:SECRET]
 //                     [--discovery-chap USER:SECRET] [--seed-example]
-//                     [--nop-interval-ms N] [--nop-timeout-ms N]
+//                     [--nop-interval-ms N] [--nop-timeout-ms N] [--extra-targets N]
+//                     [--max-connections N]
 //
 // Prints "PORT <n>" once listening, serves until SIGINT/SIGTERM.
 // --seed-example builds the access control example of the SCST README: the
 // target exports dev1 as LUN 0 and dev2 as LUN 1 to everybody (group
 // Default_<target>), while initiator "...spec_ini.xyz" sees only dev2, as LUN 0.
+// --extra-targets N adds N more targets with long names, each exporting dev1
+// as LUN 0 (a SendTargets answer longer than one PDU).
 #include <signal.h>
 
 #include <cstdio>
@@ -85,6 +88,7 @@ void usage() {
       "usage: iscsi_test_server [--port N] [--target IQN] [--size-mb N] [--disks N]\n"
       "         [--chap USER:SECRET] [--mutual USER:SECRET] [--discovery-chap USER:SECRET]\n"
       "         [--seed-example] [--nop-interval-ms N] [--nop-timeout-ms N]\n"
+      "         [--extra-targets N] [--max-connections N]\n"
       "example: iscsi_test_server --port 0 --target iqn.2026-11.test:disk --size-mb 64");
 }
 
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
   uint64_t size_mb = 64;
   int disks = 1;
   bool seed = false;
+  int extra_targets = 0;
   iscsi::ServerOptions opts;
   std::vector<iscsi::ChapCredentials> chap;
   std::optional<iscsi::ChapCredentials> mutual;
@@ -131,6 +136,10 @@ int main(int argc, char** argv) {
       opts.nop_interval = std::chrono::milliseconds(std::atoi(next()));
     } else if (a == "--nop-timeout-ms") {
       opts.nop_timeout = std::chrono::milliseconds(std::atoi(next()));
+    } else if (a == "--extra-targets") {
+      extra_targets = std::atoi(next());
+    } else if (a == "--max-connections") {
+      opts.max_connections = static_cast<uint32_t>(std::atoi(next()));
     } else {
       std::fprintf(stderr, "unknown option '%s' (see --help)\n", a.c_str());
       return 2;
@@ -184,6 +193,17 @@ int main(int argc, char** argv) {
     check(acl.add_group("spec_ini"));
     check(acl.add_lun("spec_ini", 0, "dev2"));
     check(acl.add_initiator("spec_ini", "iqn.2007-05.com.example:storage.spec_ini.xyz"));
+  }
+  for (int i = 0; i < extra_targets; ++i) {
+    char name[160];
+    std::snprintf(name, sizeof(name),
+                  "iqn.2026-11.org.scstu.test:an-extra-target-whose-name-is-long-enough-to-fill-"
+                  "text-pdus-quickly-%04d",
+                  i);
+    check(acl.add_target(name));
+    std::string group = std::string("Default_") + name;
+    check(acl.add_group(group));
+    check(acl.add_lun(group, 0, "dev1"));
   }
   if (!chap.empty()) {
     opts.target_auth[target].incoming = chap;

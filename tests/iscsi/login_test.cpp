@@ -168,8 +168,15 @@ TEST_F(LoginTest, Failures) {
 }
 
 TEST_F(LoginTest, NonZeroTsih) {
-  config_.session_exists = [](uint16_t tsih) { return tsih == 5; };
-  for (uint16_t tsih : {uint16_t{5}, uint16_t{6}}) {
+  // The server says: TSIH 5 is a full session, TSIH 7 takes the connection.
+  config_.can_join = [](uint16_t tsih, uint16_t, const SessionKey& key) {
+    EXPECT_EQ(key.initiator, "iqn.ini");
+    EXPECT_EQ(key.target, kTarget);
+    if (tsih == 5) return LoginStatus::too_many_connections();
+    if (tsih == 7) return LoginStatus::success();
+    return LoginStatus::session_does_not_exist();
+  };
+  for (uint16_t tsih : {uint16_t{5}, uint16_t{6}, uint16_t{7}}) {
     LoginNegotiator n(config_, 1);
     LoginPdu req;
     req.transit = true;
@@ -179,15 +186,23 @@ TEST_F(LoginTest, NonZeroTsih) {
     std::string text;
     append_pair(text, "InitiatorName", "iqn.ini");
     append_pair(text, "TargetName", kTarget);
+    append_pair(text, "MaxBurstLength", "65536");
     Bhs h, resp;
     req.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
     std::string out;
     auto outcome = n.handle(
         h, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),
         resp, out);
+    if (tsih == 7) {
+      // Joins; leading-only keys are the session's: Irrelevant here.
+      EXPECT_EQ(outcome, LoginNegotiator::Outcome::kReadyForFullFeature);
+      EXPECT_FALSE(n.leading());
+      EXPECT_NE(out.find(std::string("MaxBurstLength=Irrelevant")), std::string::npos) << out;
+      continue;
+    }
     EXPECT_EQ(outcome, LoginNegotiator::Outcome::kFail);
     EXPECT_EQ(resp.b[36], 2);
-    // 11.13.5: 02/06 too many connections (MaxConnections=1), 02/0A no such session.
+    // 11.13.5: 02/06 too many connections, 02/0A no such session.
     EXPECT_EQ(resp.b[37], tsih == 5 ? 6 : 10);
   }
 }

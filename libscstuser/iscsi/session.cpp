@@ -1,0 +1,92 @@
+#include "iscsi/session.h"
+
+#include <algorithm>
+
+#include "iscsi/connection.h"
+#include "iscsi/pdu.h"
+
+namespace scstu::iscsi {
+
+Session::Session(SessionKey key, uint16_t tsih, const SessionParams& leading, uint32_t window,
+                 uint32_t first_cmdsn)
+    : key_(std::move(key)),
+      tsih_(tsih),
+      params_(leading),
+      window_(std::max<uint32_t>(1, window)),
+      expcmdsn_(first_cmdsn),
+      advertised_(first_cmdsn - 1) {}
+
+void Session::apply_session_wide(SessionParams& p) const {
+  // RFC 7143 13 (usage LO): everything but the digests and the declared
+  // MaxRecvDataSegmentLength of each side is the session's.
+  p.max_connections = params_.max_connections;
+  p.initial_r2t = params_.initial_r2t;
+  p.immediate_data = params_.immediate_data;
+  p.max_burst_length = params_.max_burst_length;
+  p.first_burst_length = params_.first_burst_length;
+  p.default_time2wait = params_.default_time2wait;
+  p.default_time2retain = params_.default_time2retain;
+  p.max_outstanding_r2t = params_.max_outstanding_r2t;
+  p.data_pdu_in_order = params_.data_pdu_in_order;
+  p.data_sequence_in_order = params_.data_sequence_in_order;
+  p.error_recovery_level = params_.error_recovery_level;
+}
+
+Session::Order Session::order(uint32_t cmdsn, Connection* waiter, bool skip_gap) {
+  std::lock_guard lock(mutex_);
+  uint32_t exp = expcmdsn_.load(std::memory_order_relaxed);
+  uint32_t max = advertised_.load(std::memory_order_relaxed);
+  bool in_window = sn_le(exp, cmdsn) && sn_le(cmdsn, max);
+  if (!in_window) return Order::kIgnore;
+  if (!delivering_) {
+    bool take = cmdsn == exp;
+    if (!take && (skip_gap || connections.load(std::memory_order_acquire) <= 1)) take = true;
+    if (take) {
+      delivering_ = true;
+      expcmdsn_.store(cmdsn + 1, std::memory_order_release);
+      return Order::kDeliver;
+    }
+  }
+  if (std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end())
+    waiters_.push_back(waiter);
+  return Order::kHold;
+}
+
+void Session::delivered() {
+  std::lock_guard lock(mutex_);
+  delivering_ = false;
+  for (Connection* c : waiters_) c->wake();
+  waiters_.clear();
+}
+
+void Session::forget_waiter(Connection* c) {
+  std::lock_guard lock(mutex_);
+  waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), c), waiters_.end());
+}
+
+void Session::wake_waiters() {
+  std::lock_guard lock(mutex_);
+  for (Connection* c : waiters_) c->wake();
+  waiters_.clear();
+}
+
+uint32_t Session::max_cmdsn() {
+  uint32_t exp = expcmdsn_.load(std::memory_order_acquire);
+  uint32_t active = active_.load(std::memory_order_acquire);
+  uint32_t now = exp + (window_ - std::min(active, window_)) - 1;
+  uint32_t adv = advertised_.load(std::memory_order_acquire);
+  while (sn_lt(adv, now)) {
+    if (advertised_.compare_exchange_weak(adv, now, std::memory_order_acq_rel)) return now;
+  }
+  return adv;
+}
+
+bool Session::take_slot() {
+  uint32_t a = active_.load(std::memory_order_relaxed);
+  do {
+    if (a >= window_) return false;
+  } while (!active_.compare_exchange_weak(a, a + 1, std::memory_order_acq_rel));
+  return true;
+}
+
+}  // namespace scstu::iscsi

@@ -1,0 +1,351 @@
+// Multiple connections per session (MC/S, RFC 7143 4.4, 6.3.4, 4.2.2.1) with
+// a raw-socket initiator (libiscsi does not do MC/S): connections join a
+// session by ISID + TSIH, commands are handed to the SCSI layer in CmdSN
+// order across connections, each connection keeps its own StatSN, the core
+// sees one I_T nexus, and connections leave by logout, by dropping, or by
+// reinstatement while the session lives on until the last one goes.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <string>
+#include <thread>
+
+#include "iscsi/pdu.h"
+#include "iscsi/text_keys.h"
+#include "raw_initiator.h"
+#include "test_server.h"
+
+namespace scstu::iscsi {
+namespace {
+
+constexpr const char* kTarget = "iqn.2026-11.org.scstu.test:disk";
+constexpr const char* kInitiator = "iqn.2026-11.test:mcs";
+constexpr std::array<uint8_t, 6> kIsid = {0x80, 0x12, 0x34, 0x56, 0x00, 0x01};
+constexpr uint8_t kGood = 0x00, kCheckCondition = 0x02, kReservationConflict = 0x18;
+// Bounds the wait for any one answer; a gap skipped by timeout (5 s) fits.
+constexpr int kAnswerMs = 15000;
+
+struct Reply {
+  bool ok = false;
+  uint8_t status = 0xFF;
+  uint32_t statsn = 0;
+  uint32_t expcmdsn = 0;
+  std::string data;
+};
+
+// One connection of the test session.
+class Conn : public RawInitiator {
+ public:
+  Conn(int port, uint16_t cid) : RawInitiator(port), cid(cid) {}
+  uint16_t cid;
+};
+
+std::vector<std::pair<std::string, std::string>> login_keys(bool leading) {
+  std::vector<std::pair<std::string, std::string>> k = {
+      {"InitiatorName", kInitiator}, {"TargetName", kTarget}, {"SessionType", "Normal"}};
+  if (leading) {
+    k.push_back({"MaxConnections", "4"});
+    k.push_back({"ImmediateData", "Yes"});
+    k.push_back({"ErrorRecoveryLevel", "0"});
+  }
+  k.push_back({"MaxRecvDataSegmentLength", "65536"});
+  return k;
+}
+
+std::array<uint8_t, 16> rw10(uint8_t op, uint32_t lba) {
+  std::array<uint8_t, 16> cdb{};
+  cdb[0] = op;
+  put32(&cdb[2], lba);
+  put16(&cdb[7], 1);  // one 512-byte block
+  return cdb;
+}
+
+// A SCSI Command (non-immediate, F=1) with optional immediate data.
+bool send_command(Conn& c, uint32_t itt, uint32_t cmdsn, const std::array<uint8_t, 16>& cdb,
+                  bool read, uint32_t edtl, const std::string& immediate = {},
+                  uint8_t attr = 1 /* simple */) {
+  ScsiCommandPdu p;
+  p.final = true;
+  p.read = read;
+  p.write = !immediate.empty();
+  p.attr = attr;
+  p.itt = itt;
+  p.expected_length = edtl;
+  p.cmdsn = cmdsn;
+  p.expstatsn = c.exp_statsn();
+  p.cdb = cdb;
+  Bhs h;
+  p.encode(h);
+  h.set_data_length(static_cast<uint32_t>(immediate.size()));
+  return c.send_pdu(h, immediate.data(), immediate.size());
+}
+
+// The answer to `itt`: Data-In (with status phase collapse) or SCSI Response.
+Reply await(Conn& c, uint32_t itt, int ms = kAnswerMs) {
+  Reply r;
+  for (;;) {
+    Bhs h;
+    std::string d;
+    if (!c.recv_pdu(h, d, ms)) return r;
+    if (h.opcode() == Opcode::kNopIn) continue;
+    if (h.itt() != itt) {
+      ADD_FAILURE() << "connection " << c.cid << ": " << opcode_name(h.opcode()) << " for ITT "
+                    << h.itt() << " while waiting for " << itt;
+      return r;
+    }
+    if (h.opcode() == Opcode::kDataIn) {
+      DataInPdu di = DataInPdu::decode(h);
+      r.data += d;
+      if (!di.has_status) continue;
+      r.status = di.status;
+      r.statsn = di.statsn;
+      r.expcmdsn = di.expcmdsn;
+    } else if (h.opcode() == Opcode::kScsiResponse) {
+      ScsiResponsePdu sr = ScsiResponsePdu::decode(h);
+      r.status = sr.status;
+      r.statsn = sr.statsn;
+      r.expcmdsn = sr.expcmdsn;
+    } else {
+      ADD_FAILURE() << "unexpected " << opcode_name(h.opcode());
+      return r;
+    }
+    r.ok = true;
+    c.saw_statsn(r.statsn);
+    return r;
+  }
+}
+
+// Logout (non-immediate); returns the Logout Response code or -1.
+int logout(Conn& on, uint32_t itt, uint32_t cmdsn, uint8_t reason, uint16_t cid) {
+  LogoutRequestPdu l;
+  l.reason = reason;
+  l.itt = itt;
+  l.cid = cid;
+  l.cmdsn = cmdsn;
+  l.expstatsn = on.exp_statsn();
+  Bhs h;
+  l.encode(h);
+  if (!on.send_pdu(h)) return -1;
+  for (;;) {
+    Bhs r;
+    std::string d;
+    if (!on.recv_pdu(r, d, kAnswerMs)) return -1;
+    if (r.opcode() == Opcode::kNopIn) continue;
+    if (r.opcode() != Opcode::kLogoutResponse) return -1;
+    LogoutResponsePdu lr = LogoutResponsePdu::decode(r);
+    on.saw_statsn(lr.statsn);
+    return lr.response;
+  }
+}
+
+class McsTest : public ::testing::Test {
+ protected:
+  void SetUp() override { server_ = std::make_unique<TestServer>(server_args()); }
+  virtual std::vector<std::string> server_args() { return {"--size-mb", "4"}; }
+
+  // The leading connection: a new session; the first command reports the
+  // new I_T nexus's unit attention.
+  std::unique_ptr<Conn> lead(uint16_t cid) {
+    auto c = std::make_unique<Conn>(server_->port(), cid);
+    auto r = c->login(login_keys(true), kIsid, 0, cid, cmdsn_);
+    EXPECT_TRUE(r.ok);
+    tsih_ = r.pdu.tsih;
+    EXPECT_NE(tsih_, 0);
+    max_connections_ = r.value("MaxConnections");
+    EXPECT_TRUE(send_command(*c, ++itt_, cmdsn_++, {}, false, 0));  // TEST UNIT READY
+    Reply u = await(*c, itt_);
+    EXPECT_TRUE(u.ok);
+    EXPECT_EQ(u.status, kCheckCondition) << "the new nexus's unit attention";
+    return c;
+  }
+  // One more connection of the session.
+  std::unique_ptr<Conn> join(uint16_t cid, RawInitiator::LoginResult* out = nullptr) {
+    auto c = std::make_unique<Conn>(server_->port(), cid);
+    auto r = c->login(login_keys(false), kIsid, tsih_, cid, cmdsn_);
+    if (out) *out = r;
+    return c;
+  }
+  Reply tur(Conn& c) {
+    EXPECT_TRUE(send_command(c, ++itt_, cmdsn_++, {}, false, 0));
+    return await(c, itt_);
+  }
+
+  std::unique_ptr<TestServer> server_;
+  uint16_t tsih_ = 0;
+  uint32_t cmdsn_ = 1;
+  uint32_t itt_ = 0x100;
+  std::string max_connections_;
+};
+
+TEST_F(McsTest, TwoConnectionsOneNexusCommandsInCmdSnOrder) {
+  auto a = lead(1);
+  EXPECT_EQ(max_connections_, "4");
+  RawInitiator::LoginResult joined;
+  auto b = join(2, &joined);
+  ASSERT_TRUE(joined.ok) << "status " << int(joined.pdu.status_class) << "/"
+                         << int(joined.pdu.status_detail);
+  EXPECT_EQ(joined.pdu.tsih, tsih_);
+  EXPECT_EQ(joined.pdu.expsn, cmdsn_) << "ExpCmdSN is the session's";
+  // One I_T nexus: its unit attention was reported on the first connection.
+  Reply t = tur(*b);
+  ASSERT_TRUE(t.ok);
+  EXPECT_EQ(t.status, kGood);
+
+  // READ with the higher CmdSN goes first, on B; it must wait for the WRITE
+  // (lower CmdSN, on A) and so return the written data.
+  std::string pattern(512, '\0');
+  for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<char>(i * 7 + 3);
+  uint32_t write_sn = cmdsn_++, read_sn = cmdsn_++;
+  uint32_t write_itt = ++itt_, read_itt = ++itt_;
+  uint32_t b_statsn = b->exp_statsn(), a_statsn = a->exp_statsn();
+  ASSERT_TRUE(send_command(*b, read_itt, read_sn, rw10(0x28, 7), true, 512, {}, 2 /* ordered */));
+  EXPECT_TRUE(b->silent_for(300)) << "a command beyond ExpCmdSN was answered";
+  ASSERT_TRUE(send_command(*a, write_itt, write_sn, rw10(0x2A, 7), false, 512, pattern));
+  Reply w = await(*a, write_itt);
+  ASSERT_TRUE(w.ok);
+  EXPECT_EQ(w.status, kGood);
+  Reply r = await(*b, read_itt);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, kGood);
+  EXPECT_EQ(r.data, pattern) << "the READ overtook the WRITE sent before it in CmdSN order";
+  // StatSN per connection, ExpCmdSN session-wide.
+  EXPECT_EQ(w.statsn, a_statsn);
+  EXPECT_EQ(r.statsn, b_statsn);
+  EXPECT_TRUE(sn_le(read_sn + 1, r.expcmdsn));
+
+  // The same I_T nexus on both connections: a reservation taken on A does
+  // not conflict on B, while another session of the same initiator conflicts.
+  std::array<uint8_t, 16> reserve{0x16};
+  ASSERT_TRUE(send_command(*a, ++itt_, cmdsn_++, reserve, false, 0));
+  Reply rs = await(*a, itt_);
+  ASSERT_TRUE(rs.ok);
+  ASSERT_EQ(rs.status, kGood);
+  ASSERT_TRUE(send_command(*b, ++itt_, cmdsn_++, rw10(0x28, 7), true, 512));
+  Reply rb = await(*b, itt_);
+  ASSERT_TRUE(rb.ok);
+  EXPECT_EQ(rb.status, kGood) << "B is another I_T nexus";
+  {
+    Conn other(server_->port(), 1);
+    std::array<uint8_t, 6> isid = kIsid;
+    isid[5] = 2;
+    auto lr = other.login(login_keys(true), isid, 0, 1, 1);
+    ASSERT_TRUE(lr.ok);
+    ASSERT_TRUE(send_command(other, 1, 1, {}, false, 0));  // unit attention
+    ASSERT_TRUE(await(other, 1).ok);
+    ASSERT_TRUE(send_command(other, 2, 2, rw10(0x28, 7), true, 512));
+    Reply ro = await(other, 2);
+    ASSERT_TRUE(ro.ok);
+    EXPECT_EQ(ro.status, kReservationConflict);
+  }
+  std::array<uint8_t, 16> release{0x17};
+  ASSERT_TRUE(send_command(*b, ++itt_, cmdsn_++, release, false, 0));
+  Reply rl = await(*b, itt_);
+  ASSERT_TRUE(rl.ok);
+  EXPECT_EQ(rl.status, kGood);
+}
+
+TEST_F(McsTest, ConnectionsLeaveWhileTheSessionLivesOn) {
+  auto a = lead(1);
+  RawInitiator::LoginResult jr;
+  auto b = join(2, &jr);
+  ASSERT_TRUE(jr.ok);
+
+  // Logout of B's own connection (reason 1): A keeps working.
+  EXPECT_EQ(logout(*b, ++itt_, cmdsn_++, 1, 2), 0);
+  EXPECT_TRUE(b->closed_within(5000));
+  EXPECT_EQ(tur(*a).status, kGood);
+
+  // A dropped connection: its command waiting for a CmdSN gap is aborted,
+  // never executed; the gap it leaves is skipped; A goes on.
+  auto c = join(3, &jr);
+  ASSERT_TRUE(jr.ok);
+  std::string q(512, 'Q');
+  uint32_t gap_sn = cmdsn_++, held_sn = cmdsn_++;
+  ASSERT_TRUE(send_command(*c, ++itt_, held_sn, rw10(0x2A, 9), false, 512, q));
+  EXPECT_TRUE(c->silent_for(300));
+  c->drop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the server see the close
+  ASSERT_TRUE(send_command(*a, ++itt_, gap_sn, rw10(0x28, 9), true, 512));
+  Reply r9 = await(*a, itt_);
+  ASSERT_TRUE(r9.ok);
+  EXPECT_EQ(r9.status, kGood);
+  EXPECT_EQ(r9.data, std::string(512, '\0')) << "the dropped connection's WRITE was executed";
+  EXPECT_EQ(tur(*a).status, kGood) << "after the lost CmdSN";
+
+  // Logout of another connection (reason 1, CID of D, sent on A).
+  auto d = join(4, &jr);
+  ASSERT_TRUE(jr.ok);
+  EXPECT_EQ(logout(*a, ++itt_, cmdsn_++, 1, 4), 0);
+  EXPECT_TRUE(d->closed_within(5000));
+  EXPECT_EQ(logout(*a, ++itt_, cmdsn_++, 1, 99), 1) << "CID not found";
+  EXPECT_EQ(tur(*a).status, kGood);
+
+  // Connection reinstatement: a login with A's CID replaces A; same nexus.
+  auto e = join(1, &jr);
+  ASSERT_TRUE(jr.ok);
+  EXPECT_TRUE(a->closed_within(5000));
+  Reply te = tur(*e);
+  EXPECT_EQ(te.status, kGood) << "a new nexus would report a unit attention";
+
+  // Logout reason 0 closes the session with all its connections.
+  auto f = join(5, &jr);
+  ASSERT_TRUE(jr.ok);
+  EXPECT_EQ(logout(*e, ++itt_, cmdsn_++, 0, 1), 0);
+  EXPECT_TRUE(e->closed_within(5000));
+  EXPECT_TRUE(f->closed_within(5000));
+  auto g = join(6, &jr);
+  EXPECT_FALSE(jr.ok);
+  EXPECT_EQ(jr.pdu.status_class, 2);
+  EXPECT_EQ(jr.pdu.status_detail, 10) << "session does not exist";
+}
+
+TEST_F(McsTest, LastConnectionDroppedEndsTheSession) {
+  auto a = lead(1);
+  RawInitiator::LoginResult jr;
+  auto b = join(2, &jr);
+  ASSERT_TRUE(jr.ok);
+  a->drop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(tur(*b).status, kGood) << "the session survives a dropped connection";
+  b->drop();
+  // Gone with its last connection: the TSIH names nothing now.
+  bool ended = false;
+  for (int i = 0; i < 50 && !ended; ++i) {
+    auto c = join(3, &jr);
+    ended = !jr.ok && jr.pdu.status_class == 2 && jr.pdu.status_detail == 10;
+    if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(ended);
+  // A new session of the same ISID is a new nexus: unit attention again.
+  cmdsn_ = 1;
+  auto n = lead(1);
+}
+
+class McsLimitTest : public McsTest {
+  std::vector<std::string> server_args() override {
+    return {"--size-mb", "4", "--max-connections", "2"};
+  }
+};
+
+TEST_F(McsLimitTest, MaxConnectionsIsEnforcedAndTheKeyMustMatch) {
+  auto a = lead(1);
+  EXPECT_EQ(max_connections_, "2");
+  RawInitiator::LoginResult jr;
+  auto b = join(2, &jr);
+  ASSERT_TRUE(jr.ok);
+  auto c = join(3, &jr);
+  EXPECT_FALSE(jr.ok);
+  EXPECT_EQ(jr.pdu.status_class, 2);
+  EXPECT_EQ(jr.pdu.status_detail, 6) << "too many connections";
+  // A TSIH with another ISID names no session of this initiator.
+  Conn x(server_->port(), 4);
+  std::array<uint8_t, 6> isid = kIsid;
+  isid[5] = 9;
+  auto xr = x.login(login_keys(false), isid, tsih_, 4, cmdsn_);
+  EXPECT_FALSE(xr.ok);
+  EXPECT_EQ(xr.pdu.status_detail, 10);
+  EXPECT_EQ(tur(*b).status, kGood);
+}
+
+}  // namespace
+}  // namespace scstu::iscsi
