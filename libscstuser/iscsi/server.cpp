@@ -84,18 +84,33 @@ bool ServerImpl::start(std::string* error) {
     return false;
   };
   for (const PortalAddress& p : options_.portals) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(p.port);
-    if (inet_pton(AF_INET, p.host.c_str(), &addr.sin_addr) != 1) {
+    sockaddr_storage addr{};
+    socklen_t addr_len = 0;
+    std::string host = p.host;
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);  // "[::1]" as in a URL
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(p.port);
+      addr_len = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(p.port);
+      addr_len = sizeof(sockaddr_in6);
+    } else {
       errno = EINVAL;
-      return fail(p, "not an IPv4 address");
+      return fail(p, "not an IPv4 or IPv6 address");
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return fail(p, "socket");
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    // An IPv6 portal is IPv6 only ("::" does not take IPv4 connections too):
+    // each portal listens exactly where it says.
+    if (addr.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0) {
       int e = errno;
       close(fd);
       errno = e;
@@ -110,7 +125,8 @@ bool ServerImpl::start(std::string* error) {
     socklen_t len = sizeof(addr);
     getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
     listen_fds_.push_back(fd);
-    bound_.push_back(PortalAddress{p.host, ntohs(addr.sin_port)});
+    bound_.push_back(
+        PortalAddress{host, ntohs(addr.ss_family == AF_INET6 ? v6->sin6_port : v4->sin_port)});
   }
   wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   acceptor_ = std::thread([this] { accept_loop(); });
@@ -137,16 +153,24 @@ void ServerImpl::accept_loop() {
     if (r <= 0) continue;
     for (size_t i = 0; i + 1 < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
-      sockaddr_in peer{};
+      sockaddr_storage peer{};
       socklen_t len = sizeof(peer);
       int fd = accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&peer), &len,
                        SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) continue;
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      char host[INET_ADDRSTRLEN] = "?";
-      inet_ntop(AF_INET, &peer.sin_addr, host, sizeof(host));
-      std::string name = std::string(host) + ":" + std::to_string(ntohs(peer.sin_port));
+      char host[INET6_ADDRSTRLEN] = "?";
+      std::string name;
+      if (peer.ss_family == AF_INET6) {
+        auto* p6 = reinterpret_cast<sockaddr_in6*>(&peer);
+        inet_ntop(AF_INET6, &p6->sin6_addr, host, sizeof(host));
+        name = "[" + std::string(host) + "]:" + std::to_string(ntohs(p6->sin6_port));
+      } else {
+        auto* p4 = reinterpret_cast<sockaddr_in*>(&peer);
+        inet_ntop(AF_INET, &p4->sin_addr, host, sizeof(host));
+        name = std::string(host) + ":" + std::to_string(ntohs(p4->sin_port));
+      }
       std::lock_guard lock(mutex_);
       if (stopping()) {
         close(fd);
@@ -375,10 +399,13 @@ std::string ServerImpl::send_targets(std::string_view initiator, std::string_vie
     auto view = core_.access().resolve(t, initiator);
     if (!view || view->luns.empty()) continue;
     append_pair(out, "TargetName", t);
-    for (const PortalAddress& p : bound_)
-      append_pair(
-          out, "TargetAddress",
-          p.host + ":" + std::to_string(p.port) + "," + std::to_string(options_.portal_group_tag));
+    // RFC 7143 13.8: an IPv6 address goes in brackets.
+    for (const PortalAddress& p : bound_) {
+      bool v6 = p.host.find(':') != std::string::npos;
+      append_pair(out, "TargetAddress",
+                  (v6 ? "[" + p.host + "]" : p.host) + ":" + std::to_string(p.port) + "," +
+                      std::to_string(options_.portal_group_tag));
+    }
   }
   return out;
 }

@@ -36,8 +36,10 @@ class TargetCore;
 namespace scstu::iscsi {
 
 struct PortalAddress {
-  std::string host = "127.0.0.1";  // address to bind
-  uint16_t port = 3260;            // 0: the OS picks; portals() tells which
+  // IPv4 or IPv6 address to bind ("::1" or "[::1]"; an IPv6 portal takes
+  // IPv6 connections only). portals() reports it without brackets.
+  std::string host = "127.0.0.1";
+  uint16_t port = 3260;  // 0: the OS picks; portals() tells which
 };
 
 struct ServerOptions {

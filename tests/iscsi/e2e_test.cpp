@@ -385,6 +385,21 @@ TEST(IscsiE2e, KeepaliveDropsAConnectionThatDoesNotAnswerNopIn) {
   EXPECT_TRUE(ini.test_unit_ready());
 }
 
+// An IPv6 portal (::1 only): discovery reports it in brackets (RFC 7143
+// 13.8), and libiscsi logs in and reads through it.
+TEST(IscsiE2e, Ipv6PortalOnLoopback) {
+  TestServer server({"--size-mb", "16", "--ipv6"});
+  std::string portal = "[::1]:" + std::to_string(server.port());
+  CommandResult ls = run("iscsi-ls iscsi://" + portal);
+  EXPECT_EQ(ls.status, 0) << ls.output;
+  EXPECT_NE(ls.output.find(std::string("Target:") + kTarget + " Portal:" + portal + ",1"),
+            std::string::npos)
+      << ls.output;
+  CommandResult inq = run("iscsi-inq iscsi://" + portal + "/" + kTarget + "/0");
+  EXPECT_EQ(inq.status, 0) << inq.output;
+  EXPECT_NE(inq.output.find("Product:RAMDISK"), std::string::npos) << inq.output;
+}
+
 // Stopping the server first asks each initiator to log out (RFC 7143
 // 11.9.1 AsyncEvent 1), then drops whoever is still there.
 TEST(IscsiE2e, StopSendsAsyncLogoutRequest) {

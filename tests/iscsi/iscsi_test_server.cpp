@@ -6,14 +6,15 @@
 //                     [--chap USER:SECRET] [--mutual USER:SECRET]
 //                     [--discovery-chap USER:SECRET] [--seed-example]
 //                     [--nop-interval-ms N] [--nop-timeout-ms N] [--extra-targets N]
-//                     [--max-connections N]
+//                     [--max-connections N] [--ipv6]
 //
 // Prints "PORT <n>" once listening, serves until SIGINT/SIGTERM.
 // --seed-example builds the access control example of the SCST README: the
 // target exports dev1 as LUN 0 and dev2 as LUN 1 to everybody (group
 // Default_<target>), while initiator "...spec_ini.xyz" sees only dev2, as LUN 0.
 // --extra-targets N adds N more targets with long names, each exporting dev1
-// as LUN 0 (a SendTargets answer longer than one PDU).
+// as LUN 0 (a SendTargets answer longer than one PDU). --ipv6 listens on ::1
+// only (and prints "PORT <n>" for it).
 #include <signal.h>
 
 #include <cstdio>
@@ -88,7 +89,7 @@ void usage() {
       "usage: iscsi_test_server [--port N] [--target IQN] [--size-mb N] [--disks N]\n"
       "         [--chap USER:SECRET] [--mutual USER:SECRET] [--discovery-chap USER:SECRET]\n"
       "         [--seed-example] [--nop-interval-ms N] [--nop-timeout-ms N]\n"
-      "         [--extra-targets N] [--max-connections N]\n"
+      "         [--extra-targets N] [--max-connections N] [--ipv6]\n"
       "example: iscsi_test_server --port 0 --target iqn.2026-11.test:disk --size-mb 64");
 }
 
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
   int disks = 1;
   bool seed = false;
   int extra_targets = 0;
+  bool ipv6 = false;
   iscsi::ServerOptions opts;
   std::vector<iscsi::ChapCredentials> chap;
   std::optional<iscsi::ChapCredentials> mutual;
@@ -136,6 +138,8 @@ int main(int argc, char** argv) {
       opts.nop_interval = std::chrono::milliseconds(std::atoi(next()));
     } else if (a == "--nop-timeout-ms") {
       opts.nop_timeout = std::chrono::milliseconds(std::atoi(next()));
+    } else if (a == "--ipv6") {
+      ipv6 = true;
     } else if (a == "--extra-targets") {
       extra_targets = std::atoi(next());
     } else if (a == "--max-connections") {
@@ -209,7 +213,7 @@ int main(int argc, char** argv) {
     opts.target_auth[target].incoming = chap;
     opts.target_auth[target].outgoing = mutual;
   }
-  opts.portals = {iscsi::PortalAddress{"127.0.0.1", port}};
+  opts.portals = {iscsi::PortalAddress{ipv6 ? "::1" : "127.0.0.1", port}};
   iscsi::Server server(core, opts);
   std::string error;
   if (!server.start(&error)) {
