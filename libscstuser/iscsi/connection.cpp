@@ -349,22 +349,7 @@ void Connection::cleanup() {
     // this one that a device has (SAM-5 ABORT TASK, as the initiator would).
     for (auto& up : tasks_) {
       Task* t = up.get();
-      if (!t->in_use || !t->executed || t->completed) continue;
-      auto* p = new PendingTmf;
-      p->conn = this;
-      p->itt = t->itt;
-      p->ref = t;
-      p->internal = true;
-      p->tmf.function = SCSTU_TMF_ABORT_TASK;
-      p->tmf.lun = t->cmd.lun;
-      p->tmf.session = session_.get();
-      p->tmf.ref = &t->cmd;
-      p->tmf.done = [p](scstu_tmf_response r) {
-        p->response = r;
-        p->conn->tmf_done(*p);
-      };
-      ++tmfs_pending_;
-      server_.core().task_management(p->tmf);
+      if (t->in_use && t->executed && !t->completed) abort_at_device(t, nullptr);
     }
   }
   auto started = Clock::now(), last_log = started;

@@ -30,6 +30,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -98,6 +99,24 @@ struct PendingTmf {
   scstu_tmf_response response = SCSTU_TMF_COMPLETE;
   bool cold_reset = false;
   bool internal = false;  // ours (a dropped connection's tasks): no response
+  // MC/S: the other connections of the session mark their tasks first
+  // (AbortMark); the last acknowledgement sends the TMF to the core, or, for
+  // an ABORT TASK of another connection's task, answers it (remote_abort).
+  std::atomic<uint32_t> acks{0};
+  std::atomic<bool> found{false};
+  bool remote_abort = false;
+  TmfResponse not_found = TmfResponse::kTaskDoesNotExist;
+  PendingTmf* parent = nullptr;  // internal ABORT TASK done for a remote_abort
+};
+
+// A TMF received on another connection of the session, for the tasks of
+// this one (connection allegiance: only the owner touches its tasks).
+struct AbortMark {
+  PendingTmf* tmf = nullptr;
+  uint64_t lun = 0;
+  bool all_luns = false;
+  bool by_itt = false;  // ABORT TASK: just the task with this ITT
+  uint32_t itt = 0;
 };
 
 class Connection {
@@ -117,6 +136,9 @@ class Connection {
   // From other threads: look at the session's CmdSN again (a PDU held for
   // a gap may go now).
   void wake();
+  // From another connection of the session (server mutex held, we are a
+  // member): mark our tasks a TMF there terminates, then acknowledge.
+  void post_abort(const AbortMark& mark);
 
   // Completion entry points (any thread).
   void task_done(Task& task);
@@ -182,6 +204,9 @@ class Connection {
   void send_nop_ping();
   void send_async_logout();
   void finish_tmf(PendingTmf* p);
+  void apply_abort_marks();
+  void ack_tmf(PendingTmf* p);
+  void abort_at_device(Task* t, PendingTmf* parent);
   uint32_t max_cmdsn();
   bool fail_data_phase(Task* t, const Bhs& h, uint8_t ascq, const char* why);
   void cleanup();
@@ -252,6 +277,10 @@ class Connection {
   std::vector<Task*> local_done_;
   std::vector<Task*> drain_;
   uint32_t tmfs_pending_ = 0;
+  std::mutex marks_mutex_;
+  std::vector<AbortMark> marks_;  // guarded by marks_mutex_
+  std::atomic<bool> marks_posted_{false};
+  std::vector<AbortMark> marks_taken_;
 
   // The extended CDB of the PDU being handled (AHS type 1).
   std::array<uint8_t, SCSTU_CDB_LONG_MAX> ext_cdb_{};

@@ -412,45 +412,148 @@ bool Connection::on_tmf(const Bhs& h) {
   if (tmfs_pending_ >= kMaxPendingTmfs)
     return reject(h, RejectReason::kLongOperationReject, "too many TMFs outstanding");
   Task* ref = nullptr;
+  auto* p = new PendingTmf;
+  p->conn = this;
+  p->itt = m.itt;
+  p->cold_reset = fn == TmfFunction::kTargetColdReset;
+  p->tmf.function = core_fn;
+  p->tmf.lun = m.lun;
+  p->tmf.session = session_.get();
+  p->tmf.done = [p](scstu_tmf_response r) {
+    p->response = r;
+    p->conn->tmf_done(*p);
+  };
+  // Our own acknowledgement, given below once this connection's tasks are
+  // marked; other connections of the session add theirs (post_abort).
+  p->acks.store(1, std::memory_order_relaxed);
   if (fn == TmfFunction::kAbortTask) {
     ref = find_task(m.referenced_itt);
     if (!ref || ref->cmd.lun != m.lun) {
       // 11.5.1: a task already answered (RefCmdSN below ExpCmdSN) does not
       // exist any more; one not yet received (RefCmdSN in the window) is
       // considered received and aborted: "function complete".
-      return respond_now(sn_lt(m.refcmdsn, exp_cmdsn()) ? TmfResponse::kTaskDoesNotExist
-                                                        : TmfResponse::kComplete);
+      TmfResponse gone =
+          sn_lt(m.refcmdsn, exp_cmdsn()) ? TmfResponse::kTaskDoesNotExist : TmfResponse::kComplete;
+      // MC/S: the task may be on another connection of the session; its
+      // owner aborts it there (and tells the core), then we answer.
+      p->remote_abort = true;
+      p->not_found = gone;
+      p->acks.store(0, std::memory_order_relaxed);
+      ++tmfs_pending_;
+      AbortMark mark{p, m.lun, false, true, m.referenced_itt};
+      if (server_.post_abort(*sess_, this, mark) == 0) {
+        --tmfs_pending_;
+        delete p;
+        return respond_now(gone);
+      }
+      return true;
     }
     ref->aborted = true;
-  } else if (core_fn != SCSTU_TMF_CLEAR_ACA) {
+    p->ref = ref;
+    p->tmf.ref = &ref->cmd;
+    ++tmfs_pending_;
+    ack_tmf(p);
+    return true;
+  }
+  ++tmfs_pending_;
+  if (core_fn != SCSTU_TMF_CLEAR_ACA) {
     // Tasks of this session the function terminates get no response
     // (RFC 7143 4.2.3.3 / SAM-5 7); those of other sessions are the core's.
+    // Other connections of the session mark theirs before the core acts.
     bool all = core_fn == SCSTU_TMF_TARGET_RESET;
     for (auto& up : tasks_) {
       Task* t = up.get();
       if (t->in_use && !t->responded && (all || t->cmd.lun == m.lun)) t->aborted = true;
     }
+    server_.post_abort(*sess_, this, AbortMark{p, m.lun, all, false, 0});
   }
+  ack_tmf(p);
+  return true;
+}
+
+void Connection::post_abort(const AbortMark& mark) {
+  {
+    std::lock_guard lock(marks_mutex_);
+    marks_.push_back(mark);
+  }
+  marks_posted_.store(true, std::memory_order_release);
+  wake();
+}
+
+void Connection::ack_tmf(PendingTmf* p) {
+  if (p->acks.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Every connection has marked its tasks: the TMF may act now.
+  if (p->remote_abort) {
+    p->response = SCSTU_TMF_COMPLETE;  // finish_tmf() looks at `found`
+    p->conn->tmf_done(*p);
+  } else {
+    server_.core().task_management(p->tmf);
+  }
+}
+
+void Connection::abort_at_device(Task* t, PendingTmf* parent) {
   auto* p = new PendingTmf;
   p->conn = this;
-  p->itt = m.itt;
-  p->ref = ref;
-  p->cold_reset = fn == TmfFunction::kTargetColdReset;
-  p->tmf.function = core_fn;
-  p->tmf.lun = m.lun;
+  p->itt = t->itt;
+  p->ref = t;
+  p->internal = true;
+  p->parent = parent;
+  p->tmf.function = SCSTU_TMF_ABORT_TASK;
+  p->tmf.lun = t->cmd.lun;
   p->tmf.session = session_.get();
-  p->tmf.ref = ref ? &ref->cmd : nullptr;
+  p->tmf.ref = &t->cmd;
   p->tmf.done = [p](scstu_tmf_response r) {
     p->response = r;
     p->conn->tmf_done(*p);
   };
   ++tmfs_pending_;
   server_.core().task_management(p->tmf);
-  return true;
+}
+
+void Connection::apply_abort_marks() {
+  if (!marks_posted_.load(std::memory_order_acquire)) return;
+  {
+    std::lock_guard lock(marks_mutex_);
+    marks_taken_.swap(marks_);
+    marks_posted_.store(false, std::memory_order_relaxed);
+  }
+  for (const AbortMark& mark : marks_taken_) {
+    auto release_unexecuted = [this](Task* t) {
+      // Never reached a device (data phase) or refused: nothing to abort
+      // there; it goes now, without a response.
+      if (!t->executed && (t->prepared || t->completed)) {
+        t->responded = true;
+        remove_itt(t);
+        push_release(t);
+      }
+    };
+    if (mark.by_itt) {
+      Task* t = find_task(mark.itt);
+      if (t && !t->responded && !t->aborted && t->cmd.lun == mark.lun) {
+        t->aborted = true;
+        mark.tmf->found.store(true, std::memory_order_release);
+        if (t->executed && !t->completed) {
+          abort_at_device(t, mark.tmf);  // acknowledged when the core is done
+          continue;
+        }
+        release_unexecuted(t);
+      }
+    } else {
+      for (auto& up : tasks_) {
+        Task* t = up.get();
+        if (!t->in_use || t->responded || !(mark.all_luns || t->cmd.lun == mark.lun)) continue;
+        t->aborted = true;
+        release_unexecuted(t);
+      }
+    }
+    ack_tmf(mark.tmf);
+  }
+  marks_taken_.clear();
 }
 
 void Connection::finish_tmf(PendingTmf* p) {
   --tmfs_pending_;
+  if (p->parent) ack_tmf(p->parent);  // the ABORT TASK another connection got
   TmfResponse resp;
   switch (p->response) {
     case SCSTU_TMF_COMPLETE:
@@ -478,6 +581,7 @@ void Connection::finish_tmf(PendingTmf* p) {
       push_release(t);
     }
   }
+  if (p->remote_abort && !p->found.load(std::memory_order_acquire)) resp = p->not_found;
   if (!p->internal && !closing_ && !stop_) {
     TmfResponsePdu r;
     r.response = static_cast<uint8_t>(resp);

@@ -50,6 +50,7 @@ void Connection::tmf_done(PendingTmf& tmf) {
 }
 
 void Connection::drain_completions() {
+  apply_abort_marks();  // before completions: a marked task sends nothing
   while (!local_done_.empty()) {
     drain_.swap(local_done_);
     for (Task* t : drain_) complete_task(t);

@@ -380,6 +380,18 @@ void ServerImpl::close_other_connections(Session& s, Connection* except) {
     if (m.conn != except) m.conn->request_stop();
 }
 
+uint32_t ServerImpl::post_abort(Session& s, Connection* from, const AbortMark& mark) {
+  std::lock_guard lock(mutex_);
+  uint32_t n = 0;
+  // The count is in place before any member can acknowledge.
+  for (const Session::Member& m : s.members)
+    if (m.conn != from) ++n;
+  mark.tmf->acks.fetch_add(n, std::memory_order_acq_rel);
+  for (const Session::Member& m : s.members)
+    if (m.conn != from) m.conn->post_abort(mark);
+  return n;
+}
+
 bool ServerImpl::close_connection(Session& s, uint16_t cid) {
   std::lock_guard lock(mutex_);
   for (const Session::Member& m : s.members) {

@@ -67,6 +67,8 @@ class ServerImpl {
   // one with `cid` (reason 1 for another connection; false if none has it).
   void close_other_connections(Session& s, Connection* except);
   bool close_connection(Session& s, uint16_t cid);
+  // MC/S TMF: post `mark` to every member of `s` but `from`; how many.
+  uint32_t post_abort(Session& s, Connection* from, const AbortMark& mark);
   // SendTargets (RFC 7143 Appendix C): targets `initiator` may see; `which`
   // is "All" or one target name.
   std::string send_targets(std::string_view initiator, std::string_view which) const;

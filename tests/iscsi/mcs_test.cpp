@@ -321,6 +321,94 @@ TEST_F(McsTest, LastConnectionDroppedEndsTheSession) {
   auto n = lead(1);
 }
 
+// A WRITE without data (no immediate data, F=1): the target asks for it
+// with an R2T; the task then waits in its data phase. Returns the R2T's TTT.
+uint32_t start_solicited_write(Conn& c, uint32_t itt, uint32_t cmdsn, uint32_t lba) {
+  ScsiCommandPdu p;
+  p.final = true;
+  p.write = true;
+  p.attr = 1;
+  p.itt = itt;
+  p.expected_length = 512;
+  p.cmdsn = cmdsn;
+  p.expstatsn = c.exp_statsn();
+  p.cdb = rw10(0x2A, lba);
+  Bhs h;
+  p.encode(h);
+  EXPECT_TRUE(c.send_pdu(h));
+  Bhs r;
+  std::string d;
+  EXPECT_TRUE(c.recv_pdu(r, d, kAnswerMs));
+  EXPECT_EQ(r.opcode(), Opcode::kR2T);
+  return R2TPdu::decode(r).ttt;
+}
+
+void send_data_out(Conn& c, uint32_t itt, uint32_t ttt) {
+  DataOutPdu d;
+  d.final = true;
+  d.itt = itt;
+  d.ttt = ttt;
+  d.expstatsn = c.exp_statsn();
+  std::string data(512, 'W');
+  Bhs h;
+  d.encode(h, 512);
+  EXPECT_TRUE(c.send_pdu(h, data.data(), data.size()));
+}
+
+// An immediate TMF; returns its response code or -1.
+int tmf(Conn& on, uint32_t itt, uint32_t cmdsn, uint8_t function, uint32_t ref_itt,
+        uint32_t ref_cmdsn) {
+  TmfRequestPdu m;
+  m.immediate = true;
+  m.function = function;
+  m.itt = itt;
+  m.referenced_itt = ref_itt;
+  m.cmdsn = cmdsn;
+  m.refcmdsn = ref_cmdsn;
+  m.expstatsn = on.exp_statsn();
+  Bhs h;
+  m.encode(h);
+  if (!on.send_pdu(h)) return -1;
+  for (;;) {
+    Bhs r;
+    std::string d;
+    if (!on.recv_pdu(r, d, kAnswerMs)) return -1;
+    if (r.opcode() == Opcode::kNopIn) continue;
+    if (r.opcode() != Opcode::kTaskManagementResponse || r.itt() != itt) return -1;
+    TmfResponsePdu tr = TmfResponsePdu::decode(r);
+    on.saw_statsn(tr.statsn);
+    return tr.response;
+  }
+}
+
+// A TMF on one connection terminates tasks of another connection of the
+// session: they get no response, their data is dropped, nothing is written.
+TEST_F(McsTest, TaskManagementReachesTasksOfOtherConnections) {
+  auto a = lead(1);
+  RawInitiator::LoginResult jr;
+  auto b = join(2, &jr);
+  ASSERT_TRUE(jr.ok);
+  for (uint8_t function : {uint8_t{1} /* ABORT TASK */, uint8_t{2} /* ABORT TASK SET */}) {
+    SCOPED_TRACE(function == 1 ? "ABORT TASK" : "ABORT TASK SET");
+    uint32_t lba = 20 + function;
+    uint32_t witt = ++itt_, wsn = cmdsn_++;
+    uint32_t ttt = start_solicited_write(*b, witt, wsn, lba);
+    // TMFs are immediate: they do not take a CmdSN.
+    EXPECT_EQ(tmf(*a, ++itt_, cmdsn_, function, witt, wsn), 0) << "function complete";
+    send_data_out(*b, witt, ttt);  // too late: dropped
+    // B's next answer is for its next command: the WRITE got none.
+    Reply t = tur(*b);
+    EXPECT_TRUE(t.ok);
+    ASSERT_TRUE(send_command(*a, ++itt_, cmdsn_++, rw10(0x28, lba), true, 512));
+    Reply r = await(*a, itt_);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.data, std::string(512, '\0')) << "the aborted WRITE was executed";
+  }
+  // A task nowhere in the session, answered long ago: does not exist.
+  EXPECT_EQ(tmf(*a, ++itt_, cmdsn_, 1, 0xABCD, cmdsn_ - 5), 1);
+  EXPECT_EQ(tur(*b).status, kGood);
+}
+
 class McsLimitTest : public McsTest {
   std::vector<std::string> server_args() override {
     return {"--size-mb", "4", "--max-connections", "2"};
