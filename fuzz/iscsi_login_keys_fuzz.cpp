@@ -39,6 +39,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   LoginConfig cfg;
   bool chap = size > 0 && (data[0] & 1);
+  // MC/S: up to 8 connections, and a non-zero TSIH that joins a session
+  // (odd TSIHs) or names none; leading-only keys then answer Irrelevant.
+  bool mcs = size > 0 && (data[0] & 2);
+  if (mcs) {
+    cfg.limits.max_connections = 8;
+    cfg.can_join = [](uint16_t tsih, uint16_t, const SessionKey&) {
+      return (tsih & 1) ? LoginStatus::success() : LoginStatus::session_does_not_exist();
+    };
+  }
   cfg.discovery_auth = chap ? &auth : nullptr;
   cfg.find_target = [chap](std::string_view name) -> std::optional<LoginTarget> {
     if (name != "iqn.t") return std::nullopt;
@@ -63,7 +72,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       CHECK(!n.initiator_name().empty());
       const SessionParams& p = n.params();
       CHECK(p.first_burst_length <= p.max_burst_length);
-      CHECK(p.max_connections == 1 && p.error_recovery_level == 0);
+      CHECK(p.max_connections >= 1 && p.max_connections <= cfg.limits.max_connections &&
+            p.error_recovery_level == 0);
+      CHECK(n.leading() || (n.requested_tsih() & 1));
       CHECK(p.initiator_max_recv_data_segment_length >= 512);
       n.finish(resp, 1);
       break;

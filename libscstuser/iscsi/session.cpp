@@ -47,7 +47,7 @@ Session::Order Session::order(uint32_t cmdsn, Connection* waiter, bool skip_gap)
       return Order::kDeliver;
     }
   }
-  if (std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end())
+  if (waiter && std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end())
     waiters_.push_back(waiter);
   return Order::kHold;
 }
