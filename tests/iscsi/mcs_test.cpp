@@ -80,15 +80,23 @@ bool send_command(Conn& c, uint32_t itt, uint32_t cmdsn, const std::array<uint8_
   return c.send_pdu(h, immediate.data(), immediate.size());
 }
 
-// The answer to `itt`: Data-In (with status phase collapse) or SCSI Response.
-Reply await(Conn& c, uint32_t itt, int ms = kAnswerMs) {
+// The answer to `itt` (any ITT in [itt, itt_end) if given, stored in
+// *which): Data-In (with status phase collapse) or SCSI Response.
+Reply await(Conn& c, uint32_t itt, int ms = kAnswerMs, uint32_t itt_end = 0,
+            uint32_t* which = nullptr) {
   Reply r;
   for (;;) {
     Bhs h;
     std::string d;
     if (!c.recv_pdu(h, d, ms)) return r;
     if (h.opcode() == Opcode::kNopIn) continue;
-    if (h.itt() != itt) {
+    if (which && h.itt() >= itt && h.itt() < itt_end) {
+      if (*which != h.itt() && !r.data.empty()) {
+        ADD_FAILURE() << "Data-In of two commands interleaved";
+        return r;
+      }
+      *which = h.itt();
+    } else if (h.itt() != itt) {
       ADD_FAILURE() << "connection " << c.cid << ": " << opcode_name(h.opcode()) << " for ITT "
                     << h.itt() << " while waiting for " << itt;
       return r;
@@ -407,6 +415,66 @@ TEST_F(McsTest, TaskManagementReachesTasksOfOtherConnections) {
   // A task nowhere in the session, answered long ago: does not exist.
   EXPECT_EQ(tmf(*a, ++itt_, cmdsn_, 1, 0xABCD, cmdsn_ - 5), 1);
   EXPECT_EQ(tur(*b).status, kGood);
+}
+
+// Many commands interleaved over two connections, each batch sent with the
+// later half first: every command is answered on its own connection and the
+// data written through one reads back through the other.
+TEST_F(McsTest, InterleavedBatchesAcrossConnections) {
+  auto a = lead(1);
+  RawInitiator::LoginResult jr;
+  auto b = join(2, &jr);
+  ASSERT_TRUE(jr.ok);
+  constexpr int kBatches = 8, kPerBatch = 32;
+  auto block = [](int n) {
+    std::string d(512, '\0');
+    for (size_t i = 0; i < d.size(); ++i) d[i] = static_cast<char>(n * 31 + i);
+    return d;
+  };
+  for (int pass = 0; pass < 2; ++pass) {
+    bool writing = pass == 0;
+    for (int batch = 0; batch < kBatches; ++batch) {
+      // Even slots on A, odd ones on B; B's go out first, so each waits for
+      // the A command before it.
+      uint32_t base_sn = cmdsn_, base_itt = itt_ + 1;
+      cmdsn_ += kPerBatch;
+      itt_ += kPerBatch;
+      for (int side = 1; side >= 0; --side) {
+        Conn& c = side ? *b : *a;
+        for (int i = side; i < kPerBatch; i += 2) {
+          int n = batch * kPerBatch + i;
+          // Read back through the other connection than the write.
+          bool ok =
+              writing
+                  ? send_command(c, base_itt + i, base_sn + i,
+                                 rw10(0x2A, static_cast<uint32_t>(100 + n)), false, 512, block(n))
+                  : send_command(c, base_itt + i, base_sn + i,
+                                 rw10(0x28, static_cast<uint32_t>(100 + (n ^ 1))), true, 512);
+          ASSERT_TRUE(ok);
+        }
+      }
+      // Answers in any order (a device may complete out of order), each on
+      // the connection its command came on.
+      for (int side = 0; side < 2; ++side) {
+        Conn& c = side ? *b : *a;
+        std::vector<bool> seen(kPerBatch);
+        for (int k = side; k < kPerBatch; k += 2) {
+          uint32_t which = kReservedTag;
+          Reply r = await(c, base_itt, kAnswerMs, base_itt + kPerBatch, &which);
+          ASSERT_TRUE(r.ok) << "batch " << batch;
+          int i = static_cast<int>(which - base_itt);
+          ASSERT_EQ(i % 2, side) << "answer on the wrong connection";
+          ASSERT_FALSE(seen[i]);
+          seen[i] = true;
+          ASSERT_EQ(r.status, kGood);
+          if (!writing) {
+            int n = batch * kPerBatch + i;
+            ASSERT_EQ(r.data, block(n ^ 1)) << "block " << (n ^ 1);
+          }
+        }
+      }
+    }
+  }
 }
 
 class McsLimitTest : public McsTest {
