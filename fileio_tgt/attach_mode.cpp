@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "handler/serve.h"
@@ -17,6 +19,8 @@ namespace {
 
 struct Attachment {
   DiskUnit* unit = nullptr;
+  int kernel_fd = -1;
+  bool fixed_buffers_logged = false;  // serve_loop's thread only
   std::atomic<bool> attached_once{false};
   std::atomic<int> fatal{0};  // the first attach failed: the process should exit
 };
@@ -47,8 +51,30 @@ void serve_loop(const FileioOptions& options, Attachment& a, int stop_fd, int fa
   h.device_type = a.unit->file->device_type();
   h.block_size = a.unit->file->geometry().block_size;
   h.stop_fd = stop_fd;
+  h.device_fd = a.kernel_fd;
   h.on_ready = &on_ready;
   h.on_ready_arg = &a;
+  h.on_data_area = [&a](std::span<std::byte> area) {
+    const iovec region{area.data(), area.size()};
+    const int rc = a.unit->file->register_buffers(
+        area.empty() ? std::span<const iovec>() : std::span<const iovec>(&region, 1));
+    if (area.empty() || a.fixed_buffers_logged) return;
+    // nullio and the thread pool have nothing to register: nothing to say.
+    if (rc == 0 && a.unit->file->engine_kind() != io::IoEngineKind::kUring) return;
+    a.fixed_buffers_logged = true;
+    if (rc == 0) {
+      std::fprintf(stderr,
+                   "fileio_tgt: %s: ring data area (%zu KiB) registered as io_uring fixed "
+                   "buffers\n",
+                   a.unit->name.c_str(), area.size() / 1024);
+    } else {
+      std::fprintf(stderr,
+                   "fileio_tgt: %s: registering the ring's data area as io_uring fixed buffers: "
+                   "%s (I/O works, pinning pages per I/O%s)\n",
+                   a.unit->name.c_str(), std::strerror(-rc),
+                   rc == -ENOMEM ? "; raise the locked-memory limit, ulimit -l" : "");
+    }
+  };
   for (;;) {
     std::string error;
     const int rc = serve(h, *a.unit->lu, &error);
@@ -70,7 +96,8 @@ void serve_loop(const FileioOptions& options, Attachment& a, int stop_fd, int fa
 
 }  // namespace
 
-int run_attached(const FileioOptions& options, std::vector<DiskUnit>& units, SignalWatch& signals) {
+int run_attached(const FileioOptions& options, std::vector<DiskUnit>& units, SignalWatch& signals,
+                 std::span<const int> kernel_fds) {
   // A pipe that is never read: once written, every serve() sees it readable.
   int stop[2], failed[2];
   if (pipe2(stop, O_CLOEXEC) != 0 || pipe2(failed, O_CLOEXEC) != 0) {
@@ -79,9 +106,10 @@ int run_attached(const FileioOptions& options, std::vector<DiskUnit>& units, Sig
   }
   std::vector<std::unique_ptr<Attachment>> attachments;
   std::vector<std::thread> threads;
-  for (DiskUnit& unit : units) {
+  for (size_t i = 0; i < units.size(); ++i) {
     attachments.push_back(std::make_unique<Attachment>());
-    attachments.back()->unit = &unit;
+    attachments.back()->unit = &units[i];
+    if (i < kernel_fds.size()) attachments.back()->kernel_fd = kernel_fds[i];
   }
   for (auto& a : attachments) {
     threads.emplace_back(serve_loop, std::cref(options), std::ref(*a), stop[0], failed[1]);

@@ -1,5 +1,7 @@
 #include "disk_unit.h"
 
+#include <algorithm>
+
 namespace scstu::fileio {
 
 bool valid_device_name(const std::string& name) {
@@ -38,8 +40,12 @@ DiskUnit DiskUnit::open(const std::string& name, const std::string& path,
                     : o.write_through ? scsi::WriteCacheMode::kWriteThrough
                                       : scsi::WriteCacheMode::kWriteBack;
   cfg.max_transfer_bytes = max_transfer_bytes;
+  cfg.physical_block_exponent = unit.file->physical_block_exponent();
   // Advertise the file's granularity so initiators align their I/O with it.
-  if (o.thin) cfg.unmap_granularity = std::max<uint32_t>(1, 4096 / o.block_size);
+  if (o.thin) {
+    cfg.unmap_granularity =
+        std::max<uint32_t>({1, 4096 / o.block_size, 1u << cfg.physical_block_exponent});
+  }
   unit.lu = std::make_shared<scsi::LogicalUnit>(cfg, unit.file.get());
   return unit;
 }

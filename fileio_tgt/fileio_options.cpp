@@ -58,6 +58,9 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
   po::options_description dev("Device options (apply to every device)");
   dev.add_options()("block-size,b", po::value(&o.device.block_size)->value_name("BYTES"),
                     "logical block size: a power of two >= 512 (default 512)")(
+      "physical-block-size", po::value(&o.device.physical_block_size)->value_name("BYTES"),
+      "physical block size reported in READ CAPACITY(16) and the Block Limits VPD: a power "
+      "of two >= the block size (default: a block device's own, else the block size)")(
       "write-through", "WRITE_THROUGH: every write is durable before its status (O_DSYNC)")(
       "read-only", "READ_ONLY: open read-only; writes get DATA PROTECT")(
       "o-direct", "O_DIRECT: bypass the page cache (misaligned requests are bounced)")(
@@ -126,6 +129,15 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
     return fail("--cdrom uses 2048-byte blocks (MMC); drop --block-size");
   }
   if (o.device.cdrom && o.device.thin) return fail("--cdrom is read-only; --thin does not apply");
+  if (vm.count("physical-block-size")) {
+    const uint32_t pbs = o.device.physical_block_size;
+    const uint32_t bs = o.device.cdrom ? 2048 : o.device.block_size;
+    if (pbs < bs || (pbs & (pbs - 1)) != 0 || pbs / bs > (1u << 15)) {
+      return fail("--physical-block-size " + std::to_string(pbs) +
+                  ": must be a power of two, at least the block size (" + std::to_string(bs) +
+                  ") and at most 32768 blocks");
+    }
+  }
   if (o.device.engine.queue_depth == 0 || o.device.engine.queue_depth > 4096) {
     return fail("--queue-depth must be 1..4096");
   }

@@ -51,7 +51,8 @@ bool header_string(const char* field, size_t size, const std::string& what, std:
 
 std::string kernel_device_path(const std::string& name) { return "/dev/scstu/" + name; }
 
-bool read_kernel_header(const std::string& path, scstu_region_header* out, std::string* error) {
+bool read_kernel_header(const std::string& path, scstu_region_header* out, std::string* error,
+                        int* fd_out) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     *error = path + ": " + std::strerror(errno) +
@@ -79,16 +80,22 @@ bool read_kernel_header(const std::string& path, scstu_region_header* out, std::
   }
   std::memcpy(out, p, sizeof(*out));
   munmap(p, SCSTU_HEADER_BYTES);
-  close(fd);
   if (out->magic != SCSTU_REGION_MAGIC) {
     *error = path + ": not an scstu region (bad magic)";
+    close(fd);
     return false;
   }
   if (out->abi_major != SCSTU_ABI_MAJOR) {
     *error = path + ": ring ABI " + std::to_string(out->abi_major) + "." +
              std::to_string(out->abi_minor) + ", fileio_tgt speaks " +
              std::to_string(SCSTU_ABI_MAJOR) + ".x";
+    close(fd);
     return false;
+  }
+  if (fd_out) {
+    *fd_out = fd;
+  } else {
+    close(fd);
   }
   return true;
 }

@@ -20,11 +20,14 @@ namespace scstu::fileio {
 std::string kernel_device_path(const std::string& name);
 
 // Reads the region header of the char device at `path`. The shim attaches a
-// handler on open(), so this attaches and detaches once (the shim requeues or
-// holds its commands meanwhile, as for any handler restart); serve() attaches
-// for good right after. False with *error naming the device and the cause
-// (missing node, not a char device, busy, not an scstu region, ABI major).
-bool read_kernel_header(const std::string& path, scstu_region_header* out, std::string* error);
+// handler on open(): with fd_out the descriptor stays open and is returned
+// there (the caller closes it), so serve() can attach through it
+// (HandlerOptions::device_fd) and the device sees one attach; without it this
+// attaches and detaches once. False with *error naming the device and the
+// cause (missing node, not a char device, busy, not an scstu region, ABI
+// major); nothing is left open then.
+bool read_kernel_header(const std::string& path, scstu_region_header* out, std::string* error,
+                        int* fd_out = nullptr);
 
 // Checks the header against what this unit serves (device_type: 0 disk,
 // 5 cd-rom) and returns the identity to put in its INQUIRY data: the

@@ -2,6 +2,8 @@
 // embedded iSCSI target (--iscsi) or attached to a scstu-target daemon
 // (--attach), or attached to the kernel shim's /dev/scstu/NAME (--kernel).
 // See --help.
+#include <unistd.h>
+
 #include <cstdio>
 #include <vector>
 
@@ -26,6 +28,14 @@ int main(int argc, char** argv) {
   SignalWatch signals;  // before any thread starts: they inherit the blocked mask
 
   std::vector<DiskUnit> units;
+  // Kernel mode: each /dev/scstu/NAME stays open from reading its header to
+  // the end, so the shim sees one attach per start.
+  struct KernelFds {
+    std::vector<int> fds;
+    ~KernelFds() {
+      for (int fd : fds) close(fd);
+    }
+  } kernel;
   for (const auto& [name, path] : options.devices) {
     UnitIdentity identity;
     uint32_t max_transfer = options.max_transfer_bytes;
@@ -34,10 +44,12 @@ int main(int argc, char** argv) {
       const std::string dev = kernel_device_path(name);
       scstu_region_header header;
       std::string error;
-      if (!read_kernel_header(dev, &header, &error) ||
-          !identity_from_kernel_header(header, dev, options.device.cdrom ? 5 : 0,
-                                       options.max_transfer_bytes, &identity, &max_transfer,
-                                       &error)) {
+      int fd = -1;
+      const bool read = read_kernel_header(dev, &header, &error, &fd);
+      if (read) kernel.fds.push_back(fd);
+      if (!read || !identity_from_kernel_header(header, dev, options.device.cdrom ? 5 : 0,
+                                                options.max_transfer_bytes, &identity,
+                                                &max_transfer, &error)) {
         std::fprintf(stderr, "fileio_tgt: %s: %s\n", name.c_str(), error.c_str());
         return 1;
       }
@@ -58,7 +70,7 @@ int main(int argc, char** argv) {
                  u.file->engine_note().empty() ? "" : (u.file->engine_note() + ")").c_str());
   }
   if (!options.attach_socket.empty() || options.kernel) {
-    return run_attached(options, units, signals);
+    return run_attached(options, units, signals, kernel.fds);
   }
   return run_embedded(options, units, signals);
 }

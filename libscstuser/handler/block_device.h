@@ -33,8 +33,8 @@ inline constexpr uint32_t kBlockFua = 1u << 0;  // durable before completion (SB
 struct BlockRequest {
   BlockOp op = BlockOp::kRead;
   uint32_t flags = 0;
-  uint64_t lba = 0;      // in logical blocks
-  uint64_t blocks = 0;   // in logical blocks (0 for kFlush = whole device)
+  uint64_t lba = 0;            // in logical blocks
+  uint64_t blocks = 0;         // in logical blocks (0 for kFlush = whole device)
   std::span<const iovec> iov;  // kRead/kWrite: blocks*block_size bytes; kWriteSame: one block
 
   // Completion: error is 0 or a negative errno. The library maps errnos to
@@ -59,6 +59,19 @@ struct BlockCapabilities {
   bool removable = false;
 };
 
+// Provisioning state of a run of blocks (SBC-3 4.7.1), as far as the device
+// knows it: GET LBA STATUS reports it.
+enum class BlockAllocation : uint8_t {
+  kUnknown,      // the device cannot tell (the library then infers it, see below)
+  kMapped,       // storage is allocated (reads return what was written)
+  kDeallocated,  // unmapped: a hole (reads return zeroes when unmap_zeroes)
+};
+
+struct AllocationExtent {
+  uint64_t blocks = 0;  // >= 1 unless kUnknown
+  BlockAllocation state = BlockAllocation::kUnknown;
+};
+
 class BlockDevice {
  public:
   virtual ~BlockDevice() = default;
@@ -67,6 +80,15 @@ class BlockDevice {
   // Start one request; complete it exactly once with req.complete(). The
   // request object stays valid until then.
   virtual void submit(BlockRequest& req) = 0;
+  // Optional: the state of the blocks from `lba` on, as one extent of at
+  // most `max_blocks` (>= 1) blocks in a single state; the caller asks again
+  // from where it ends. Synchronous and called on a command's thread, so it
+  // must be cheap (a file's SEEK_DATA/SEEK_HOLE, not a scan). The default,
+  // kUnknown, makes GET LBA STATUS fall back to reading the blocks: with
+  // LBPRZ a block of zeroes is reported deallocated.
+  virtual AllocationExtent allocation(uint64_t /*lba*/, uint64_t /*max_blocks*/) const {
+    return {};
+  }
 };
 
 // Synchronous adapter: override the methods, each returns 0 or -errno.

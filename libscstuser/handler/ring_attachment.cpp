@@ -34,7 +34,9 @@ std::unique_ptr<RingAttachment> RingAttachment::attach(const HandlerOptions& o,
          "(kernel shim /dev/scstu/NAME)");
     return nullptr;
   }
-  if (!o.device_path.empty()) return open_kernel_device(o.device_path, o.device_type, error);
+  if (!o.device_path.empty()) {
+    return open_kernel_device(o.device_path, o.device_type, error, o.device_fd);
+  }
   return connect_socket(o.socket_path, o.device_name, o.device_type, o.block_size, error);
 }
 
@@ -190,12 +192,16 @@ std::unique_ptr<RingAttachment> RingAttachment::connect_socket(const std::string
 
 std::unique_ptr<RingAttachment> RingAttachment::open_kernel_device(const std::string& path,
                                                                    uint8_t device_type,
-                                                                   std::string* error) {
+                                                                   std::string* error,
+                                                                   int device_fd) {
   std::unique_ptr<RingAttachment> a(new RingAttachment);
   a->kernel_ = true;
-  a->device_fd_ = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  // The shim attaches a handler per open(): a duplicate of the caller's
+  // descriptor shares its open file, so it is the same attach.
+  a->device_fd_ = device_fd >= 0 ? fcntl(device_fd, F_DUPFD_CLOEXEC, 0)
+                                 : open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (a->device_fd_ < 0) {
-    fail(error, "attach " + path + ": open: " + errno_text(errno) +
+    fail(error, "attach " + path + (device_fd >= 0 ? ": dup: " : ": open: ") + errno_text(errno) +
                     " (is the scstu module loaded and the device created?)");
     return nullptr;
   }

@@ -30,9 +30,11 @@ class RingAttachment {
                                                         const std::string& device_name,
                                                         uint8_t device_type, uint32_t block_size,
                                                         std::string* error);
+  // device_fd >= 0: attach through a duplicate of this open descriptor of
+  // device_path instead of opening it (HandlerOptions::device_fd).
   static std::unique_ptr<RingAttachment> open_kernel_device(const std::string& device_path,
-                                                            uint8_t device_type,
-                                                            std::string* error);
+                                                            uint8_t device_type, std::string* error,
+                                                            int device_fd = -1);
   ~RingAttachment();
   RingAttachment(const RingAttachment&) = delete;
   RingAttachment& operator=(const RingAttachment&) = delete;

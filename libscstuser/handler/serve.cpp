@@ -58,10 +58,16 @@ int serve(const HandlerOptions& options, LowLevelHandler& handler, std::string* 
     if (error) *error = err;
     return -ENODEV;
   }
+  if (options.on_data_area) {
+    const ring::RegionView& region = attachment->region();
+    options.on_data_area(std::span<std::byte>(reinterpret_cast<std::byte*>(region.data()),
+                                              region.header().data_size));
+  }
   auto* s = new Server(std::move(attachment), handler);
   s->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->exit_fd < 0) {
     int e = errno;
+    if (options.on_data_area) options.on_data_area({});
     delete s;
     if (error) *error = "serve: eventfd failed";
     return -e;
@@ -122,6 +128,8 @@ int serve(const HandlerOptions& options, LowLevelHandler& handler, std::string* 
       if (error) *error = s->error;
     }
   }
+  // No new command reaches the handler: let it forget the data area.
+  if (options.on_data_area) options.on_data_area({});
   // From here no queue thread touches the ring; completions still held by the
   // handler become no-ops, and the last of them frees the server.
   for (auto& q : s->queues) q->mark_dead();

@@ -15,7 +15,10 @@
 // loop: serve() returns, the caller calls it again.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <string>
 
 #include "handler/command.h"
@@ -26,6 +29,11 @@ struct HandlerOptions {
   // Exactly one of these two says where the producer is.
   std::string socket_path;  // a user-space producer's Unix socket (transport/unix_listener.h)
   std::string device_path;  // the kernel shim's /dev/scstu/<name>
+  // Optional, with device_path: a descriptor of device_path the caller opened
+  // already (e.g. to read the region header first). serve() attaches through
+  // a duplicate of it instead of opening the node again, so the shim sees one
+  // attach; the caller still owns (and closes) this one. -1: open the path.
+  int device_fd = -1;
   std::string device_name;  // the device the producer registered (user-space producer only)
   uint8_t device_type = 0;  // SPC-4 peripheral device type: 0 disk, 1 tape, 8 changer
   uint32_t block_size = 512;
@@ -36,6 +44,13 @@ struct HandlerOptions {
   // (tests and daemons use it to know they are ready).
   void (*on_ready)(void* arg) = nullptr;
   void* on_ready_arg = nullptr;
+  // Optional: the attachment's data area, where every command's buffers live
+  // (in every command's DataBuffer), called on each attach before the first
+  // command. Called again with an empty span once serve() stops dispatching:
+  // the area then stays mapped only until the handler completes what it still
+  // holds, so drop anything keyed on it (fileio_tgt registers the area as
+  // io_uring fixed buffers and unregisters it here).
+  std::function<void(std::span<std::byte> area)> on_data_area;
 };
 
 // Returns 0 when stopped through stop_fd, or a negative errno when the attach

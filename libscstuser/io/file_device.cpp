@@ -6,10 +6,14 @@
 #include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -33,6 +37,22 @@ static constexpr uint32_t kMaxBlockSize = 1u << 20;
 static std::string errno_text(int err) { return std::strerror(err); }
 
 static bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+// A block device's queue limit from sysfs (a partition's is its disk's), or
+// -1 when it cannot be read.
+static int64_t bdev_queue_limit(dev_t rdev, const char* name) {
+  const std::string dir =
+      "/sys/dev/block/" + std::to_string(major(rdev)) + ":" + std::to_string(minor(rdev));
+  for (const std::string& path : {dir + "/queue/" + name, dir + "/../queue/" + name}) {
+    if (FILE* f = std::fopen(path.c_str(), "re")) {
+      long long value = -1;
+      const int n = std::fscanf(f, "%lld", &value);
+      std::fclose(f);
+      if (n == 1) return value;
+    }
+  }
+  return -1;
+}
 
 FileDevice::FileDevice(std::string path, const FileDeviceOptions& options)
     : path_(std::move(path)), options_(options) {}
@@ -81,6 +101,7 @@ std::unique_ptr<FileDevice> FileDevice::open(const std::string& path,
     dev->memory_backed_ = fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC;
   }
   dev->read_size();
+  dev->physical_block_exponent_ = dev->physical_exponent();
   if (dev->blocks_.load() == 0) {
     throw FileDeviceError(path + ": smaller than one " + std::to_string(options.block_size) +
                           "-byte block (create it first, e.g. truncate -s 1G " + path + ")");
@@ -107,6 +128,25 @@ std::unique_ptr<FileDevice> FileDevice::open(const std::string& path,
     dev->dio_mem_align_ = std::max<uint32_t>(mem_align, sizeof(void*));
   }
 
+  if (options.thin && !read_only && dev->block_device_) {
+    // fallocate(PUNCH_HOLE) on a block device is a WRITE ZEROES that may
+    // unmap and never falls back to writing (block/fops.c): reads return
+    // zeroes afterwards, as LBPRZ promises, which BLKDISCARD does not
+    // guarantee. It needs the device's support and whole device sectors.
+    if (bdev_queue_limit(st.st_rdev, "write_zeroes_max_bytes") == 0) {
+      throw FileDeviceError(path +
+                            ": --thin needs a block device that can write zeroes or unmap "
+                            "(its queue/write_zeroes_max_bytes is 0); drop --thin");
+    }
+    int sector = 512;
+    if (ioctl(dev->fd_, BLKSSZGET, &sector) == 0 &&
+        static_cast<uint32_t>(sector) > options.block_size) {
+      throw FileDeviceError(path + ": --thin with " + std::to_string(options.block_size) +
+                            "-byte blocks on a device of " + std::to_string(sector) +
+                            "-byte sectors cannot unmap single blocks: use --block-size " +
+                            std::to_string(sector));
+    }
+  }
   if (options.thin && !read_only && !dev->block_device_) {
     // Probe hole punching past the end of the file: KEEP_SIZE makes it
     // harmless, and a filesystem without it says EOPNOTSUPP now, not at the
@@ -160,6 +200,28 @@ void FileDevice::read_size() {
   blocks_.store(bytes / options_.block_size, std::memory_order_release);
 }
 
+// See FileDeviceOptions::physical_block_size. Throws on a bad value.
+uint8_t FileDevice::physical_exponent() const {
+  const uint32_t bs = options_.block_size;
+  uint32_t physical = options_.physical_block_size;
+  if (physical == 0) {
+    unsigned int device_physical = 0;
+    if (block_device_ && ioctl(fd_, BLKPBSZGET, &device_physical) == 0 && device_physical > bs &&
+        is_power_of_two(device_physical)) {
+      physical = device_physical;
+    } else {
+      physical = bs;
+    }
+  }
+  // SBC-3 5.16.2: the exponent is a 4-bit field.
+  if (!is_power_of_two(physical) || physical < bs || physical / bs > (1u << 15)) {
+    throw FileDeviceError(path_ + ": physical block size " + std::to_string(physical) +
+                          " must be a power of two from the block size (" + std::to_string(bs) +
+                          ") to 32768 blocks");
+  }
+  return static_cast<uint8_t>(std::countr_zero(physical / bs));
+}
+
 bool FileDevice::resync_size() {
   const uint64_t before = blocks_.load(std::memory_order_acquire);
   read_size();
@@ -181,6 +243,28 @@ BlockCapabilities FileDevice::capabilities() const {
   return caps;
 }
 
+AllocationExtent FileDevice::allocation(uint64_t lba, uint64_t max_blocks) const {
+  const uint64_t capacity = blocks_.load(std::memory_order_acquire);
+  if (block_device_ || options_.nullio || lba >= capacity || max_blocks == 0) return {};
+  const uint64_t bs = options_.block_size;
+  max_blocks = std::min(max_blocks, capacity - lba);
+  const off_t start = static_cast<off_t>(lba * bs);
+  const off_t data = lseek(fd_, start, SEEK_DATA);
+  if (data < 0 && errno != ENXIO) return {};  // EINVAL: no SEEK_DATA on this filesystem
+  // ENXIO: no data from here to the end of the file.
+  const uint64_t hole_end = data < 0 ? capacity * bs : static_cast<uint64_t>(data);
+  // A hole covers the blocks that lie wholly inside it.
+  if (const uint64_t hole_blocks = (hole_end - static_cast<uint64_t>(start)) / bs; hole_blocks) {
+    return {std::min(hole_blocks, max_blocks), BlockAllocation::kDeallocated};
+  }
+  // Data at or within the first block: mapped up to the next hole, rounded up
+  // to whole blocks (a block holding any data is mapped).
+  const off_t hole = lseek(fd_, data, SEEK_HOLE);
+  if (hole < 0) return {};
+  const uint64_t mapped = (static_cast<uint64_t>(hole) - start + bs - 1) / bs;
+  return {std::clamp<uint64_t>(mapped, 1, max_blocks), BlockAllocation::kMapped};
+}
+
 IoEngineKind FileDevice::engine_kind() const {
   return engine_ ? engine_->kind() : IoEngineKind::kAuto;
 }
@@ -188,6 +272,8 @@ IoEngineKind FileDevice::engine_kind() const {
 int FileDevice::register_buffers(std::span<const iovec> regions) {
   return engine_ ? engine_->register_buffers(regions) : 0;
 }
+
+IoEngineStats FileDevice::io_stats() const { return engine_ ? engine_->stats() : IoEngineStats{}; }
 
 FileDevice::Request* FileDevice::acquire() {
   uint64_t head = free_head_.load(std::memory_order_acquire);
@@ -340,7 +426,6 @@ void FileDevice::start_io(BlockRequest& req) {
   op.offset = req.lba * bs;
   op.length = req.blocks * bs;
   op.iov = req.iov;
-  op.fixed_index = -1;
   op.finish = &FileDevice::finish;
   op.owner = r;
   switch (req.op) {
@@ -405,8 +490,6 @@ void FileDevice::start_io(BlockRequest& req) {
       }
     }
   }
-  if (op.iov.size() == 1)
-    op.fixed_index = engine_->fixed_index(op.iov[0].iov_base, op.iov[0].iov_len);
   engine_->submit(op);
 }
 

@@ -45,6 +45,11 @@ namespace scstu::io {
 
 struct FileDeviceOptions {
   uint32_t block_size = 512;  // power of two, 512 .. 1 MiB; cdrom forces 2048
+  // Physical block (SBC-3 READ CAPACITY(16) LOGICAL BLOCKS PER PHYSICAL BLOCK
+  // EXPONENT): a power of two >= block_size, at most 2^15 logical blocks.
+  // 0: a block device's own (BLKPBSZGET) when larger than block_size, else
+  // block_size.
+  uint32_t physical_block_size = 0;
   bool write_through = false;
   bool read_only = false;
   bool direct = false;
@@ -75,8 +80,14 @@ class FileDevice final : public BlockDevice {
   FileDevice& operator=(const FileDevice&) = delete;
 
   BlockGeometry geometry() const override;
+  // Logical blocks per physical block, as an exponent (options above).
+  uint8_t physical_block_exponent() const { return physical_block_exponent_; }
   BlockCapabilities capabilities() const override;
   void submit(BlockRequest& req) override;
+  // A regular file's holes (SEEK_DATA / SEEK_HOLE): a block lying wholly in a
+  // hole is deallocated, one holding any data is mapped. kUnknown for a block
+  // device (Linux reports a block device all data) and with nullio.
+  AllocationExtent allocation(uint64_t lba, uint64_t max_blocks) const override;
 
   // SPC-4 peripheral device type: 5 (CD-ROM) with options.cdrom, else 0.
   uint8_t device_type() const { return options_.cdrom ? 5 : 0; }
@@ -93,15 +104,22 @@ class FileDevice final : public BlockDevice {
   bool resync_size();
 
   // Register memory the requests' buffers live in (the ring's data area) as
-  // io_uring fixed buffers; single-segment requests inside it then use
-  // READ_FIXED/WRITE_FIXED. Returns 0 or -errno. Call before I/O starts.
+  // io_uring fixed buffers, replacing an earlier registration (an empty span
+  // only drops it); single-segment requests inside it then use
+  // READ_FIXED/WRITE_FIXED (O_DIRECT I/O goes straight between the file and
+  // that memory). Returns 0 or -errno (e.g. -ENOMEM past RLIMIT_MEMLOCK, or
+  // -EFAULT for memory io_uring cannot pin); the I/O works either way. Safe
+  // while I/O is in flight: requests already submitted keep their pages.
   int register_buffers(std::span<const iovec> regions);
+  // The engine's counters (fixed vs vectored reads and writes).
+  IoEngineStats io_stats() const;
 
   struct Request;  // per-request state (file_device.cpp)
 
  private:
   FileDevice(std::string path, const FileDeviceOptions& options);
   void read_size();
+  uint8_t physical_exponent() const;
   void start_io(BlockRequest& req);
   bool try_inline(BlockRequest& req);
   void fail(BlockRequest& req, int error) { req.complete(error); }
@@ -117,6 +135,7 @@ class FileDevice final : public BlockDevice {
   bool memory_backed_ = false;            // tmpfs / ramfs
   std::atomic<bool> nowait_reads_{true};  // cleared when the file says EOPNOTSUPP
   std::atomic<bool> nowait_writes_{true};
+  uint8_t physical_block_exponent_ = 0;
   uint32_t dio_offset_align_ = 512;
   uint32_t dio_mem_align_ = 4096;
   std::atomic<uint64_t> blocks_{0};

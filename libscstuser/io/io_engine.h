@@ -21,6 +21,17 @@ enum class IoEngineKind : uint8_t {
 
 const char* to_string(IoEngineKind kind);
 
+// What an engine did, for logs and tests: reads and writes submitted as
+// io_uring READ_FIXED/WRITE_FIXED (the buffer lay in a registered area) and
+// as plain vectored I/O (another buffer, several segments, or no
+// registration). Resubmissions after a short transfer count again.
+struct IoEngineStats {
+  uint64_t fixed_reads = 0;
+  uint64_t fixed_writes = 0;
+  uint64_t vectored_reads = 0;
+  uint64_t vectored_writes = 0;
+};
+
 class IoEngine {
  public:
   virtual ~IoEngine() = default;
@@ -34,6 +45,8 @@ class IoEngine {
   virtual int register_buffers(std::span<const iovec> regions) = 0;
   // The index of the registered buffer containing [base, base + len), or -1.
   virtual int fixed_index(const void* base, size_t len) const = 0;
+  // Counters since the engine started (see IoEngineStats).
+  virtual IoEngineStats stats() const { return {}; }
 };
 
 struct IoEngineOptions {

@@ -20,7 +20,6 @@ bool advance_after_short_transfer(IoOp& op, uint64_t n) {
   }
   op.rest = std::move(remaining);
   op.iov = op.rest;
-  op.fixed_index = -1;  // a partial segment may no longer match the registered buffer layout
   return !op.rest.empty();
 }
 

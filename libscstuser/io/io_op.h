@@ -25,7 +25,6 @@ struct IoOp {
   uint64_t offset = 0;  // bytes
   uint64_t length = 0;  // bytes: kPunchHole's range; for kRead/kWrite the iov total
   std::span<const iovec> iov;
-  int fixed_index = -1;  // io_uring registered buffer holding iov[0] (single segment only)
 
   // Called once by the engine: 0, or a negative errno.
   void (*finish)(IoOp* op, int result) = nullptr;

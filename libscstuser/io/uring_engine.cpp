@@ -86,6 +86,20 @@ int UringEngine::register_buffers(std::span<const iovec> regions) {
 }
 
 int UringEngine::fixed_index(const void* base, size_t len) const {
+  std::lock_guard lock(sq_mutex_);
+  return fixed_index_locked(base, len);
+}
+
+IoEngineStats UringEngine::stats() const {
+  IoEngineStats s;
+  s.fixed_reads = fixed_reads_.load(std::memory_order_relaxed);
+  s.fixed_writes = fixed_writes_.load(std::memory_order_relaxed);
+  s.vectored_reads = vectored_reads_.load(std::memory_order_relaxed);
+  s.vectored_writes = vectored_writes_.load(std::memory_order_relaxed);
+  return s;
+}
+
+int UringEngine::fixed_index_locked(const void* base, size_t len) const {
   auto* p = static_cast<const char*>(base);
   for (size_t i = 0; i < registered_.size(); ++i) {
     auto* start = static_cast<const char*>(registered_[i].iov_base);
@@ -134,17 +148,22 @@ int UringEngine::queue(IoOp& op) {
     case IoKind::kRead:
     case IoKind::kWrite: {
       const bool read = op.kind == IoKind::kRead;
-      if (op.fixed_index >= 0 && op.iov.size() == 1) {
+      // One segment inside a registered buffer (the ring's data area): the
+      // pages are pinned already, the kernel skips get_user_pages per I/O.
+      const int fixed = op.iov.size() == 1 && op.iov[0].iov_len <= UINT_MAX
+                            ? fixed_index_locked(op.iov[0].iov_base, op.iov[0].iov_len)
+                            : -1;
+      if (fixed >= 0) {
         if (read) {
           io_uring_prep_read_fixed(sqe, op.fd, op.iov[0].iov_base,
-                                   static_cast<unsigned>(op.iov[0].iov_len), op.offset,
-                                   op.fixed_index);
+                                   static_cast<unsigned>(op.iov[0].iov_len), op.offset, fixed);
         } else {
           io_uring_prep_write_fixed(sqe, op.fd, op.iov[0].iov_base,
-                                    static_cast<unsigned>(op.iov[0].iov_len), op.offset,
-                                    op.fixed_index);
+                                    static_cast<unsigned>(op.iov[0].iov_len), op.offset, fixed);
         }
+        (read ? fixed_reads_ : fixed_writes_).fetch_add(1, std::memory_order_relaxed);
       } else {
+        (read ? vectored_reads_ : vectored_writes_).fetch_add(1, std::memory_order_relaxed);
         const unsigned n = static_cast<unsigned>(std::min<size_t>(op.iov.size(), IOV_MAX));
         if (read) {
           io_uring_prep_readv(sqe, op.fd, op.iov.data(), n, op.offset);

@@ -29,23 +29,29 @@ class UringEngine final : public IoEngine {
   void submit(IoOp& op) override;
   int register_buffers(std::span<const iovec> regions) override;
   int fixed_index(const void* base, size_t len) const override;
+  IoEngineStats stats() const override;
 
  private:
   UringEngine() = default;
   int queue(IoOp& op);  // prepare an SQE for op and submit it; 0 or -errno
+  int fixed_index_locked(const void* base, size_t len) const;  // under sq_mutex_
   void reap();
   void retry_pending_submit();
   void complete(IoOp& op, int res);
 
   io_uring ring_{};
   bool ring_ready_ = false;
-  std::mutex sq_mutex_;
+  mutable std::mutex sq_mutex_;
   std::thread reaper_;
   std::atomic<uint64_t> in_flight_{0};
   std::atomic<bool> submit_pending_{false};  // SQEs the kernel refused for now (EAGAIN/EBUSY)
   std::mutex idle_mutex_;
   std::condition_variable idle_;
-  std::vector<iovec> registered_;  // registered buffer table (index = position)
+  // Registered buffer table (index = position), under sq_mutex_: queue()
+  // looks buffers up there, so re-registering (a handler re-attaching to a
+  // new data area) never races with a submission.
+  std::vector<iovec> registered_;
+  std::atomic<uint64_t> fixed_reads_{0}, fixed_writes_{0}, vectored_reads_{0}, vectored_writes_{0};
 };
 
 }  // namespace scstu::io

@@ -133,7 +133,53 @@ void finish_lba_status(CommandContext& ctx, std::vector<uint8_t>& out) {
   ctx.complete_data_in(out);
 }
 
-// The BlockDevice API does not say which blocks are allocated. With LBPRZ a
+// From the device's own allocation map (BlockDevice::allocation, e.g. a
+// file's holes): descriptors of the mapped and deallocated runs from `lba`,
+// merging neighbours in the same state. False when the device cannot tell
+// about `lba` (the caller falls back to LbaStatusJob). A run the device
+// cannot tell about later ends the answer there (5.7.2 allows a partial one).
+bool lba_status_from_allocation(CommandContext& ctx, uint64_t lba, uint64_t end,
+                                size_t max_descriptors) {
+  const BlockDevice& device = *ctx.device();
+  std::vector<uint8_t> out(8, 0);
+  uint64_t run_start = lba;
+  uint64_t run_blocks = 0;
+  BlockAllocation run_state = BlockAllocation::kUnknown;
+  size_t descriptors = 0;
+  auto close_run = [&] {
+    add_descriptor(out, run_start, static_cast<uint32_t>(run_blocks),
+                   run_state == BlockAllocation::kDeallocated ? 1 : 0);
+    ++descriptors;
+  };
+  // NUMBER OF LOGICAL BLOCKS is 32 bits: a run never grows past it.
+  constexpr uint64_t kMaxRun = 0xFFFFFFFFu;
+  while (lba < end) {
+    const AllocationExtent e = device.allocation(lba, std::min(end - lba, kMaxRun));
+    if (e.state == BlockAllocation::kUnknown || e.blocks == 0) {
+      if (run_state == BlockAllocation::kUnknown) return false;
+      break;
+    }
+    const uint64_t blocks = std::min({e.blocks, end - lba, kMaxRun});
+    if (run_state != BlockAllocation::kUnknown &&
+        (e.state != run_state || run_blocks + blocks > kMaxRun)) {
+      close_run();
+      if (descriptors == max_descriptors) {
+        finish_lba_status(ctx, out);
+        return true;
+      }
+      run_start = lba;
+      run_blocks = 0;
+    }
+    run_state = e.state;
+    run_blocks += blocks;
+    lba += blocks;
+  }
+  close_run();
+  finish_lba_status(ctx, out);
+  return true;
+}
+
+// The device does not say which blocks are allocated. With LBPRZ a
 // deallocated block reads as zeroes, so a block of zeroes is reported
 // deallocated: an initiator that trusts the report reads the same data
 // either way. The medium is read a chunk at a time from the starting LBA
@@ -227,6 +273,7 @@ void sbc_get_lba_status(CommandContext& ctx) {
     // ALLOCATION LENGTH (bytes 10-13): the 8-byte header, then descriptors.
     const uint32_t alloc = get_be32(&ctx.cdb()[10]);
     const size_t fit = alloc > 8 ? (alloc - 8) / 16 : 0;
+    if (lba_status_from_allocation(ctx, lba, capacity, std::max<size_t>(1, fit))) return;
     return BlockJob::start(
         std::make_unique<LbaStatusJob>(ctx, lba, capacity, std::max<size_t>(1, fit)));
   }

@@ -33,18 +33,18 @@ class RecordingEngine final : public IoEngine {
     IoKind kind;
     int rw_flags;
     int fd_flags;  // fcntl(F_GETFL) of the descriptor used
-    int fixed_index;
   };
   IoEngineKind kind() const override { return inner_->kind(); }
   void submit(IoOp& op) override {
     {
       std::lock_guard lock(mutex_);
-      seen_.push_back(Seen{op.kind, op.rw_flags, fcntl(op.fd, F_GETFL), op.fixed_index});
+      seen_.push_back(Seen{op.kind, op.rw_flags, fcntl(op.fd, F_GETFL)});
     }
     inner_->submit(op);
   }
   int register_buffers(std::span<const iovec> r) override { return inner_->register_buffers(r); }
   int fixed_index(const void* b, size_t n) const override { return inner_->fixed_index(b, n); }
+  IoEngineStats stats() const override { return inner_->stats(); }
   std::vector<Seen> seen() {
     std::lock_guard lock(mutex_);
     return seen_;
@@ -396,6 +396,23 @@ TEST(FileDevice, ResyncSizeSeesGrowth) {
   EXPECT_EQ(dev->geometry().blocks, kMiB / 512) << "only on request";
   EXPECT_TRUE(dev->resync_size());
   EXPECT_EQ(dev->geometry().blocks, 2 * kMiB / 512);
+}
+
+TEST(FileDevice, PhysicalBlockSizeIsAnExponentOfLogicalBlocks) {
+  ScratchFile file(kMiB);
+  FileDeviceOptions o;
+  EXPECT_EQ(FileDevice::open(file.path(), o)->physical_block_exponent(), 0) << "a file: none";
+  o.physical_block_size = 4096;
+  EXPECT_EQ(FileDevice::open(file.path(), o)->physical_block_exponent(), 3);
+  o.block_size = 4096;
+  EXPECT_EQ(FileDevice::open(file.path(), o)->physical_block_exponent(), 0);
+  o.physical_block_size = 2048;  // smaller than a logical block
+  EXPECT_THROW(FileDevice::open(file.path(), o), FileDeviceError);
+  o.block_size = 512;
+  o.physical_block_size = 3072;  // not a power of two
+  EXPECT_THROW(FileDevice::open(file.path(), o), FileDeviceError);
+  o.physical_block_size = 512u << 16;  // SBC-3: the exponent is 4 bits
+  EXPECT_THROW(FileDevice::open(file.path(), o), FileDeviceError);
 }
 
 TEST(FileDevice, ErrorsNameTheFileAndTheCause) {

@@ -71,6 +71,24 @@ TEST_P(FixedBuffers, RoundTripThroughRegisteredDataArea) {
   std::memset(slot, 0, data.size());
   ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kRead, 2048, 128, one_iov(slot, data.size())), 0);
   EXPECT_EQ(std::memcmp(slot, data.data(), data.size()), 0);
+  IoEngineStats stats = dev->io_stats();
+  EXPECT_EQ(stats.fixed_writes, 1u);
+  EXPECT_EQ(stats.fixed_reads, 1u);
+  EXPECT_EQ(stats.vectored_reads + stats.vectored_writes, 0u);
+
+  // Memory outside the registered area goes vectored; re-registering an
+  // empty table drops the fixed path.
+  auto outside = random_bytes(4096, 21);
+  void* aligned = nullptr;
+  ASSERT_EQ(posix_memalign(&aligned, 4096, 4096), 0);
+  std::memcpy(aligned, outside.data(), outside.size());
+  ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kWrite, 0, 8, one_iov(aligned, 4096)), 0);
+  free(aligned);
+  EXPECT_EQ(dev->io_stats().vectored_writes, 1u);
+  ASSERT_EQ(dev->register_buffers({}), 0);
+  ASSERT_EQ(SyncRequest::run(*dev, BlockOp::kRead, 2048, 128, one_iov(slot, data.size())), 0);
+  EXPECT_EQ(dev->io_stats().fixed_reads, 1u);
+  EXPECT_EQ(dev->io_stats().vectored_reads, 1u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Direct, FixedBuffers, ::testing::Values(false, true),
