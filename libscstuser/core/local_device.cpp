@@ -50,15 +50,14 @@ bool LocalDevice::alloc_buffer(TargetCommand& cmd) {
   cmd.device_cookie = *index;
   cmd.buffer.clear();
   if (cmd.data_length) cmd.buffer.push_back(iovec{slot.memory, cmd.data_length});
-  if (options_.zero_read_buffers) {
-    // The slot last carried another command's data, maybe another
-    // initiator's: a READ must not be able to return it.
-    if (cmd.direction == DataDirection::kRead) {
-      std::memset(slot.memory, 0, cmd.data_length);
-    } else if (cmd.direction == DataDirection::kBidi) {
-      const uint32_t read_part = std::min(cmd.bidi_read_length, cmd.data_length);
-      std::memset(slot.memory + (cmd.data_length - read_part), 0, read_part);
-    }
+  // The slot last carried another command's data, maybe another
+  // initiator's: a READ must not be able to return it (see local_device.h;
+  // plain READs get their untransferred tail zeroed in complete()).
+  if (cmd.direction == DataDirection::kRead && options_.zero_read_buffers) {
+    std::memset(slot.memory, 0, cmd.data_length);
+  } else if (cmd.direction == DataDirection::kBidi) {
+    const uint32_t read_part = std::min(cmd.bidi_read_length, cmd.data_length);
+    std::memset(slot.memory + (cmd.data_length - read_part), 0, read_part);
   }
   return true;
 }
@@ -93,10 +92,15 @@ void LocalDevice::submit(TargetCommand& cmd) {
 // CommandSink: the handler's one reply, from any of its threads.
 void LocalDevice::complete(uint32_t token, const CommandReply& reply) {
   if (token >= slot_table_.size()) return;
-  TargetCommand* cmd = slot_table_[token].cmd;
+  Slot& slot = slot_table_[token];
+  TargetCommand* cmd = slot.cmd;
   if (!cmd) return;
   cmd->status = reply.status;
   cmd->transferred = reply.transferred;
+  if (cmd->direction == DataDirection::kRead && reply.transferred < cmd->data_length) {
+    // What the handler did not fill still holds an earlier command's data.
+    std::memset(slot.memory + reply.transferred, 0, cmd->data_length - reply.transferred);
+  }
   const size_t sense = std::min<size_t>(reply.sense.size(), SCSTU_SENSE_MAX);
   if (sense) std::memcpy(cmd->sense.data(), reply.sense.data(), sense);
   cmd->sense_len = static_cast<uint8_t>(sense);

@@ -10,10 +10,14 @@
 // thread.
 //
 // Stale data: slots serve every session, so a READ buffer still holds the
-// previous command's data. With zero_read_buffers (the default) the read part
-// is zeroed before the handler sees it; the core in any case sends only the
-// `transferred` bytes the handler reported. Turn it off only for a handler
-// that writes every byte it reports (the memset costs ~1 us per 64 KiB).
+// previous command's data. The handler contract (command.h) is that every
+// byte it reports as transferred is one it wrote, and the core sends only
+// those; on completion the untransferred tail of a READ buffer is zeroed too,
+// so no byte the handler did not write can leave (an error reply, a short
+// read: the tail is cleared; a full read costs no memset). zero_read_buffers
+// zeroes the whole read part before the handler runs instead, for a handler
+// that may report bytes it did not write (~1 us per 64 KiB). BIDI read parts
+// are always zeroed up front.
 #pragma once
 
 #include <atomic>
@@ -31,7 +35,7 @@ struct LocalDeviceOptions {
   DeviceInfo info;
   uint32_t queue_depth = 256;        // commands outstanding at once
   uint32_t max_io_bytes = 8u << 20;  // largest data_length (DeviceInfo::max_transfer_bytes)
-  bool zero_read_buffers = true;
+  bool zero_read_buffers = false;    // see above: for careless handlers
 };
 
 class LocalDevice final : public Device, private CommandSink {

@@ -99,7 +99,10 @@ struct CommandRequest {
 // The one reply a command gets.
 struct CommandReply {
   uint8_t status = status::kGood;
-  uint32_t transferred = 0;         // bytes of valid data (reads) / consumed (writes)
+  // Reads: bytes of valid data, every one written by the handler (the target
+  // sends these; the buffer may hold an earlier command's data). Writes:
+  // bytes consumed.
+  uint32_t transferred = 0;
   std::span<const uint8_t> sense;   // <= SCSTU_SENSE_MAX bytes, copied on complete()
 };
 

@@ -79,8 +79,29 @@ TEST_F(LocalDeviceTest, ReadOnlyMappingReachesTheHandlerAsAFlag) {
   EXPECT_TRUE(handler->seen[0].read_only);
 }
 
-TEST_F(LocalDeviceTest, ReadBuffersNeverCarryEarlierData) {
+TEST_F(LocalDeviceTest, ShortReadsGetTheirTailZeroedNotTheWholeBuffer) {
   make();
+  Exchange w(session.get(), 0, test::write10(0, 8), 4096, DataDirection::kWrite);
+  ASSERT_TRUE(w.run(*core, 0x5A));
+  void* slot_buffer = w.cmd.buffer[0].iov_base;
+  core->release(w.cmd);
+  // The handler fills 16 bytes and says so: 16 bytes go out, and the rest of
+  // the slot no longer holds the write's data.
+  handler->read_fill_bytes = 16;
+  handler->report_filled = true;
+  Exchange r(session.get(), 0, test::read10(0, 8), 4096, DataDirection::kRead);
+  ASSERT_TRUE(r.run(*core));
+  EXPECT_EQ(r.data_in, std::vector<uint8_t>(16, 0xAB));
+  ASSERT_EQ(r.cmd.buffer[0].iov_base, slot_buffer) << "the write's slot, reused";
+  const auto* slot = static_cast<const uint8_t*>(slot_buffer);
+  for (size_t i = 16; i < 4096; ++i) ASSERT_EQ(slot[i], 0x00) << i;
+  core->release(r.cmd);
+}
+
+TEST_F(LocalDeviceTest, ZeroReadBuffersProtectsFromACarelessHandler) {
+  LocalDeviceOptions o;
+  o.zero_read_buffers = true;
+  make(o);
   // Same slot reused: a write leaves 0x5A in it...
   Exchange w(session.get(), 0, test::write10(0, 8), 4096, DataDirection::kWrite);
   ASSERT_TRUE(w.run(*core, 0x5A));

@@ -14,7 +14,8 @@
 namespace scstu::core::test {
 
 // READ: writes `read_fill_bytes` bytes of `read_pattern` and reports the
-// whole buffer as transferred (a careless handler); WRITE: keeps the data;
+// whole buffer as transferred (a careless handler; with report_filled only
+// what it wrote); WRITE: keeps the data;
 // anything else GOOD. Records what it saw.
 class InlineHandler : public LowLevelHandler {
  public:
@@ -34,7 +35,8 @@ class InlineHandler : public LowLevelHandler {
     if (r.direction == DataDirection::kRead) {
       std::vector<uint8_t> fill(std::min<size_t>(read_fill_bytes, r.data_length), read_pattern);
       r.data.copy_from(0, fill);
-      std::move(h).complete_good(r.data_length);
+      std::move(h).complete_good(report_filled ? static_cast<uint32_t>(fill.size())
+                                               : r.data_length);
     } else if (r.direction == DataDirection::kWrite) {
       std::lock_guard lock(mutex);
       written.resize(r.data_length);
@@ -70,6 +72,7 @@ class InlineHandler : public LowLevelHandler {
   };
   size_t read_fill_bytes = SIZE_MAX;
   uint8_t read_pattern = 0xAB;
+  bool report_filled = false;
   bool fail_with_sense = false;
   std::mutex mutex;
   std::vector<Seen> seen;
