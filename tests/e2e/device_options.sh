@@ -29,6 +29,16 @@ qemu-io -f raw -c "write -P 0x3c 4096 8k" -c "read -P 0x3c 4096 8k" "$(url)" >/d
   fail "4096-byte blocks round trip"
 stop_pid "$LAST_PID"
 
+step "--physical-block-size 4096: 8 logical blocks per physical block"
+start_fileio pbs --target "$IQN" --physical-block-size 4096 disk "$WORK/disk.img"
+expect_contains "$(iscsi-readcapacity16 "$(url)")" "LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT:3" \
+  "physical block size"
+stop_pid "$LAST_PID"
+if "$FILEIO_TGT" --iscsi 127.0.0.1:0 --physical-block-size 256 d "$WORK/disk.img" 2>"$WORK/err.txt"; then
+  fail "accepted a physical block smaller than the logical block"
+fi
+expect_contains "$(cat "$WORK/err.txt")" "--physical-block-size 256" "physical block size error"
+
 step "--thin: UNMAP punches holes in the file"
 truncate -s 0 "$WORK/disk.img"
 truncate -s 32M "$WORK/disk.img"

@@ -11,6 +11,12 @@
  *   e2e_client wce URL
  *       prints "WCE=<0|1>" from MODE SENSE(6)'s caching page (SBC-3 6.4.5):
  *       the write-back / write-through / NV_CACHE report.
+ *   e2e_client await-ua URL
+ *       logs in (one I_T nexus, its power-on unit attention taken), prints
+ *       "logged in", waits for a line on stdin, then sends TEST UNIT READY and
+ *       prints "GOOD" or "SENSE <key> <asc> <ascq>" (hex), then READ
+ *       CAPACITY(16) and prints "BYTES <capacity in bytes>": what an
+ *       initiator already logged in sees after a resize.
  *
  * write: the kill -9 durability test's writer.
  * Each LBA is written once, so an acknowledged block has exactly one valid
@@ -171,6 +177,46 @@ static int do_wce(int argc, char **argv) {
   return 0;
 }
 
+static void print_tur(struct iscsi_context *iscsi, int lun) {
+  struct scsi_task *task = iscsi_testunitready_sync(iscsi, lun);
+  if (!task) {
+    printf("ERROR %s\n", iscsi_get_error(iscsi));
+    return;
+  }
+  if (task->status == SCSI_STATUS_GOOD) {
+    printf("GOOD\n");
+  } else {
+    printf("SENSE %x %02x %02x\n", (unsigned)task->sense.key, (task->sense.ascq >> 8) & 0xff,
+           task->sense.ascq & 0xff);
+  }
+  scsi_free_scsi_task(task);
+}
+
+static int do_await_ua(int argc, char **argv) {
+  if (argc < 3) return 2;
+  int lun;
+  struct iscsi_context *iscsi = login(argv[2], &lun);
+  if (!iscsi) return 1;
+  struct scsi_task *task = iscsi_testunitready_sync(iscsi, lun); /* any power-on UA */
+  if (task) scsi_free_scsi_task(task);
+  printf("logged in\n");
+  char line[64];
+  if (!fgets(line, sizeof line, stdin)) return 1;
+  print_tur(iscsi, lun);
+  task = iscsi_readcapacity16_sync(iscsi, lun);
+  struct scsi_readcapacity16 *rc16 =
+      task && task->status == SCSI_STATUS_GOOD ? scsi_datain_unmarshall(task) : NULL;
+  if (!rc16) {
+    fprintf(stderr, "e2e_client: READ CAPACITY(16): %s\n", iscsi_get_error(iscsi));
+    return 1;
+  }
+  printf("BYTES %" PRIu64 "\n", (rc16->returned_lba + 1) * (uint64_t)rc16->block_length);
+  scsi_free_scsi_task(task);
+  iscsi_logout_sync(iscsi);
+  iscsi_destroy_context(iscsi);
+  return 0;
+}
+
 static int do_verify(int argc, char **argv) {
   if (argc < 4) return 2;
   uint32_t bs = (uint32_t)strtoul(argv[3], NULL, 10);
@@ -208,6 +254,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "write") == 0) rc = do_write(argc, argv);
   if (argc > 1 && strcmp(argv[1], "verify") == 0) rc = do_verify(argc, argv);
   if (argc > 1 && strcmp(argv[1], "wce") == 0) rc = do_wce(argc, argv);
+  if (argc > 1 && strcmp(argv[1], "await-ua") == 0) rc = do_await_ua(argc, argv);
   if (rc == 2) fprintf(stderr, "usage: see the comment at the top of e2e_client.c\n");
   return rc;
 }
