@@ -273,7 +273,12 @@ void sbc_get_lba_status(CommandContext& ctx) {
     // ALLOCATION LENGTH (bytes 10-13): the 8-byte header, then descriptors.
     const uint32_t alloc = get_be32(&ctx.cdb()[10]);
     const size_t fit = alloc > 8 ? (alloc - 8) / 16 : 0;
-    if (lba_status_from_allocation(ctx, lba, capacity, std::max<size_t>(1, fit))) return;
+    // Each descriptor costs the device a lookup or two on this thread: answer
+    // at most kMaxAllocationDescriptors, the initiator asks again from where
+    // the answer ends (5.7.2 lets the device server return fewer).
+    constexpr size_t kMaxAllocationDescriptors = 1024;
+    const size_t wanted = std::clamp<size_t>(fit, 1, kMaxAllocationDescriptors);
+    if (lba_status_from_allocation(ctx, lba, capacity, wanted)) return;
     return BlockJob::start(
         std::make_unique<LbaStatusJob>(ctx, lba, capacity, std::max<size_t>(1, fit)));
   }

@@ -71,6 +71,23 @@ cmp <(dd if="$LOOP" bs=1M skip=16 count=4 iflag=direct status=none) <(head -c 4M
   fail "unmapped range is not zeroes on the device"
 stop_pid "$LAST_PID"
 
+step "split mode: fileio_tgt --attach --o-direct; the ring's data area as io_uring fixed buffers"
+write_config "$WORK/target.conf"
+start_daemon daemon "$WORK/target.conf"
+start_bg handler "$FILEIO_TGT" --attach "$WORK/handler.sock" --o-direct disk0 "$LOOP"
+HANDLER_PID=$LAST_PID
+wait_line "$WORK/handler.log" 'disk0 (re-)?attached' >/dev/null
+wait_line "$WORK/handler.log" 'disk0: ring data area .* registered as io_uring fixed buffers' >/dev/null
+head -c 2M /dev/urandom >"$WORK/pattern3"
+qemu-io -f raw -c "write -s $WORK/pattern3 4M 2M" "$(url)" >/dev/null || fail "split-mode write"
+cmp <(dd if="$LOOP" bs=1M skip=4 count=2 iflag=direct status=none) "$WORK/pattern3" ||
+  fail "split-mode write not on the device"
+qemu-img convert -f raw -O raw "$(url)" "$WORK/back3.raw" || fail "split-mode read"
+cmp <(dd if="$WORK/back3.raw" bs=1M skip=4 count=2 status=none) "$WORK/pattern3" ||
+  fail "split-mode read back differs"
+stop_pid "$HANDLER_PID"
+stop_pid "$DAEMON_PID"
+
 step "resize: grow the file, losetup -c, SIGUSR1: CAPACITY DATA HAS CHANGED and the new size"
 start_fileio rs --target "$IQN" disk "$LOOP"
 coproc UA { "$E2E_CLIENT" await-ua "$(url)" 2>&1; }
