@@ -12,10 +12,12 @@ if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/loop-control ] || ! command -v losetup >/
 fi
 
 LOOP=""
+LOOP4K=""
 on_exit() {
   local rc=$?
   for pid in "${BG_PIDS[@]}"; do stop_pid "$pid"; done
   [ -z "$LOOP" ] || losetup -d "$LOOP" || echo "losetup -d $LOOP failed" >&2
+  [ -z "$LOOP4K" ] || losetup -d "$LOOP4K" 2>/dev/null || true
   rm -rf "$WORK"
   exit $rc
 }
@@ -112,5 +114,22 @@ exec {ua_out}<&- {ua_in}>&-
 qemu-io -f raw -c "write -P 0x3d 90M 1M" -c "read -P 0x3d 90M 1M" "$(url)" >/dev/null ||
   fail "I/O in the grown part"
 stop_pid "$LAST_PID"
+
+step "4096-byte sectors, 512-byte blocks: physical block size from BLKPBSZGET, sub-sector I/O"
+truncate -s 16M "$WORK/backing4k.img"
+LOOP4K=$(losetup -f --show --sector-size 4096 "$WORK/backing4k.img") || fail "losetup --sector-size 4096"
+start_fileio ss --target "$IQN" --o-direct disk "$LOOP4K"
+out=$(iscsi-readcapacity16 "$(url)")
+expect_contains "$out" "LOGICAL BLOCK LENGTH IN BYTES:512" "logical block size"
+expect_contains "$out" "LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT:3" "physical block from the device"
+qemu-io -f raw -c "write -P 0x71 512 1536" -c "read -P 0x71 512 1536" -c "read -P 0 0 512" \
+  "$(url)" >/dev/null || fail "sub-sector writes on a 4096-byte-sector device"
+stop_pid "$LAST_PID"
+if "$FILEIO_TGT" --iscsi 127.0.0.1:0 --thin disk "$LOOP4K" 2>"$WORK/err.txt"; then
+  fail "--thin accepted with 512-byte blocks on 4096-byte sectors"
+fi
+expect_contains "$(cat "$WORK/err.txt")" "use --block-size 4096" "--thin sector size error"
+losetup -d "$LOOP4K"
+LOOP4K=""
 
 echo "PASS: fileio_tgt serves a block device"
