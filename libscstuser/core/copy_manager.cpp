@@ -566,18 +566,17 @@ void CopyManager::extended_copy(TargetCommand& cmd) {
   std::optional<RecordKey> key;
   if (list.list_id_usage == 0x00) key = RecordKey{cmd.session->id(), list.list_id};
   Job* job = nullptr;
+  std::optional<scsi::SenseCode> refused;  // answered outside the lock
   {
     std::lock_guard lock(mutex_);
-    if (jobs_.size() >= scsi::kMaxConcurrentCopies) {
-      return complete_check(cmd, scsi::kInsufficientResources);
+    if (jobs_.size() >= scsi::kMaxConcurrentCopies) refused = scsi::kInsufficientResources;
+    // LIST ID USAGE 00b: results are held for RECEIVE COPY RESULTS; the list
+    // identifier must not be in use by a copy still running (6.4.3.2).
+    auto it = key ? records_.find(*key) : records_.end();
+    if (!refused && it != records_.end() && !it->second.done) {
+      refused = kIllegalOperationInProgress;
     }
-    if (key) {
-      // LIST ID USAGE 00b: results are held for RECEIVE COPY RESULTS; the
-      // list identifier must not be in use by a copy still running (6.4.3.2).
-      auto it = records_.find(*key);
-      if (it != records_.end() && !it->second.done) {
-        return complete_check(cmd, kIllegalOperationInProgress);
-      }
+    if (!refused && key) {
       if (records_.size() >= kMaxHeldRecords) {
         for (auto r = records_.begin(); r != records_.end(); ++r) {
           if (r->second.done) {
@@ -588,9 +587,12 @@ void CopyManager::extended_copy(TargetCommand& cmd) {
       }
       records_[*key] = scsi::CopyResult{};
     }
-    job = new Job(*this, cmd, std::move(list), key);
-    jobs_.push_back(job);
+    if (!refused) {
+      job = new Job(*this, cmd, std::move(list), key);
+      jobs_.push_back(job);
+    }
   }
+  if (refused) return complete_check(cmd, *refused);
   job->start();
 }
 

@@ -5,7 +5,8 @@
 # from LUN 0 to LUN 1 with one EXTENDED COPY; the copy manager in the daemon
 # moves the data, which must arrive byte for byte. Then another initiator
 # RESERVEs LUN 1: the copy must end COPY ABORTED with the destination's
-# RESERVATION CONFLICT in its sense data, and write nothing.
+# RESERVATION CONFLICT in its sense data, and write nothing. Last, libiscsi's
+# ExtendedCopy and ReceiveCopyResults suites against the daemon.
 source "$(dirname "$0")/lib.sh"
 [ -n "${XCOPY_CLIENT:-}" ] || fail "XCOPY_CLIENT not set (CMake's add_test sets it)"
 IQN=iqn.2026-11.org.scstu:e2e-xcopy
@@ -70,6 +71,16 @@ done
 expect_contains "$out" "STATUS GOOD" "EXTENDED COPY once the reservation is gone"
 cmp -n $((1 * MIB)) -i $((8192 * 512)):$((20000 * 512)) "$WORK/disk0.img" "$WORK/disk1.img" ||
   fail "second copy's data differs"
+
+step "libiscsi's EXTENDED COPY / RECEIVE COPY RESULTS tests against the daemon"
+for t in SCSI.ExtendedCopy SCSI.ReceiveCopyResults; do
+  cu=$(timeout 120 iscsi-test-cu --dataloss -t "$t" -i iqn.2026-11.test:ini1 \
+    -I iqn.2026-11.test:ini2 "${URL%/0}/1" "${URL%/0}/1" 2>&1) || fail "iscsi-test-cu -t $t: $cu"
+  summary=$(grep -E '^ +tests +[0-9]+' <<<"$cu" | tail -n 1)
+  read -r _ total ran passed failed _ <<<"$summary"
+  echo "$t: $total tests, $passed passed, $failed failed"
+  [ "$failed" = 0 ] && [ "$ran" = "$total" ] && [ "$total" -gt 0 ] || fail "$t: $cu"
+done
 
 kill -0 "$DAEMON_PID" || fail "the daemon died"
 kill -0 "$H0" && kill -0 "$H1" || fail "a handler died"
