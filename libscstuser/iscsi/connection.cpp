@@ -1,5 +1,7 @@
 #include "iscsi/connection.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -28,6 +30,16 @@ Connection::Connection(ServerImpl& server, int fd, std::string peer)
       rx_(kRxBuffer),
       scratch_(size_t{64} * 1024) {
   window_ = server.window();
+  sockaddr_storage local{};
+  socklen_t local_len = sizeof(local);
+  char host[INET6_ADDRSTRLEN] = "";
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
+    if (local.ss_family == AF_INET)
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&local)->sin_addr, host, sizeof(host));
+    else if (local.ss_family == AF_INET6)
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr, host, sizeof(host));
+  }
+  local_host_ = host;
   uint32_t pool = window_ + kImmediateTasks;
   tasks_.reserve(pool);
   free_tasks_.reserve(pool);

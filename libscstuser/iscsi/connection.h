@@ -216,6 +216,7 @@ class Connection {
   int fd_;
   int event_fd_;
   std::string peer_;
+  std::string local_host_;  // the address the initiator connected to
   std::atomic<bool> stop_{false};
   std::atomic<bool> logout_requested_{false};
   bool logout_sent_ = false;

@@ -328,9 +328,9 @@ bool Connection::on_text(const Bhs& h) {
         std::string which = kv.value;
         if (which.empty() && session_) which = session_->target_name();
         if (discovery_ || which != "All")
-          text_out_ += server_.send_targets(initiator_, which);
+          text_out_ += server_.send_targets(initiator_, which, local_host_);
         else
-          text_out_ += server_.send_targets(initiator_, session_->target_name());
+          text_out_ += server_.send_targets(initiator_, session_->target_name(), local_host_);
       } else {
         append_pair(text_out_, kv.key, "NotUnderstood");
       }

@@ -403,7 +403,19 @@ bool ServerImpl::close_connection(Session& s, uint16_t cid) {
   return false;
 }
 
-std::string ServerImpl::send_targets(std::string_view initiator, std::string_view which) const {
+std::string target_address(const PortalAddress& portal, const std::string& local_host,
+                           uint16_t portal_group_tag) {
+  std::string host = portal.host;
+  bool wildcard = host == "0.0.0.0" || host == "::";
+  bool v6 = host.find(':') != std::string::npos;
+  if (wildcard && !local_host.empty() && (local_host.find(':') != std::string::npos) == v6)
+    host = local_host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return host + ":" + std::to_string(portal.port) + "," + std::to_string(portal_group_tag);
+}
+
+std::string ServerImpl::send_targets(std::string_view initiator, std::string_view which,
+                                     const std::string& local_host) const {
   std::string out;
   for (const std::string& t : core_.access().targets()) {
     if (which != "All" && which != t) continue;
@@ -411,13 +423,8 @@ std::string ServerImpl::send_targets(std::string_view initiator, std::string_vie
     auto view = core_.access().resolve(t, initiator);
     if (!view || view->luns.empty()) continue;
     append_pair(out, "TargetName", t);
-    // RFC 7143 13.8: an IPv6 address goes in brackets.
-    for (const PortalAddress& p : bound_) {
-      bool v6 = p.host.find(':') != std::string::npos;
-      append_pair(out, "TargetAddress",
-                  (v6 ? "[" + p.host + "]" : p.host) + ":" + std::to_string(p.port) + "," +
-                      std::to_string(options_.portal_group_tag));
-    }
+    for (const PortalAddress& p : bound_)
+      append_pair(out, "TargetAddress", target_address(p, local_host, options_.portal_group_tag));
   }
   return out;
 }

@@ -24,6 +24,13 @@
 namespace scstu::iscsi {
 
 class Connection;
+struct AbortMark;
+
+// RFC 7143 13.8 TargetAddress of a portal: "host:port,tpgt", an IPv6 host in
+// brackets; a wildcard portal is reported as `local_host` (the address the
+// initiator reached), which it can connect to, unlike 0.0.0.0.
+std::string target_address(const PortalAddress& portal, const std::string& local_host,
+                           uint16_t portal_group_tag);
 
 class ServerImpl {
  public:
@@ -71,7 +78,10 @@ class ServerImpl {
   uint32_t post_abort(Session& s, Connection* from, const AbortMark& mark);
   // SendTargets (RFC 7143 Appendix C): targets `initiator` may see; `which`
   // is "All" or one target name.
-  std::string send_targets(std::string_view initiator, std::string_view which) const;
+  // `local_host`: the address the asking connection arrived on, reported
+  // for a wildcard portal (0.0.0.0, ::) instead of the wildcard.
+  std::string send_targets(std::string_view initiator, std::string_view which,
+                           const std::string& local_host) const;
 
  private:
   struct Running {
