@@ -10,6 +10,9 @@
 namespace scstu::tools {
 
 inline constexpr uint32_t kMaxAdminMessage = 4u << 20;
+// VersionInfo.admin_protocol. 2: statistics, version, log_level,
+// change_medium, set_chap.
+inline constexpr uint32_t kAdminProtocol = 2;
 
 // Both return false and set *error on failure (EOF included: "closed").
 bool send_message(int fd, const google::protobuf::MessageLite& message, std::string* error);

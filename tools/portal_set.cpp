@@ -45,6 +45,7 @@ void PortalSet::set_target(const config::Target& target) {
         iscsi::ChapCredentials{target.mutual_chap().user(), target.mutual_chap().secret()};
   }
   options_.target_auth[target.name()] = auth;
+  if (server_) server_->set_target_auth(target.name(), auth);
 }
 
 void PortalSet::set_discovery_chap(const config::Chap& chap) {

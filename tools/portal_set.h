@@ -1,10 +1,10 @@
 // portal_set.h - the daemon's iSCSI side: the portals of the configuration
 // and the CHAP settings of its targets, over iscsi::Server.
 //
-// iscsi::Server takes its portals and per-target authentication when it
-// starts, so listen() and set_target() collect them and start() starts it.
-// Adding a target at runtime needs no server change (the core knows
-// targets); changing CHAP at runtime is refused by the daemon.
+// iscsi::Server takes its portals when it starts, so add_portal() collects
+// them and start() starts it. Adding a target at runtime needs no server
+// change (the core knows targets); a target's CHAP set on a running server
+// applies to the logins that start after it.
 #pragma once
 
 #include <memory>

@@ -1,7 +1,10 @@
 // scstuadmin: administer a running scstu-target daemon over its admin socket:
 // what the seed's /proc/scsi_tgt interface did (groups, LUNs, initiator name
-// patterns, devices, resync_size), with changes persisted by the daemon in
-// its configuration file. Errors from the daemon are printed verbatim.
+// patterns, devices, resync_size, vcdrom change, latency statistics,
+// trace_level, version, CHAP), with configuration changes persisted by the
+// daemon in its configuration file. Errors from the daemon are printed
+// verbatim.
+#include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -33,11 +36,22 @@ Commands (the seed's /proc/scsi_tgt operations):
   del-lun GROUP DEVICE               clear-luns GROUP
   add-initiator GROUP PATTERN        patterns: '*' any run, '?' one character
   del-initiator GROUP PATTERN        clear-initiators GROUP
-  add-device NAME --handler [--type N] [--block-size N]     a handler process attaches
-  add-device NAME --file PATH [--block-size N] [vdisk flags] served inside the daemon
+  add-device NAME --handler [--type N] [--block-size N] [--queues N] [--queue-depth N]
+                                     a handler process attaches over the ring
+  add-device NAME --file PATH [--block-size N] [vdisk flags] [--io-engine E]
+             [--queue-depth N] [--threads N]                  served inside the daemon
+  add-device NAME --cdrom [--file PATH]                       a CD-ROM drive, maybe empty
   del-device NAME
   resync-size NAME                   re-read a file device's size (CAPACITY DATA HAS CHANGED)
-  add-target IQN [--chap-user U --chap-secret S]            del-target IQN
+  change NAME [PATH]                 put the image PATH in CD-ROM NAME, or eject it (no PATH):
+                                     NOT READY while empty, then MEDIUM MAY HAVE CHANGED
+  add-target IQN [--chap-user U --chap-secret S] [--mutual-user U --mutual-secret S]
+  set-chap IQN [the same options]    new CHAP for logins from now on; no options: none
+  del-target IQN
+  stats [DEVICE] [--clear] [--json]  commands, bytes, errors, latency by command class,
+                                     buffers; --clear starts afresh (the seed's latency file)
+  log-level [error|warning|info|debug]   show or set the daemon's log level
+  version                            scstuadmin's, the daemon's and the ring ABI's versions
 
 Examples (the seed's access control example):
   scstuadmin add-group Default_iqn.2007-05.com.example:storage.disk1.sys1.xyz
@@ -48,6 +62,10 @@ Examples (the seed's access control example):
   scstuadmin add-lun spec_ini dev2 0
   scstuadmin list groups
 
+  scstuadmin add-device cd0 --cdrom --file /srv/install.iso
+  scstuadmin change cd0 /srv/rescue.iso
+  scstuadmin stats cd0 --json
+
 The socket defaults to $SCSTU_ADMIN_SOCKET, else )";
 
 void print_luns(const google::protobuf::RepeatedPtrField<scstu::config::Lun>& luns,
@@ -55,6 +73,49 @@ void print_luns(const google::protobuf::RepeatedPtrField<scstu::config::Lun>& lu
   for (const auto& lun : luns) {
     std::printf("%sLUN %llu  %s%s\n", indent, static_cast<unsigned long long>(lun.lun()),
                 lun.device().c_str(), lun.read_only() ? "  READ_ONLY" : "");
+  }
+}
+
+std::string nanoseconds(uint64_t ns) {
+  char buf[32];
+  if (ns == UINT64_MAX) return "-";
+  if (ns < 10'000) {
+    std::snprintf(buf, sizeof buf, "%llu ns", static_cast<unsigned long long>(ns));
+  } else if (ns < 10'000'000) {
+    std::snprintf(buf, sizeof buf, "%.1f us", static_cast<double>(ns) / 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f ms", static_cast<double>(ns) / 1e6);
+  }
+  return buf;
+}
+
+void print_statistics(const scstu::config::DeviceStatistics& s) {
+  std::printf(
+      "%s: %llu commands, %llu errors, %llu bytes read, %llu bytes written, "
+      "%llu task set full, %llu busy\n",
+      s.device().c_str(), static_cast<unsigned long long>(s.commands()),
+      static_cast<unsigned long long>(s.errors()), static_cast<unsigned long long>(s.read_bytes()),
+      static_cast<unsigned long long>(s.write_bytes()),
+      static_cast<unsigned long long>(s.task_set_full()),
+      static_cast<unsigned long long>(s.busy()));
+  if (s.classes_size() > 0) {
+    std::printf("  %-9s %10s %8s %14s %10s %10s %10s\n", "class", "commands", "errors", "bytes",
+                "mean", "p50 <=", "p99 <=");
+  }
+  for (const auto& c : s.classes()) {
+    std::printf(
+        "  %-9s %10llu %8llu %14llu %10s %10s %10s\n", c.name().c_str(),
+        static_cast<unsigned long long>(c.commands()), static_cast<unsigned long long>(c.errors()),
+        static_cast<unsigned long long>(c.bytes()), nanoseconds(c.mean_latency_ns()).c_str(),
+        nanoseconds(c.p50_latency_ns()).c_str(), nanoseconds(c.p99_latency_ns()).c_str());
+  }
+  const auto& b = s.buffers();
+  if (b.total_bytes() > 0) {
+    std::printf("  buffers: %s, %llu of %llu bytes free, %u of %u tags in use\n", b.kind().c_str(),
+                static_cast<unsigned long long>(b.free_bytes()),
+                static_cast<unsigned long long>(b.total_bytes()), b.outstanding(), b.slots());
+  } else if (!b.kind().empty()) {
+    std::printf("  buffers: %s, %u of %u in use\n", b.kind().c_str(), b.outstanding(), b.slots());
   }
 }
 
@@ -68,10 +129,22 @@ void print_response(const std::string& what, const AdminResponse& r) {
     std::printf("%-20s %-8s %-10s %s\n", "NAME", "BACKEND", "STATE", "DETAIL");
     for (const auto& d : r.devices()) {
       const auto& dev = d.device();
-      if (dev.has_file()) {
-        std::printf("%-20s %-8s %-10s %s, %llu blocks, %llu commands\n", dev.name().c_str(), "file",
-                    "open", dev.file().path().c_str(), static_cast<unsigned long long>(d.blocks()),
-                    static_cast<unsigned long long>(d.commands()));
+      if (dev.has_file() && !d.medium_present()) {
+        std::printf("%-20s %-8s %-10s CD-ROM, %llu commands\n", dev.name().c_str(), "file",
+                    "no medium", static_cast<unsigned long long>(d.commands()));
+      } else if (dev.has_file()) {
+        std::string engine = d.io_engine();
+        if (engine == "uring") {
+          engine += " depth " +
+                    std::to_string(dev.file().io_queue_depth() ? dev.file().io_queue_depth() : 128);
+        } else if (engine == "threads") {
+          engine += " " + std::to_string(dev.file().io_threads() ? dev.file().io_threads() : 4);
+        }
+        if (!d.io_engine_note().empty()) engine += " (" + d.io_engine_note() + ")";
+        std::printf("%-20s %-8s %-10s %s, %llu blocks, %llu commands, io %s\n", dev.name().c_str(),
+                    "file", dev.file().cdrom() ? "medium" : "open", dev.file().path().c_str(),
+                    static_cast<unsigned long long>(d.blocks()),
+                    static_cast<unsigned long long>(d.commands()), engine.c_str());
       } else {
         std::string detail = std::to_string(d.commands()) + " commands";
         if (!d.last_drop_reason().empty()) detail += "; last drop: " + d.last_drop_reason();
@@ -93,6 +166,16 @@ void print_response(const std::string& what, const AdminResponse& r) {
     }
   } else if (what == "config") {
     std::fputs(scstu::tools::format_config(r.config()).c_str(), stdout);
+  } else if (what == "stats") {
+    for (const auto& s : r.statistics()) print_statistics(s);
+  } else if (what == "version") {
+    const auto& v = r.version();
+    std::printf("scstuadmin %s (admin protocol %u)\n", SCSTU_VERSION, scstu::tools::kAdminProtocol);
+    std::printf("scstu-target %s, libscstuser %s, ring ABI %u.%u, admin protocol %u, protobuf %s\n",
+                v.daemon().c_str(), v.library().c_str(), v.ring_abi_major(), v.ring_abi_minor(),
+                v.admin_protocol(), v.protobuf().c_str());
+  } else if (what == "log-level") {
+    std::printf("%s\n", r.log_level().c_str());
   }
   if (!r.message().empty()) std::printf("%s\n", r.message().c_str());
 }
@@ -108,8 +191,8 @@ int main(int argc, char** argv) {
   std::string socket_path =
       std::getenv("SCSTU_ADMIN_SOCKET") ? std::getenv("SCSTU_ADMIN_SOCKET") : kDefaultSocket;
   std::vector<std::string> args;
-  std::string file_path, chap_user, chap_secret;
-  uint32_t block_size = 0, device_type = 0;
+  std::string file_path, chap_user, chap_secret, mutual_user, mutual_secret, io_engine;
+  uint32_t block_size = 0, device_type = 0, queues = 0, queue_depth = 0, threads = 0;
   po::options_description opts("Options");
   opts.add_options()("help,h", "show this help")(
       "socket,s", po::value(&socket_path)->value_name("PATH"), "the daemon's admin socket")(
@@ -122,8 +205,19 @@ int main(int argc, char** argv) {
       "o-direct", "add-device --file: O_DIRECT")("nullio", "add-device --file: NULLIO")(
       "nv-cache", "add-device --file: NV_CACHE")("removable", "add-device --file: REMOVABLE")(
       "thin", "add-device --file: thin provisioning")("cdrom", "add-device --file: CD-ROM")(
-      "chap-user", po::value(&chap_user), "add-target: CHAP user")(
-      "chap-secret", po::value(&chap_secret), "add-target: CHAP secret");
+      "io-engine", po::value(&io_engine)->value_name("E"),
+      "add-device --file: uring, threads or auto (io_uring, else threads; default)")(
+      "queue-depth", po::value(&queue_depth)->value_name("N"),
+      "add-device: io_uring entries (--file, default 128) or ring queue depth (--handler)")(
+      "threads", po::value(&threads)->value_name("N"),
+      "add-device --file: workers of the threads engine (default 4)")(
+      "queues", po::value(&queues)->value_name("N"), "add-device --handler: ring queues")(
+      "chap-user", po::value(&chap_user), "add-target, set-chap: CHAP user")(
+      "chap-secret", po::value(&chap_secret), "add-target, set-chap: CHAP secret")(
+      "mutual-user", po::value(&mutual_user), "add-target, set-chap: mutual CHAP user")(
+      "mutual-secret", po::value(&mutual_secret), "add-target, set-chap: mutual CHAP secret")(
+      "clear", "stats: reset the statistics after reading them")("json",
+                                                                 "stats, version: print JSON");
   po::options_description hidden;
   hidden.add_options()("args", po::value(&args));
   po::positional_options_description pos;
@@ -193,12 +287,16 @@ int main(int argc, char** argv) {
   } else if (cmd == "add-device" && need(1)) {
     auto* dev = req.mutable_add_device();
     dev->set_name(args[1]);
-    if (vm.count("handler") == vm.count("file")) {
-      return usage_error("add-device needs exactly one of --handler or --file PATH");
+    const bool file = vm.count("file") || vm.count("cdrom");
+    if (vm.count("handler") == file) {
+      return usage_error("add-device needs exactly one of --handler or --file PATH (or --cdrom)");
     }
     if (vm.count("handler")) {
-      dev->mutable_handler()->set_device_type(device_type);
-      dev->mutable_handler()->set_block_size(block_size);
+      auto* h = dev->mutable_handler();
+      h->set_device_type(device_type);
+      h->set_block_size(block_size);
+      h->set_queues(queues);
+      h->set_queue_depth(queue_depth);
     } else {
       auto* f = dev->mutable_file();
       f->set_path(file_path);
@@ -211,21 +309,55 @@ int main(int argc, char** argv) {
       f->set_removable(vm.count("removable") > 0);
       f->set_thin(vm.count("thin") > 0);
       f->set_cdrom(vm.count("cdrom") > 0);
+      f->set_io_engine(io_engine);
+      f->set_io_queue_depth(queue_depth);
+      f->set_io_threads(threads);
     }
   } else if (cmd == "del-device" && need(1)) {
     req.set_del_device(args[1]);
   } else if (cmd == "resync-size" && need(1)) {
     req.set_resync_size(args[1]);
-  } else if (cmd == "add-target" && need(1)) {
-    auto* t = req.mutable_add_target();
-    t->set_name(args[1]);
-    if (chap_user.empty() != chap_secret.empty()) {
-      return usage_error("--chap-user and --chap-secret go together");
+  } else if ((cmd == "add-target" || cmd == "set-chap") && need(1)) {
+    if (chap_user.empty() != chap_secret.empty() || mutual_user.empty() != mutual_secret.empty()) {
+      return usage_error("--chap-user/--chap-secret and --mutual-user/--mutual-secret go in pairs");
     }
-    t->mutable_chap()->set_user(chap_user);
-    t->mutable_chap()->set_secret(chap_secret);
+    scstu::config::Chap chap, mutual;
+    chap.set_user(chap_user);
+    chap.set_secret(chap_secret);
+    mutual.set_user(mutual_user);
+    mutual.set_secret(mutual_secret);
+    if (cmd == "add-target") {
+      auto* t = req.mutable_add_target();
+      t->set_name(args[1]);
+      if (!chap_user.empty()) *t->mutable_chap() = chap;
+      if (!mutual_user.empty()) *t->mutable_mutual_chap() = mutual;
+    } else {
+      auto* s = req.mutable_set_chap();
+      s->set_target(args[1]);
+      *s->mutable_chap() = chap;
+      *s->mutable_mutual_chap() = mutual;
+    }
   } else if (cmd == "del-target" && need(1)) {
     req.set_del_target(args[1]);
+  } else if (cmd == "change" && (need(1) || need(2))) {
+    auto* c = req.mutable_change_medium();
+    c->set_device(args[1]);
+    if (need(2)) {
+      if (args[2].empty()) return usage_error("change: empty PATH (leave it out to eject)");
+      c->set_path(args[2]);
+    }
+  } else if (cmd == "stats" && (need(0) || need(1))) {
+    show = "stats";
+    auto* s = req.mutable_statistics();
+    if (need(1)) s->set_device(args[1]);
+    s->set_clear(vm.count("clear") > 0);
+  } else if (cmd == "version" && need(0)) {
+    show = "version";
+    req.mutable_version();
+  } else if (cmd == "log-level" && (need(0) || need(1))) {
+    show = "log-level";
+    req.set_log_level(need(1) ? args[1] : "");
+    if (need(1) && args[1].empty()) return usage_error("log-level: empty LEVEL");
   } else {
     return usage_error("unknown command or wrong number of arguments: " + cmd);
   }
@@ -248,6 +380,19 @@ int main(int argc, char** argv) {
   if (!resp.ok()) {
     std::fprintf(stderr, "%s\n", resp.error().c_str());  // verbatim
     return 1;
+  }
+  if (vm.count("json")) {
+    google::protobuf::util::JsonPrintOptions json;
+    json.add_whitespace = true;
+    json.preserve_proto_field_names = true;
+    json.always_print_primitive_fields = true;
+    std::string text;
+    if (!google::protobuf::util::MessageToJsonString(resp, &text, json).ok()) {
+      std::fprintf(stderr, "scstuadmin: cannot print the answer as JSON\n");
+      return 1;
+    }
+    std::fputs(text.c_str(), stdout);
+    return 0;
   }
   print_response(show, resp);
   return 0;

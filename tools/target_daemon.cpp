@@ -1,5 +1,6 @@
 #include "target_daemon.h"
 
+#include <google/protobuf/stubs/common.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -10,7 +11,13 @@
 
 #include "admin_wire.h"
 #include "config_file.h"
+#include "core/log_level.h"
 #include "portal_set.h"
+#include "ring/ring_abi.h"
+
+#ifndef SCSTU_VERSION
+#error "SCSTU_VERSION comes from the project version (tools/CMakeLists.txt)"
+#endif
 
 namespace scstu::tools {
 
@@ -30,8 +37,9 @@ config::AdminResponse success(std::string message = {}) {
   return r;
 }
 
-io::FileDeviceOptions file_options(const config::FileBackend& f) {
-  io::FileDeviceOptions o;
+// The seed's vdisk flags and the I/O engine of a file device; "" or the error.
+std::string file_options(const config::FileBackend& f, io::FileDeviceOptions* out) {
+  io::FileDeviceOptions& o = *out;
   o.block_size = f.block_size() ? f.block_size() : 512;
   o.write_through = f.write_through();
   o.read_only = f.read_only();
@@ -41,7 +49,55 @@ io::FileDeviceOptions file_options(const config::FileBackend& f) {
   o.removable = f.removable();
   o.thin = f.thin();
   o.cdrom = f.cdrom();
-  return o;
+  if (f.io_engine().empty() || f.io_engine() == "auto") {
+    o.engine.kind = io::IoEngineKind::kAuto;
+  } else if (f.io_engine() == "uring") {
+    o.engine.kind = io::IoEngineKind::kUring;
+  } else if (f.io_engine() == "threads") {
+    o.engine.kind = io::IoEngineKind::kThreads;
+  } else {
+    return "io_engine '" + f.io_engine() + "': expected auto, uring or threads";
+  }
+  // The same bounds as fileio_tgt --queue-depth / --threads.
+  if (f.io_queue_depth() > 4096) return "io_queue_depth must be 1..4096 (0: 128)";
+  if (f.io_threads() > 256) return "io_threads must be 1..256 (0: 4)";
+  if (f.io_queue_depth()) o.engine.queue_depth = f.io_queue_depth();
+  if (f.io_threads()) o.engine.threads = f.io_threads();
+  return {};
+}
+
+void fill_class(config::ClassStatistics* out, const core::ClassStatistics& c,
+                core::CommandClass kind) {
+  out->set_name(core::command_class_name(kind));
+  out->set_commands(c.commands);
+  out->set_bytes(c.bytes);
+  out->set_errors(c.errors);
+  out->set_latency_total_ns(c.latency_total_ns);
+  out->set_mean_latency_ns(c.mean_latency_ns());
+  out->set_p50_latency_ns(c.latency_percentile_ns(0.5));
+  out->set_p99_latency_ns(c.latency_percentile_ns(0.99));
+  // Up to the last non-empty bucket: the rest is implied zero.
+  size_t used = c.latency.size();
+  while (used > 0 && c.latency[used - 1] == 0) --used;
+  for (size_t b = 0; b < used; ++b) out->add_latency_histogram(c.latency[b]);
+}
+
+void fill_statistics(config::DeviceStatistics* out, const core::DeviceStatistics& s) {
+  out->set_device(s.device);
+  out->set_commands(s.commands());
+  out->set_errors(s.errors());
+  out->set_read_bytes(s.bytes_read());
+  out->set_write_bytes(s.bytes_written());
+  out->set_task_set_full(s.task_set_full);
+  out->set_busy(s.busy);
+  for (size_t i = 0; i < core::kCommandClasses; ++i) {
+    if (s.classes[i].commands == 0) continue;
+    fill_class(out->add_classes(), s.classes[i], static_cast<core::CommandClass>(i));
+  }
+}
+
+void apply_log_level(const std::string& text) {
+  if (auto l = core::parse_log_level(text)) core::set_log_level(*l);
 }
 
 core::AccessConfig access_config(const config::Config& c) {
@@ -92,6 +148,13 @@ TargetDaemon::~TargetDaemon() {
 void TargetDaemon::start() {
   std::lock_guard lock(mutex_);
   std::string error;
+  if (!config_.log_level().empty()) {
+    if (!core::parse_log_level(config_.log_level())) {
+      throw std::runtime_error(config_path_ + ": log_level '" + config_.log_level() +
+                               "': expected error, warning, info or debug");
+    }
+    apply_log_level(config_.log_level());
+  }
   if (!config_.handler_socket().empty()) {
     listener_ = transport::UnixListener::create(config_.handler_socket(), &error);
     if (!listener_) throw std::runtime_error("handler socket: " + error);
@@ -126,13 +189,6 @@ std::vector<std::string> TargetDaemon::portal_addresses() const {
 
 std::string TargetDaemon::add_target_locked(const config::Target& target) {
   if (target.name().empty()) return "target: empty name";
-  if (portals_ && portals_->started() &&
-      (!target.chap().user().empty() || !target.mutual_chap().user().empty())) {
-    // iscsi::Server takes authentication settings when it starts.
-    return "target " + target.name() +
-           ": CHAP cannot be set on a running daemon; add the target with its chap to the "
-           "configuration file and restart scstu-target";
-  }
   if (targets_.count(target.name())) return "target " + target.name() + ": already exists";
   if (core::ConfigStatus s = core_.access().add_target(target.name()); !s) return s.message();
   targets_[target.name()] = target;
@@ -158,19 +214,35 @@ std::string TargetDaemon::add_device_locked(const config::Device& device) {
   std::shared_ptr<core::Device> dev;
   if (device.has_file()) {
     const uint32_t max_transfer = 8u << 20;
+    io::FileDeviceOptions options;
+    if (std::string e = file_options(device.file(), &options); !e.empty()) {
+      return "device " + name + ": " + e;
+    }
+    if (device.file().path().empty() && !device.file().cdrom()) {
+      return "device " + name + ": no file (only a CD-ROM may start without a medium)";
+    }
+    std::shared_ptr<scsi::LogicalUnit> lu;
     try {
-      entry.unit = std::make_unique<fileio::DiskUnit>(fileio::DiskUnit::open(
-          name, device.file().path(), file_options(device.file()), max_transfer));
+      if (device.file().cdrom()) {
+        entry.cdrom =
+            std::make_unique<CdromDrive>(name, device.file().path(), options, max_transfer);
+        lu = entry.cdrom->lu();
+      } else {
+        entry.unit = std::make_unique<fileio::DiskUnit>(
+            fileio::DiskUnit::open(name, device.file().path(), options, max_transfer));
+        lu = entry.unit->lu;
+      }
     } catch (const std::exception& e) {
       return "device " + name + ": " + e.what();
     }
     core::LocalDeviceOptions lo;
     lo.info.name = name;
-    lo.info.device_type = entry.unit->file->device_type();
-    lo.info.block_size = entry.unit->file->geometry().block_size;
+    lo.info.device_type = lu->device_type();
+    lo.info.block_size = lu->block_size();
     lo.info.max_transfer_bytes = max_transfer;
     lo.max_io_bytes = max_transfer;
-    entry.local = std::make_shared<core::LocalDevice>(entry.unit->lu, lo);
+    entry.local = std::make_shared<core::LocalDevice>(lu, lo);
+    entry.local_slots = lo.queue_depth;
     dev = entry.local;
   } else {
     if (!listener_) return "device " + name + ": handler devices need handler_socket in the config";
@@ -203,6 +275,102 @@ std::string TargetDaemon::remove_device_locked(const std::string& name) {
   return {};
 }
 
+void TargetDaemon::list_devices_locked(config::AdminResponse* resp) {
+  for (const auto& [name, d] : devices_) {
+    auto* out = resp->add_devices();
+    *out->mutable_device() = d.config;
+    if (d.ring) {
+      out->set_attached(d.ring->ready());
+      out->set_last_drop_reason(d.ring->last_drop_reason());
+    } else {
+      out->set_attached(true);
+      const io::FileDevice* file = d.cdrom ? d.cdrom->medium() : d.unit->file.get();
+      out->set_medium_present(file != nullptr);
+      if (file != nullptr) {
+        out->set_blocks(file->geometry().blocks);
+        out->set_io_engine(io::to_string(file->engine_kind()));
+        out->set_io_engine_note(file->engine_note());
+      }
+    }
+    if (auto st = core_.statistics(name)) {
+      out->set_commands(st->commands());
+      out->set_read_bytes(st->bytes_read());
+      out->set_write_bytes(st->bytes_written());
+    }
+  }
+}
+
+std::string TargetDaemon::statistics_locked(const config::StatisticsRequest& req,
+                                            config::AdminResponse* resp) {
+  std::vector<const std::string*> names;
+  if (req.device().empty()) {
+    for (const auto& [name, d] : devices_) names.push_back(&name);
+  } else if (auto it = devices_.find(req.device()); it != devices_.end()) {
+    names.push_back(&it->first);
+  } else {
+    return "device " + req.device() + ": no such device";
+  }
+  for (const std::string* name : names) {
+    const DeviceEntry& d = devices_.at(*name);
+    auto st = core_.statistics(*name);
+    if (!st) continue;
+    auto* out = resp->add_statistics();
+    fill_statistics(out, *st);
+    auto* buffers = out->mutable_buffers();
+    if (d.ring) {
+      const transport::RingDevice::DataAreaUsage u = d.ring->data_area_usage();
+      buffers->set_kind("ring data area");
+      buffers->set_total_bytes(u.total_bytes);
+      buffers->set_free_bytes(u.free_bytes);
+      buffers->set_slots(u.slots);
+      buffers->set_outstanding(u.outstanding);
+    } else {
+      buffers->set_kind("command slots");
+      buffers->set_slots(d.local_slots);
+      buffers->set_outstanding(d.local->outstanding());
+    }
+    if (req.clear()) core_.reset_statistics(*name);
+  }
+  return {};
+}
+
+std::string TargetDaemon::change_medium_locked(const config::ChangeMedium& req,
+                                               std::string* message) {
+  auto it = devices_.find(req.device());
+  if (it == devices_.end()) return "device " + req.device() + ": no such device";
+  DeviceEntry& d = it->second;
+  if (d.ring) {
+    return "device " + req.device() +
+           ": served by a handler process, which owns its medium: change it there (restart "
+           "the handler with the new image)";
+  }
+  if (!d.cdrom) return "device " + req.device() + ": not a CD-ROM (add-device ... --cdrom)";
+  if (std::string e = d.cdrom->change(req.path(), message); !e.empty()) return e;
+  d.config.mutable_file()->set_path(req.path());
+  return {};
+}
+
+std::string TargetDaemon::set_chap_locked(const config::SetChap& req) {
+  auto it = targets_.find(req.target());
+  if (it == targets_.end()) return "target " + req.target() + ": no such target";
+  if (req.chap().user().empty() != req.chap().secret().empty() ||
+      req.mutual_chap().user().empty() != req.mutual_chap().secret().empty()) {
+    return "target " + req.target() + ": a CHAP user needs its secret and a secret its user";
+  }
+  if (!req.mutual_chap().user().empty() && req.chap().user().empty()) {
+    return "target " + req.target() +
+           ": mutual CHAP needs the initiator to authenticate first (set --chap-user too)";
+  }
+  config::Target t = it->second;
+  *t.mutable_chap() = req.chap();
+  *t.mutable_mutual_chap() = req.mutual_chap();
+  if (t.chap().user().empty()) t.clear_chap();
+  if (t.mutual_chap().user().empty()) t.clear_mutual_chap();
+  if (portals_) portals_->set_target(t);
+  it->second = t;
+  return {};
+}
+
 config::Config TargetDaemon::current_config() const {
   std::lock_guard lock(mutex_);
   config::Config c = config_;
@@ -219,6 +387,12 @@ config::Config TargetDaemon::current_config() const {
 config::AdminResponse TargetDaemon::handle(const config::AdminRequest& req) {
   using Op = config::AdminRequest::OpCase;
   const std::string& group = req.group();
+  // The operation's field name; never the request itself (CHAP secrets).
+  const auto* field = config::AdminRequest::descriptor()->FindFieldByNumber(req.op_case());
+  const std::string op = field ? field->name() : "(no operation)";
+  if (core::log_enabled(core::LogLevel::kDebug)) {
+    std::fprintf(stderr, "scstu-target: admin: %s %s\n", op.c_str(), req.group().c_str());
+  }
   std::string error;
   bool changed = true;
   config::AdminResponse resp = success();
@@ -243,22 +417,7 @@ config::AdminResponse TargetDaemon::handle(const config::AdminRequest& req) {
         break;
       case Op::kListDevices:
         changed = false;
-        for (const auto& [name, d] : devices_) {
-          auto* out = resp.add_devices();
-          *out->mutable_device() = d.config;
-          if (d.ring) {
-            out->set_attached(d.ring->ready());
-            out->set_last_drop_reason(d.ring->last_drop_reason());
-          } else {
-            out->set_attached(true);
-            out->set_blocks(d.unit->file->geometry().blocks);
-          }
-          if (auto st = core_.statistics(name)) {
-            out->set_commands(st->commands());
-            out->set_read_bytes(st->bytes_read());
-            out->set_write_bytes(st->bytes_written());
-          }
-        }
+        list_devices_locked(&resp);
         break;
       case Op::kListSessions:
         changed = false;
@@ -321,6 +480,10 @@ config::AdminResponse TargetDaemon::handle(const config::AdminRequest& req) {
         auto it = devices_.find(req.resync_size());
         if (it == devices_.end()) {
           error = "device " + req.resync_size() + ": no such device";
+        } else if (it->second.cdrom) {
+          error = "device " + req.resync_size() +
+                  ": a CD-ROM's size is its medium's: scstuadmin change " + req.resync_size() +
+                  " PATH";
         } else if (!it->second.unit) {
           error = "device " + req.resync_size() +
                   ": served by a handler process, which owns its size: send that process "
@@ -330,6 +493,41 @@ config::AdminResponse TargetDaemon::handle(const config::AdminRequest& req) {
         }
         break;
       }
+      case Op::kStatistics:
+        changed = false;
+        error = statistics_locked(req.statistics(), &resp);
+        break;
+      case Op::kVersion: {
+        changed = false;
+        auto* v = resp.mutable_version();
+        v->set_daemon(SCSTU_VERSION);
+        v->set_library(SCSTU_VERSION);  // libscstuser is built with the daemon, statically
+        v->set_ring_abi_major(SCSTU_ABI_MAJOR);
+        v->set_ring_abi_minor(SCSTU_ABI_MINOR);
+        v->set_admin_protocol(kAdminProtocol);
+        v->set_protobuf(google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION));
+        break;
+      }
+      case Op::kLogLevel:
+        if (req.log_level().empty()) {
+          changed = false;
+        } else if (!core::parse_log_level(req.log_level())) {
+          error = "log level '" + req.log_level() + "': expected error, warning, info or debug";
+        } else {
+          config_.set_log_level(req.log_level());
+          apply_log_level(req.log_level());
+        }
+        resp.set_log_level(core::to_string(core::log_level()));
+        break;
+      case Op::kChangeMedium: {
+        std::string message;
+        error = change_medium_locked(req.change_medium(), &message);
+        resp.set_message(message);
+        break;
+      }
+      case Op::kSetChap:
+        error = set_chap_locked(req.set_chap());
+        break;
       case Op::kAddTarget:
         error = add_target_locked(req.add_target());
         break;
@@ -342,14 +540,26 @@ config::AdminResponse TargetDaemon::handle(const config::AdminRequest& req) {
         break;
     }
   }
-  if (!error.empty()) return failure(error);
+  if (!error.empty()) {
+    if (core::log_enabled(core::LogLevel::kInfo)) {
+      std::fprintf(stderr, "scstu-target: admin: %s refused: %s\n", op.c_str(), error.c_str());
+    }
+    return failure(error);
+  }
   config::Config now = current_config();
   if (req.op_case() == Op::kShowConfig) *resp.mutable_config() = now;
   if (changed) {
     try {
       save_config(config_path_, now);
     } catch (const std::exception& e) {
+      std::fprintf(stderr, "scstu-target: admin: %s applied, but not saved: %s\n", op.c_str(),
+                   e.what());
       return failure(std::string("applied, but not saved: ") + e.what());
+    }
+    if (core::log_enabled(core::LogLevel::kInfo)) {
+      std::fprintf(stderr, "scstu-target: admin: %s applied%s%s, saved to %s\n", op.c_str(),
+                   resp.message().empty() ? "" : ": ", resp.message().c_str(),
+                   config_path_.c_str());
     }
   }
   return resp;

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "cdrom_drive.h"
 #include "config.pb.h"
 #include "core/local_device.h"
 #include "core/target_core.h"
@@ -46,13 +47,20 @@ class TargetDaemon {
     config::Device config;
     std::shared_ptr<transport::RingDevice> ring;
     std::unique_ptr<fileio::DiskUnit> unit;  // file backend
+    std::unique_ptr<CdromDrive> cdrom;       // file backend, cdrom: a changeable medium
     std::shared_ptr<core::LocalDevice> local;
+    uint32_t local_slots = 0;  // its queue depth
   };
 
   std::string add_device_locked(const config::Device& device);  // "" or the error
   std::string remove_device_locked(const std::string& name);
   std::string add_target_locked(const config::Target& target);
   std::string remove_target_locked(const std::string& name);
+  std::string set_chap_locked(const config::SetChap& request);
+  std::string change_medium_locked(const config::ChangeMedium& request, std::string* message);
+  std::string statistics_locked(const config::StatisticsRequest& request,
+                                config::AdminResponse* response);
+  void list_devices_locked(config::AdminResponse* response);
   void admin_loop();
   void serve_admin_connection(int fd);
 

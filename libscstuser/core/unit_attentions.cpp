@@ -36,6 +36,8 @@ scsi::SenseCode sense_code(UnitAttention ua) {
       return scsi::kUaInquiryDataHasChanged;
     case UnitAttention::kReportedLunsDataHasChanged:
       return scsi::kUaReportedLunsDataHasChanged;
+    case UnitAttention::kMediumMayHaveChanged:
+      return scsi::kUaMediumMayHaveChanged;
   }
   return scsi::kUaPowerOnResetOrBusDeviceReset;
 }

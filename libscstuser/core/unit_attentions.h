@@ -42,8 +42,9 @@ enum class UnitAttention : uint8_t {
   kMicrocodeHasBeenChanged,            // 3F/01
   kInquiryDataHasChanged,              // 3F/03
   kReportedLunsDataHasChanged,         // 3F/0E
+  kMediumMayHaveChanged,               // 28/00: a removable medium was inserted
 };
-inline constexpr size_t kUnitAttentionKinds = 16;
+inline constexpr size_t kUnitAttentionKinds = 17;
 
 scsi::SenseCode sense_code(UnitAttention ua);
 

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -46,7 +47,8 @@ struct LoginStatus {
 struct LoginTarget {
   std::string name;
   std::string alias;
-  const AuthConfig* auth = nullptr;  // nullptr: no authentication
+  const AuthConfig* auth = nullptr;              // nullptr: no authentication
+  std::shared_ptr<const AuthConfig> auth_owner;  // keeps *auth alive while the login runs
 };
 
 struct LoginConfig {

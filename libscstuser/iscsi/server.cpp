@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/log_level.h"
 #include "core/target_core.h"
 #include "iscsi/connection.h"
 #include "iscsi/server_impl.h"
@@ -27,6 +28,9 @@ bool Server::start(std::string* error) { return impl_->start(error); }
 void Server::stop() { impl_->stop(); }
 std::vector<PortalAddress> Server::portals() const { return impl_->portals(); }
 size_t Server::session_count() const { return impl_->session_count(); }
+void Server::set_target_auth(const std::string& target, const AuthConfig& auth) {
+  impl_->set_target_auth(target, auth);
+}
 
 ServerImpl::ServerImpl(core::TargetCore& core, ServerOptions options)
     : core_(core), options_(std::move(options)) {
@@ -37,6 +41,8 @@ ServerImpl::ServerImpl(core::TargetCore& core, ServerOptions options)
   login_config_.portal_group_tag = options_.portal_group_tag;
   login_config_.discovery_auth =
       options_.discovery_auth.incoming.empty() ? nullptr : &options_.discovery_auth;
+  for (const auto& [name, auth] : options_.target_auth)
+    target_auth_[name] = std::make_shared<const AuthConfig>(auth);
   login_config_.can_join = [this](uint16_t tsih, uint16_t cid, const SessionKey& key) {
     return can_join(tsih, cid, key);
   };
@@ -46,17 +52,27 @@ ServerImpl::ServerImpl(core::TargetCore& core, ServerOptions options)
     t.name = std::string(name);
     if (auto a = options_.target_alias.find(t.name); a != options_.target_alias.end())
       t.alias = a->second;
-    if (auto a = options_.target_auth.find(t.name);
-        a != options_.target_auth.end() && !a->second.incoming.empty())
-      t.auth = &a->second;
+    std::lock_guard lock(auth_mutex_);
+    if (auto a = target_auth_.find(t.name);
+        a != target_auth_.end() && !a->second->incoming.empty()) {
+      t.auth_owner = a->second;
+      t.auth = t.auth_owner.get();
+    }
     return t;
   };
+}
+
+void ServerImpl::set_target_auth(const std::string& target, const AuthConfig& auth) {
+  auto fresh = std::make_shared<const AuthConfig>(auth);
+  std::lock_guard lock(auth_mutex_);
+  target_auth_[target] = std::move(fresh);
 }
 
 ServerImpl::~ServerImpl() { stop(); }
 
 void ServerImpl::log(const char* fmt, ...) {
-  if (!options_.log) return;
+  // Connection events are the normal life of a target: level info.
+  if (!options_.log || !core::log_enabled(core::LogLevel::kInfo)) return;
   char buf[1024];
   va_list ap;
   va_start(ap, fmt);

@@ -96,6 +96,10 @@ class Server {
   std::vector<PortalAddress> portals() const;
   // Normal sessions in full feature phase now.
   size_t session_count() const;
+  // Replace one target's CHAP settings (ServerOptions::target_auth) for
+  // logins that start from now on; sessions already logged in keep going.
+  // No incoming credentials: no authentication. Thread-safe.
+  void set_target_auth(const std::string& target, const AuthConfig& auth);
 
  private:
   std::unique_ptr<ServerImpl> impl_;

@@ -41,6 +41,7 @@ class ServerImpl {
   void stop();
   std::vector<PortalAddress> portals() const;
   size_t session_count() const;
+  void set_target_auth(const std::string& target, const AuthConfig& auth);
 
   // ---- for connections ----
   core::TargetCore& core() { return core_; }
@@ -104,6 +105,11 @@ class ServerImpl {
   std::thread acceptor_;
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
+
+  // Per-target CHAP, replaceable at runtime (set_target_auth): a login keeps
+  // the settings it started with alive through LoginTarget::auth_owner.
+  mutable std::mutex auth_mutex_;
+  std::map<std::string, std::shared_ptr<const AuthConfig>> target_auth_;
 
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable changed_;

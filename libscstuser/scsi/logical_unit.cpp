@@ -197,7 +197,7 @@ void LogicalUnit::run(CommandContext& ctx) {
   }
 
   if (op.flags & opflag::kNeedsMedium) {
-    if (device_ == nullptr) {
+    if (!medium_present()) {
       ctx.complete_check(kMediumNotPresent);
       return;
     }
@@ -261,6 +261,20 @@ void LogicalUnit::capacity_changed() {
   if (capacity_.exchange(blocks, std::memory_order_relaxed) != blocks) {
     runtime_->unit_attentions.raise_all(core::UnitAttention::kCapacityDataHasChanged);
   }
+}
+
+void LogicalUnit::medium_changed(bool present) {
+  if (device_ == nullptr) return;
+  if (!present) {
+    medium_present_.store(false, std::memory_order_release);
+    return;
+  }
+  capacity_.store(device_->geometry().blocks, std::memory_order_relaxed);
+  medium_loaded_.store(true, std::memory_order_relaxed);
+  // Raised before the medium shows as present: no nexus sees the new medium
+  // without the condition pending.
+  runtime_->unit_attentions.raise_all(core::UnitAttention::kMediumMayHaveChanged);
+  medium_present_.store(true, std::memory_order_release);
 }
 
 }  // namespace scstu::scsi

@@ -146,6 +146,16 @@ class LogicalUnit : public LowLevelHandler {
   // Re-read the capacity from the BlockDevice (the seed's resync_size) and
   // raise CAPACITY DATA HAS CHANGED for every I_T nexus when it changed.
   void capacity_changed();
+  // The owner took the removable medium out of the BlockDevice (present =
+  // false: medium commands then fail NOT READY, MEDIUM NOT PRESENT), or put a
+  // new one in (present = true: the tray closes, the capacity is re-read and
+  // every I_T nexus gets NOT READY TO READY CHANGE, MEDIUM MAY HAVE CHANGED,
+  // 06/28/00, SPC-4 5.14 / MMC-6 4.1.6). The seed's vcdrom "change NAME [PATH]".
+  void medium_changed(bool present);
+  // A medium is in the device (the owner's view; medium_loaded() is the tray).
+  bool medium_present() const {
+    return device_ != nullptr && medium_present_.load(std::memory_order_acquire);
+  }
 
   // For emulation entries.
   const LogicalUnitConfig& config() const { return config_; }
@@ -181,6 +191,7 @@ class LogicalUnit : public LowLevelHandler {
   std::atomic<uint64_t> capacity_{0};
   std::atomic<bool> started_{true};
   std::atomic<bool> medium_loaded_{true};
+  std::atomic<bool> medium_present_{true};
   std::unique_ptr<ContextPool> pool_;
   std::unique_ptr<ModePages> mode_pages_;
   std::unique_ptr<NexusTable> nexuses_;

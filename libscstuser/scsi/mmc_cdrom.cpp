@@ -13,9 +13,7 @@ namespace {
 constexpr uint16_t kProfileCdrom = 0x0008;  // MMC-6 Table 88
 constexpr uint8_t kLeadOut = 0xAA;
 
-bool medium_present(const LogicalUnit& lu) {
-  return lu.block_device() != nullptr && lu.medium_loaded();
-}
+bool medium_present(const LogicalUnit& lu) { return lu.medium_present() && lu.medium_loaded(); }
 
 // MMC-6 6.6.2: one feature descriptor; `body` follows the 4-byte header.
 void feature(std::vector<uint8_t>& out, uint16_t code, uint8_t version, bool persistent,

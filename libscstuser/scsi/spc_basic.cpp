@@ -15,7 +15,7 @@ namespace {
 
 // The condition TEST UNIT READY / REQUEST SENSE report for the medium.
 std::optional<SenseCode> readiness(const LogicalUnit& lu) {
-  if (lu.block_device() == nullptr) return kMediumNotPresent;
+  if (!lu.medium_present()) return kMediumNotPresent;
   if (!lu.medium_loaded()) return kMediumNotPresentTrayOpen;
   if (!lu.started()) return kNotReadyInitializingCommandRequired;
   return std::nullopt;

@@ -166,6 +166,21 @@ std::string RingDevice::last_drop_reason() const {
   return drop_reason_;
 }
 
+RingDevice::DataAreaUsage RingDevice::data_area_usage() const {
+  DataAreaUsage u;
+  for (const auto& q : queues_) {
+    {
+      std::lock_guard lock(q->alloc_lock);
+      u.total_bytes += q->alloc.total_pages() * SCSTU_DATA_ALIGN;
+      u.free_bytes += q->alloc.free_pages() * SCSTU_DATA_ALIGN;
+    }
+    std::lock_guard lock(q->lock);
+    u.slots += static_cast<uint32_t>(q->outstanding.size());
+    u.outstanding += static_cast<uint32_t>(q->outstanding.size() - q->free_tags.size());
+  }
+  return u;
+}
+
 bool RingDevice::wait_ready(int timeout_ms) const {
   std::unique_lock lock(attach_mu_);
   return ready_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),

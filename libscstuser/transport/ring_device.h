@@ -68,6 +68,15 @@ class RingDevice final : public core::Device {
   uint32_t nr_queues() const { return static_cast<uint32_t>(queues_.size()); }
   // Why the last handler was dropped ("" if none was).
   std::string last_drop_reason() const;
+  // The shared data area's use now, summed over the queues (for tools: takes
+  // each queue's allocator lock).
+  struct DataAreaUsage {
+    uint64_t total_bytes = 0;
+    uint64_t free_bytes = 0;
+    uint32_t slots = 0;        // tags: commands that may be outstanding at once
+    uint32_t outstanding = 0;  // tags in use
+  };
+  DataAreaUsage data_area_usage() const;
 
   // core::Device
   const core::DeviceInfo& info() const override { return info_; }

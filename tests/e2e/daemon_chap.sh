@@ -37,8 +37,14 @@ expect_contains "$out" "$IQN  CHAP" "list targets"
 if grep -q alicesecret12 <<<"$("$SCSTUADMIN" --socket "$WORK/admin.sock" list targets)"; then
   fail "a secret left the daemon"
 fi
-if out=$("$SCSTUADMIN" --socket "$WORK/admin.sock" add-target iqn.2026-11.org.scstu:other \
-  --chap-user bob --chap-secret bobsecret1234 2>&1); then
-  fail "CHAP accepted at runtime although the portal cannot apply it"
+step "a target added at runtime with CHAP needs it at once"
+OTHER=iqn.2026-11.org.scstu:other
+"$SCSTUADMIN" --socket "$WORK/admin.sock" add-target "$OTHER" --chap-user bob \
+  --chap-secret bobsecret1234 || fail "add-target with CHAP"
+"$SCSTUADMIN" --socket "$WORK/admin.sock" add-group "Default_$OTHER" || fail "add-group"
+"$SCSTUADMIN" --socket "$WORK/admin.sock" add-lun "Default_$OTHER" disk1 0 || fail "add-lun"
+if iscsi-readcapacity16 -s "iscsi://127.0.0.1:$PORT/$OTHER/0" >/dev/null 2>&1; then
+  fail "logged in to the runtime target without CHAP"
 fi
-expect_contains "$out" "restart scstu-target" "runtime CHAP"
+[ "$(iscsi-readcapacity16 -s "iscsi://bob%bobsecret1234@127.0.0.1:$PORT/$OTHER/0")" = \
+  $((16 << 20)) ] || fail "login with the runtime target's CHAP"

@@ -17,6 +17,11 @@
  *       prints "GOOD" or "SENSE <key> <asc> <ascq>" (hex), then READ
  *       CAPACITY(16) and prints "BYTES <capacity in bytes>": what an
  *       initiator already logged in sees after a resize.
+ *   e2e_client watch URL
+ *       keeps one session (one I_T nexus) and runs a command per line of
+ *       stdin: "tur" (TEST UNIT READY), "cap" (READ CAPACITY(10)), "prevent"
+ *       / "allow" (PREVENT ALLOW MEDIUM REMOVAL); prints one line each:
+ *       "<cmd> GOOD [blocks block_size]" or "<cmd> CHECK key/asc/ascq" (hex).
  *
  * write: the kill -9 durability test's writer.
  * Each LBA is written once, so an acknowledged block has exactly one valid
@@ -152,6 +157,49 @@ static int do_write(int argc, char **argv) {
   return 0;
 }
 
+static void print_outcome(const char *cmd, struct scsi_task *task) {
+  if (task && task->status == SCSI_STATUS_CHECK_CONDITION) {
+    printf("%s CHECK %02x/%02x/%02x\n", cmd, (unsigned)task->sense.key,
+           (unsigned)(task->sense.ascq >> 8), (unsigned)(task->sense.ascq & 0xFF));
+  } else if (!task || task->status != SCSI_STATUS_GOOD) {
+    printf("%s STATUS %d\n", cmd, task ? task->status : -1);
+  } else if (strcmp(cmd, "cap") == 0) {
+    struct scsi_readcapacity10 *rc = scsi_datain_unmarshall(task);
+    if (rc)
+      printf("cap GOOD %" PRIu64 " %u\n", (uint64_t)rc->lba + 1, rc->block_size);
+    else
+      printf("cap GOOD unparsable\n");
+  } else {
+    printf("%s GOOD\n", cmd);
+  }
+  fflush(stdout);
+  if (task) scsi_free_scsi_task(task);
+}
+
+static int do_watch(int argc, char **argv) {
+  if (argc < 3) return 2;
+  int lun;
+  struct iscsi_context *iscsi = login(argv[2], &lun);
+  if (!iscsi) return 1;
+  char line[64];
+  while (fgets(line, sizeof line, stdin)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (strcmp(line, "tur") == 0) {
+      print_outcome(line, iscsi_testunitready_sync(iscsi, lun));
+    } else if (strcmp(line, "cap") == 0) {
+      print_outcome(line, iscsi_readcapacity10_sync(iscsi, lun, 0, 0));
+    } else if (strcmp(line, "prevent") == 0 || strcmp(line, "allow") == 0) {
+      print_outcome(line, iscsi_preventallow_sync(iscsi, lun, line[0] == 'p'));
+    } else {
+      printf("%s UNKNOWN\n", line);
+      fflush(stdout);
+    }
+  }
+  iscsi_logout_sync(iscsi);
+  iscsi_destroy_context(iscsi);
+  return 0;
+}
+
 static int do_wce(int argc, char **argv) {
   if (argc < 3) return 2;
   int lun;
@@ -255,6 +303,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "verify") == 0) rc = do_verify(argc, argv);
   if (argc > 1 && strcmp(argv[1], "wce") == 0) rc = do_wce(argc, argv);
   if (argc > 1 && strcmp(argv[1], "await-ua") == 0) rc = do_await_ua(argc, argv);
+  if (argc > 1 && strcmp(argv[1], "watch") == 0) rc = do_watch(argc, argv);
   if (rc == 2) fprintf(stderr, "usage: see the comment at the top of e2e_client.c\n");
   return rc;
 }
