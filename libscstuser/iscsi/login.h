@@ -47,8 +47,8 @@ struct LoginStatus {
 struct LoginTarget {
   std::string name;
   std::string alias;
-  const AuthConfig* auth = nullptr;              // nullptr: no authentication
-  std::shared_ptr<const AuthConfig> auth_owner;  // keeps *auth alive while the login runs
+  const AuthConfig* auth = nullptr;                        // nullptr: no authentication
+  std::shared_ptr<const AuthConfig> auth_owner = nullptr;  // keeps *auth alive during the login
 };
 
 struct LoginConfig {
