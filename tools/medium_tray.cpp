@@ -40,6 +40,12 @@ void MediumTray::submit(BlockRequest& req) {
   use.device()->submit(req);
 }
 
+AllocationExtent MediumTray::allocation(uint64_t lba, uint64_t max_blocks) const {
+  Use use(*this);
+  if (use.device() == nullptr) return {};
+  return use.device()->allocation(lba, max_blocks);
+}
+
 std::unique_ptr<io::FileDevice> MediumTray::replace(std::unique_ptr<io::FileDevice> medium,
                                                     std::chrono::milliseconds timeout) {
   current_.store(medium.get(), std::memory_order_seq_cst);

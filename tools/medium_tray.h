@@ -34,6 +34,7 @@ class MediumTray final : public BlockDevice {
   // With no medium (only a command that passed the LU's medium check just
   // before an eject): -ENOMEDIUM.
   void submit(BlockRequest& req) override;
+  AllocationExtent allocation(uint64_t lba, uint64_t max_blocks) const override;
 
   // Puts `medium` in (nullptr: eject) and returns the previous one once no
   // call is still handing it a request, or nullptr when a call did not leave
