@@ -146,7 +146,10 @@ void print_response(const std::string& what, const AdminResponse& r) {
                     static_cast<unsigned long long>(d.blocks()),
                     static_cast<unsigned long long>(d.commands()), engine.c_str());
       } else {
-        std::string detail = std::to_string(d.commands()) + " commands";
+        const auto& h = dev.handler();
+        std::string detail = std::to_string(d.commands()) + " commands, ring " +
+                             std::to_string(h.queues() ? h.queues() : 1) + " queue(s) of " +
+                             std::to_string(h.queue_depth() ? h.queue_depth() : 128);
         if (!d.last_drop_reason().empty()) detail += "; last drop: " + d.last_drop_reason();
         std::printf("%-20s %-8s %-10s %s\n", dev.name().c_str(), "handler",
                     d.attached() ? "attached" : "waiting", detail.c_str());

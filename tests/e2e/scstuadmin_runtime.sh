@@ -111,6 +111,10 @@ truncate -s 8M "$WORK/disk2.img"
 admin add-device disk2 --file "$WORK/disk2.img" --io-engine threads --threads 3 ||
   fail "add-device --threads"
 expect_contains "$(admin list devices)" "io threads 3" "threads shown"
+expect_contains "$(admin list devices)" "ring 1 queue(s) of 128" "a handler device's ring shown"
+admin add-device disk9 --handler --queues 2 --queue-depth 64 || fail "add-device --handler --queues"
+expect_contains "$(admin list devices)" "ring 2 queue(s) of 64" "ring queues shown"
+admin del-device disk9 || fail "del-device disk9"
 grep -q "io_threads: 3" "$WORK/scstu.conf" || fail "threads not saved"
 if out=$(admin add-device disk3 --file "$WORK/disk2.img" --threads 999 2>&1); then
   fail "accepted 999 threads"
