@@ -1,7 +1,10 @@
 #include "embedded_mode.h"
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "core/local_device.h"
@@ -52,6 +55,24 @@ int run_embedded(const FileioOptions& options, std::vector<DiskUnit>& units, Sig
     lo.info.max_transfer_bytes = options.max_transfer_bytes;
     lo.max_io_bytes = options.max_transfer_bytes;
     lo.queue_depth = std::max<uint32_t>(options.device.engine.queue_depth, 128);
+    // Each command slot's buffer becomes an io_uring fixed buffer (the
+    // embedded counterpart of the ring's data area, attach_mode.h).
+    if (unit.file->engine_kind() == io::IoEngineKind::kUring &&
+        unit.file->reserve_fixed_buffers(lo.queue_depth) == 0) {
+      io::FileDevice* file = unit.file.get();
+      auto warned = std::make_shared<std::atomic<bool>>(false);
+      lo.on_slot_buffer = [file, warned, name = unit.name](uint32_t slot,
+                                                           std::span<std::byte> buffer) {
+        const int rc = file->set_fixed_buffer(slot, buffer);
+        if (rc < 0 && !warned->exchange(true)) {
+          std::fprintf(stderr,
+                       "fileio_tgt: %s: registering a command buffer as an io_uring fixed "
+                       "buffer: %s (I/O works, pinning pages per I/O%s)\n",
+                       name.c_str(), std::strerror(-rc),
+                       rc == -ENOMEM ? "; raise the locked-memory limit, ulimit -l" : "");
+        }
+      };
+    }
     auto device = std::make_shared<core::LocalDevice>(unit.lu, lo);
     if (core::ConfigStatus s = core.access().add_device(device); !s) return fail(s.message());
     if (core::ConfigStatus s = core.access().add_lun(group, lun, unit.name); !s) {

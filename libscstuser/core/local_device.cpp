@@ -21,7 +21,12 @@ LocalDevice::LocalDevice(std::shared_ptr<LowLevelHandler> handler, LocalDeviceOp
 }
 
 LocalDevice::~LocalDevice() {
-  for (Slot& slot : slot_table_) std::free(slot.memory);
+  for (size_t i = 0; i < slot_table_.size(); ++i) {
+    Slot& slot = slot_table_[i];
+    if (slot.memory && options_.on_slot_buffer)
+      options_.on_slot_buffer(static_cast<uint32_t>(i), {});
+    std::free(slot.memory);
+  }
 }
 
 // Grows the slot's buffer to hold `length` bytes: 4096-aligned (O_DIRECT),
@@ -31,6 +36,12 @@ bool LocalDevice::reserve(Slot& slot, uint32_t length) {
   const size_t capacity = std::max<size_t>(SCSTU_DATA_ALIGN, std::bit_ceil(size_t{length}));
   void* memory = std::aligned_alloc(SCSTU_DATA_ALIGN, capacity);
   if (!memory) return false;
+  // Announce the new buffer while the old one is still allocated: nothing
+  // else can then be given its addresses while they are still registered.
+  if (options_.on_slot_buffer) {
+    options_.on_slot_buffer(static_cast<uint32_t>(&slot - slot_table_.data()),
+                            std::span<std::byte>(static_cast<std::byte*>(memory), capacity));
+  }
   std::free(slot.memory);
   slot.memory = static_cast<uint8_t*>(memory);
   slot.capacity = capacity;

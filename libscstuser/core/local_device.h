@@ -21,8 +21,11 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "core/device.h"
@@ -36,6 +39,12 @@ struct LocalDeviceOptions {
   uint32_t queue_depth = 256;        // commands outstanding at once
   uint32_t max_io_bytes = 8u << 20;  // largest data_length (DeviceInfo::max_transfer_bytes)
   bool zero_read_buffers = false;    // see above: for careless handlers
+  // Optional: slot `slot` (0 .. queue_depth - 1) now has this buffer, called
+  // when it is allocated or grows (before the old one is freed) and with an
+  // empty span before the LocalDevice frees it. From the submitting thread;
+  // different slots concurrently. fileio_tgt registers each as an io_uring
+  // fixed buffer.
+  std::function<void(uint32_t slot, std::span<std::byte> buffer)> on_slot_buffer;
 };
 
 class LocalDevice final : public Device, private CommandSink {

@@ -273,6 +273,14 @@ int FileDevice::register_buffers(std::span<const iovec> regions) {
   return engine_ ? engine_->register_buffers(regions) : 0;
 }
 
+int FileDevice::reserve_fixed_buffers(unsigned count) {
+  return engine_ ? engine_->reserve_fixed_buffers(count) : 0;
+}
+
+int FileDevice::set_fixed_buffer(unsigned index, std::span<std::byte> buffer) {
+  return engine_ ? engine_->set_fixed_buffer(index, iovec{buffer.data(), buffer.size()}) : 0;
+}
+
 IoEngineStats FileDevice::io_stats() const { return engine_ ? engine_->stats() : IoEngineStats{}; }
 
 FileDevice::Request* FileDevice::acquire() {

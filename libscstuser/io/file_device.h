@@ -32,6 +32,7 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -111,6 +112,11 @@ class FileDevice final : public BlockDevice {
   // -EFAULT for memory io_uring cannot pin); the I/O works either way. Safe
   // while I/O is in flight: requests already submitted keep their pages.
   int register_buffers(std::span<const iovec> regions);
+  // The same for buffers registered one at a time (IoEngine::
+  // reserve_fixed_buffers / set_fixed_buffer): embedded mode's LocalDevice
+  // slots. Clear or replace an entry before its memory is freed.
+  int reserve_fixed_buffers(unsigned count);
+  int set_fixed_buffer(unsigned index, std::span<std::byte> buffer);
   // The engine's counters (fixed vs vectored reads and writes).
   IoEngineStats io_stats() const;
 

@@ -43,6 +43,14 @@ class IoEngine {
   // pages are pinned once instead of per I/O). Returns 0 or -errno; engines
   // without the notion return 0 and ignore it.
   virtual int register_buffers(std::span<const iovec> regions) = 0;
+  // Buffers that come and go one at a time (core::LocalDevice's per-command
+  // slots): a table of `count` empty entries, replacing any registration,
+  // then set_fixed_buffer() per entry (an empty buffer clears it). Clear or
+  // replace an entry before its memory is freed: a registered buffer keeps
+  // the pages it pinned, not whatever is mapped at that address later.
+  // 0 or -errno; engines without the notion return 0.
+  virtual int reserve_fixed_buffers(unsigned /*count*/) { return 0; }
+  virtual int set_fixed_buffer(unsigned /*index*/, iovec /*buffer*/) { return 0; }
   // The index of the registered buffer containing [base, base + len), or -1.
   virtual int fixed_index(const void* base, size_t len) const = 0;
   // Counters since the engine started (see IoEngineStats).

@@ -85,6 +85,40 @@ int UringEngine::register_buffers(std::span<const iovec> regions) {
   return 0;
 }
 
+int UringEngine::reserve_fixed_buffers(unsigned count) {
+  std::lock_guard lock(sq_mutex_);
+  if (!registered_.empty()) {
+    int rc = io_uring_unregister_buffers(&ring_);
+    if (rc < 0) return rc;
+    registered_.clear();
+  }
+  if (count == 0) return 0;
+  int rc = io_uring_register_buffers_sparse(&ring_, count);
+  if (rc < 0) return rc;
+  registered_.assign(count, iovec{nullptr, 0});
+  return 0;
+}
+
+int UringEngine::set_fixed_buffer(unsigned index, iovec buffer) {
+  if (buffer.iov_len > kMaxFixedBuffer) return -EINVAL;
+  if (buffer.iov_len == 0) buffer.iov_base = nullptr;  // clears the entry
+  std::lock_guard lock(sq_mutex_);
+  if (index >= registered_.size()) return -EINVAL;
+  // The entry leaves the lookup first: if the kernel refuses the new buffer
+  // the old one must not stay, its memory is about to be freed.
+  registered_[index] = iovec{nullptr, 0};
+  __u64 tag = 0;
+  int rc = io_uring_register_buffers_update_tag(&ring_, index, &buffer, &tag, 1);
+  if (rc < 0) {
+    // Leave the kernel's entry empty too (it may still hold the old one).
+    iovec none{nullptr, 0};
+    io_uring_register_buffers_update_tag(&ring_, index, &none, &tag, 1);
+    return rc;
+  }
+  registered_[index] = buffer;
+  return 0;
+}
+
 int UringEngine::fixed_index(const void* base, size_t len) const {
   std::lock_guard lock(sq_mutex_);
   return fixed_index_locked(base, len);
@@ -103,7 +137,7 @@ int UringEngine::fixed_index_locked(const void* base, size_t len) const {
   auto* p = static_cast<const char*>(base);
   for (size_t i = 0; i < registered_.size(); ++i) {
     auto* start = static_cast<const char*>(registered_[i].iov_base);
-    if (p >= start && len <= registered_[i].iov_len &&
+    if (start != nullptr && p >= start && len <= registered_[i].iov_len &&
         static_cast<size_t>(p - start) <= registered_[i].iov_len - len) {
       return static_cast<int>(i);
     }

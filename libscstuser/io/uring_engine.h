@@ -28,6 +28,8 @@ class UringEngine final : public IoEngine {
   IoEngineKind kind() const override { return IoEngineKind::kUring; }
   void submit(IoOp& op) override;
   int register_buffers(std::span<const iovec> regions) override;
+  int reserve_fixed_buffers(unsigned count) override;
+  int set_fixed_buffer(unsigned index, iovec buffer) override;
   int fixed_index(const void* base, size_t len) const override;
   IoEngineStats stats() const override;
 

@@ -87,8 +87,9 @@ step "--o-direct and --io-engine threads round trip"
 for flags in "--o-direct" "--io-engine threads" "--o-direct --io-engine threads"; do
   # shellcheck disable=SC2086
   start_fileio io --target "$IQN" $flags disk "$WORK/disk.img"
-  qemu-io -f raw -c "write -P 0x42 512 7k" -c "read -P 0x42 512 7k" "$(url)" >/dev/null ||
-    fail "round trip with $flags"
+  out=$(qemu-io -f raw -c "write -P 0x42 512 7k" -c "read -P 0x42 512 7k" "$(url)" 2>&1) ||
+    fail "round trip with $flags: $out"
+  grep -q "Pattern verification failed" <<<"$out" && fail "round trip with $flags: $out"
   stop_pid "$LAST_PID"
 done
 
