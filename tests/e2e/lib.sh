@@ -49,7 +49,11 @@ trap cleanup EXIT
 start_bg() {
   local name=$1
   shift
-  "$@" >"$WORK/$name.log" 2>&1 &
+  # Truncate here, not in the background job's redirection: that one runs
+  # after the fork, so a wait_line right after could still read the line a
+  # previous process of the same NAME wrote (its port), and connect there.
+  : >"$WORK/$name.log"
+  "$@" >>"$WORK/$name.log" 2>&1 &
   LAST_PID=$!
   BG_PIDS+=("$LAST_PID")
 }
