@@ -86,8 +86,8 @@ int run_embedded(const FileioOptions& options, std::vector<DiskUnit>& units, Sig
   if (!server.start(&error)) return fail(error);
   for (const iscsi::PortalAddress& p : server.portals()) {
     // Scripts read the bound port from this line (--iscsi ADDR:0).
-    std::fprintf(stderr, "fileio_tgt: serving %s on %s:%u\n", options.target.c_str(),
-                 p.host.c_str(), p.port);
+    std::fprintf(stderr, "fileio_tgt: serving %s on %s\n", options.target.c_str(),
+                 p.to_string().c_str());
   }
   for (size_t lun = 0; lun < units.size(); ++lun) {
     std::fprintf(stderr, "fileio_tgt:   LUN %zu: %s\n", lun, units[lun].name.c_str());

@@ -68,7 +68,7 @@ std::string PortalSet::start() {
 std::vector<std::string> PortalSet::addresses() const {
   std::vector<std::string> out;
   if (!server_) return out;
-  for (const auto& p : server_->portals()) out.push_back(p.host + ":" + std::to_string(p.port));
+  for (const auto& p : server_->portals()) out.push_back(p.to_string());
   return out;
 }
 

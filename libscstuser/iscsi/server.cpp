@@ -419,6 +419,11 @@ bool ServerImpl::close_connection(Session& s, uint16_t cid) {
   return false;
 }
 
+std::string PortalAddress::to_string() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
 std::string target_address(const PortalAddress& portal, const std::string& local_host,
                            uint16_t portal_group_tag) {
   std::string host = portal.host;
@@ -426,8 +431,7 @@ std::string target_address(const PortalAddress& portal, const std::string& local
   bool v6 = host.find(':') != std::string::npos;
   if (wildcard && !local_host.empty() && (local_host.find(':') != std::string::npos) == v6)
     host = local_host;
-  if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return host + ":" + std::to_string(portal.port) + "," + std::to_string(portal_group_tag);
+  return PortalAddress{host, portal.port}.to_string() + "," + std::to_string(portal_group_tag);
 }
 
 std::string ServerImpl::send_targets(std::string_view initiator, std::string_view which,

@@ -40,6 +40,9 @@ struct PortalAddress {
   // IPv6 connections only). portals() reports it without brackets.
   std::string host = "127.0.0.1";
   uint16_t port = 3260;  // 0: the OS picks; portals() tells which
+
+  // "host:port", an IPv6 host in brackets ("[::1]:3260", RFC 3986 3.2.2).
+  std::string to_string() const;
 };
 
 struct ServerOptions {
