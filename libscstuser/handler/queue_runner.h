@@ -4,9 +4,12 @@
 // replies on the completion ring.
 //
 // Completions may come from any thread. Those made on the queue thread while
-// it dispatches a batch are collected and published with one tail store at
-// the end of the batch; others take the queue's completion spinlock (held for
-// a handful of stores) and publish at once.
+// it dispatches a batch are collected and published with one tail store per
+// kPublishEvery commands (so the producer works on them while the batch goes
+// on); others take the queue's completion spinlock (held for a handful of
+// stores) and publish at once. Each submission slot is consumed before its
+// command is dispatched: a completion frees the tag, which the producer may
+// resubmit at once, into a full ring.
 #pragma once
 
 #include <atomic>
@@ -82,7 +85,12 @@ class QueueRunner final : public CommandSink {
   };
   enum class Outcome { kOk, kViolation };
 
+  // Completions made on the queue thread are published every this many.
+  static constexpr size_t kPublishEvery = 16;
+  static constexpr uint32_t kPrefetchAhead = 4;
+
   Outcome process(uint32_t tag, std::string* error);
+  void prefetch_cmd(uint32_t tag) const;
   void dispatch_scsi(uint32_t tag, Slot& slot);
   void handle_tmf(uint32_t tag, Slot& slot);
   void handle_session(uint32_t tag, Slot& slot);

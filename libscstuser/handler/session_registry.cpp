@@ -54,13 +54,19 @@ bool SessionRegistry::detach(uint64_t id) {
 
 const SessionInfo* SessionRegistry::find(Cache& cache, uint64_t id) {
   uint64_t v = version_.load(std::memory_order_acquire);
+  if (v == cache.version && cache.last && cache.last_id == id) return cache.last;
   if (v != cache.version) {
     std::lock_guard lock(mu_);
     cache.map.clear();
     for (auto& [sid, info] : live_) cache.map.emplace(sid, info);
     cache.version = version_.load(std::memory_order_relaxed);
+    cache.last = nullptr;
   }
-  if (auto it = cache.map.find(id); it != cache.map.end()) return it->second;
+  if (auto it = cache.map.find(id); it != cache.map.end()) {
+    cache.last_id = id;
+    cache.last = it->second;
+    return it->second;
+  }
   // Never attached: the producer does not send session events (or it is the
   // kernel shim's single local initiator).
   const SessionInfo* p;

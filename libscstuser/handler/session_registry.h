@@ -21,6 +21,9 @@ class SessionRegistry {
   struct Cache {
     uint64_t version = ~0ull;
     std::unordered_map<uint64_t, const SessionInfo*> map;
+    // The last session looked up: consecutive commands mostly share one.
+    uint64_t last_id = 0;
+    const SessionInfo* last = nullptr;
   };
 
   explicit SessionRegistry(LowLevelHandler* handler) : handler_(handler) {}

@@ -21,13 +21,27 @@ uint64_t DataAllocator::next_free(uint64_t from) const {
   return pages_;
 }
 
-uint64_t DataAllocator::next_used(uint64_t from) const {
-  for (uint64_t w = from / 64; w < bits_.size(); ++w) {
+uint64_t DataAllocator::next_used(uint64_t from, uint64_t limit) const {
+  // Scans only up to `limit`: a run needs n free pages, not the whole
+  // free tail of the area (which made every allocation a scan to the end).
+  const uint64_t last_word = std::min<uint64_t>(bits_.size(), (limit + 63) / 64);
+  for (uint64_t w = from / 64; w < last_word; ++w) {
     uint64_t used = bits_[w];
     if (w == from / 64) used &= ~0ull << (from % 64);
     if (used) return std::min(pages_, w * 64 + std::countr_zero(used));
   }
-  return pages_;
+  return std::min(pages_, limit);
+}
+
+bool DataAllocator::all_used(uint64_t first, uint64_t n) const {
+  for (uint64_t p = first; p < first + n;) {
+    uint64_t bit = p % 64;
+    uint64_t take = std::min<uint64_t>(64 - bit, first + n - p);
+    uint64_t mask = (take == 64 ? ~0ull : ((1ull << take) - 1)) << bit;
+    if ((bits_[p / 64] & mask) != mask) return false;
+    p += take;
+  }
+  return true;
 }
 
 void DataAllocator::set_range(uint64_t first, uint64_t n, bool used) {
@@ -52,7 +66,7 @@ std::optional<uint64_t> DataAllocator::allocate(uint64_t bytes) {
     while (p < pages_) {
       uint64_t start = next_free(p);
       if (start >= pages_) break;
-      uint64_t end = next_used(start);
+      uint64_t end = next_used(start, start + n);
       if (end - start >= n) {
         set_range(start, n, true);
         free_pages_ -= n;
@@ -70,7 +84,7 @@ bool DataAllocator::release(uint64_t offset, uint64_t bytes) {
   if (offset < base_ || (offset - base_) % SCSTU_DATA_ALIGN != 0 || n == 0) return false;
   const uint64_t first = (offset - base_) / SCSTU_DATA_ALIGN;
   if (first >= pages_ || n > pages_ - first) return false;
-  if (next_free(first) < first + n) return false;
+  if (!all_used(first, n)) return false;
   set_range(first, n, false);
   free_pages_ += n;
   return true;

@@ -31,7 +31,9 @@ class DataAllocator {
   bool test(uint64_t page) const { return (bits_[page / 64] >> (page % 64)) & 1; }
   void set_range(uint64_t first, uint64_t n, bool used);
   uint64_t next_free(uint64_t from) const;  // pages_ if none
-  uint64_t next_used(uint64_t from) const;  // pages_ if none
+  // First used page in [from, limit), else min(limit, pages_).
+  uint64_t next_used(uint64_t from, uint64_t limit) const;
+  bool all_used(uint64_t first, uint64_t n) const;
 
   uint64_t base_ = 0;
   uint64_t pages_ = 0;

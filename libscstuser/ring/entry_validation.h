@@ -4,6 +4,7 @@
 // rewrite shared memory at any time).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <span>
 
@@ -36,6 +37,19 @@ struct Outstanding {
   uint32_t seq = 0;
   uint32_t data_length = 0;
 };
+
+// A completion's fixed fields; only sense_len bytes of sense follow. Writers
+// write, and readers copy, just that much: without sense, one cache line.
+inline constexpr size_t kCplHeaderBytes = offsetof(scstu_cpl, sense);
+static_assert(kCplHeaderBytes == 32);
+
+// Copies the completion at `src` (shared memory) into `dst`: the fixed
+// fields, then min(sense_len, SCSTU_SENSE_MAX) bytes of sense as the copy says.
+inline void copy_cpl(scstu_cpl* dst, const scstu_cpl* src) {
+  __builtin_memcpy(dst, src, kCplHeaderBytes);
+  const size_t n = dst->sense_len < SCSTU_SENSE_MAX ? dst->sense_len : SCSTU_SENSE_MAX;
+  if (n) __builtin_memcpy(dst->sense, src->sense, n);
+}
 
 // Checks a completion published under `ring_tag` against what the producer
 // sent. `outstanding` is the producer's private per-tag table (queue_depth

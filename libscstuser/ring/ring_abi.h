@@ -209,7 +209,8 @@ struct scstu_cpl {
 	__u16 flags;        /* SCSTU_CPL_F_* */
 	__u8 tmf_response;  /* enum scstu_tmf_response (TMF entries) */
 	__u8 reserved[13];
-	__u8 sense[SCSTU_SENSE_MAX];
+	__u8 sense[SCSTU_SENSE_MAX]; /* only sense_len bytes are meaningful: writers may
+				      * leave the rest stale, readers copy no more */
 };
 
 /* Payload of SCSTU_KIND_SESS_ATTACH, in the data area at iov[0]. Strings NUL-terminated. */

@@ -118,6 +118,7 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
     queue->inflight.resize(h.queue_depth);
     for (uint32_t t = h.queue_depth; t-- > 0;) queue->free_tags.push_back(t);
     queue->finished.reserve(h.queue_depth);
+    dev->dirty_queues_.reserve(h.nr_queues);
     queue->alloc = ring::DataAllocator(q * h.data_per_queue, h.data_per_queue);
     dev->queues_.push_back(std::move(queue));
   }
@@ -436,6 +437,8 @@ bool RingDevice::submit_entry(uint32_t qi, Inflight what, uint32_t data_length, 
   q.inflight[tag] = std::move(what);
   q.sq.push(tag);
   if (t_completing == this) {
+    // The event thread, inside a completion chunk: published when it ends.
+    if (!q.dirty) dirty_queues_.push_back(qi);
     q.dirty = true;
     return true;
   }
@@ -630,12 +633,14 @@ void RingDevice::session_detached(const SessionInfo& session) {
 // ---- completions ----------------------------------------------------------------
 
 void RingDevice::flush_deferred() {
-  for (auto& q : queues_) {
-    std::lock_guard lock(q->lock);
-    if (!q->dirty) continue;
-    q->dirty = false;
-    if (q->sq.publish()) kick(q->sq_kick);
+  for (uint32_t qi : dirty_queues_) {
+    Queue& q = *queues_[qi];
+    std::lock_guard lock(q.lock);
+    if (!q.dirty) continue;
+    q.dirty = false;
+    if (q.sq.publish()) kick(q.sq_kick);
   }
+  dirty_queues_.clear();
 }
 
 bool RingDevice::drain_completions(uint32_t qi) {
@@ -647,14 +652,22 @@ bool RingDevice::drain_completions(uint32_t qi) {
     violation = "queue " + std::to_string(qi) + ": completion tail more than queue_depth ahead";
     n = 0;
   }
+  // A chunk at a time: its resubmissions are published (and the handler
+  // works on them) while this thread delivers the next chunk.
+  n = std::min(n, kDeliverEvery);
   const scstu_cpl* cpls = region_->view().cpls(qi);
+  const uint32_t depth = static_cast<uint32_t>(q.outstanding.size());
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t tag = q.cq.peek(i);  // the peer's: checked before it forms an address
+    if (tag < depth) __builtin_prefetch(&cpls[tag]);
+  }
   {
     std::lock_guard lock(q.lock);
     uint32_t i = 0;
     for (; i < n; ++i) {
       const uint32_t tag = q.cq.peek(i);
       Finished f;
-      if (tag < q.outstanding.size()) std::memcpy(&f.cpl, &cpls[tag], sizeof(f.cpl));
+      if (tag < depth) ring::copy_cpl(&f.cpl, &cpls[tag]);
       if (const char* why = ring::validate_cpl(f.cpl, tag, q.outstanding)) {
         violation = "queue " + std::to_string(qi) + " tag " + std::to_string(tag) + ": " + why;
         break;
@@ -744,7 +757,7 @@ void RingDevice::event_loop() {
       for (auto& q : queues_) may_sleep &= q->cq.prepare_sleep();
     const uint64_t t0 = ring::monotonic_nanos();
     int n = epoll_wait(epoll_fd_, events, SCSTU_MAX_QUEUES + 2, may_sleep ? -1 : 0);
-    if (may_sleep) spin.slept(ring::monotonic_nanos() - t0);
+    if (live) spin.waited(may_sleep ? ring::monotonic_nanos() - t0 : 0);
     if (live)
       for (auto& q : queues_) q->cq.end_sleep();
     for (int i = 0; i < n; ++i) {

@@ -122,6 +122,9 @@ class RingDevice final : public core::Device {
   std::optional<uint64_t> alloc_scratch(uint32_t q);
   void free_scratch(uint32_t q, uint64_t offset);
 
+  // Completions delivered (and their resubmissions published) per chunk.
+  static constexpr uint32_t kDeliverEvery = 16;
+
   RingDeviceConfig config_;
   core::DeviceInfo info_;
   std::unique_ptr<SharedRegion> region_;
@@ -137,7 +140,8 @@ class RingDevice final : public core::Device {
   int pending_conn_ = -1;  // handed from attach() to the event thread
   std::string drop_reason_;
   std::atomic<bool> ready_{false};
-  uint32_t resend_pending_ = 0;  // event thread: session attaches in flight after attach
+  uint32_t resend_pending_ = 0;         // event thread: session attaches in flight after attach
+  std::vector<uint32_t> dirty_queues_;  // event thread: queues with unpublished submissions
 
   std::mutex sessions_mu_;
   std::map<uint64_t, SessionInfo> sessions_;
