@@ -56,12 +56,10 @@ int QueueRunner::run(std::string* error) {
     t_batching = this;
     for (uint32_t i = 0; i < n; ++i) {
       // Descriptors are written by the other CPU: start fetching a few ahead.
-      if (i + kPrefetchAhead < n) prefetch_cmd(sq_.peek(kPrefetchAhead));
-      const uint32_t tag = sq_.peek(0);
-      // Free the slot before the command can complete: its tag may be
-      // resubmitted (into the next slot of a full ring) as soon as it does.
-      sq_.consume(1);
-      if (process(tag, error) != Outcome::kOk) {
+      if (i + kPrefetchAhead < n) prefetch_cmd(sq_.peek(i + kPrefetchAhead));
+      // Slots are consumed after the batch: a reply published meanwhile
+      // lets the producer reuse only slots already read here.
+      if (process(sq_.peek(i), error) != Outcome::kOk) {
         // The rest of the batch never reached the handler: drop their refs.
         drop_refs(n - i);
         t_batching = nullptr;
@@ -73,6 +71,7 @@ int QueueRunner::run(std::string* error) {
       // the two sides overlap instead of taking turns with whole batches.
       if (batch_.size() >= kPublishEvery) flush_batch();
     }
+    sq_.consume(n);
     t_batching = nullptr;
     flush_batch();
   }

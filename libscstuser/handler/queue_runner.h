@@ -7,9 +7,7 @@
 // it dispatches a batch are collected and published with one tail store per
 // kPublishEvery commands (so the producer works on them while the batch goes
 // on); others take the queue's completion spinlock (held for a handful of
-// stores) and publish at once. Each submission slot is consumed before its
-// command is dispatched: a completion frees the tag, which the producer may
-// resubmit at once, into a full ring.
+// stores) and publish at once.
 #pragma once
 
 #include <atomic>

@@ -29,9 +29,17 @@ constexpr int kControlTimeoutMs = 5000;
 constexpr uint64_t kCtlEvent = 1ull << 32;
 constexpr uint64_t kConnEvent = 2ull << 32;
 
-// cmd.device_cookie: queue in bits 0-7; with a buffer, bit 63 set, pages in
-// bits 8-31 and the first page's index in bits 32-62.
+// cmd.device_cookie: queue in bits 0-5; with a buffer, bit 63 set, the
+// region's epoch in bits 55-62, the first page's index in bits 27-54 (data
+// areas up to 1 TiB) and the page count in bits 6-26 (max_io_bytes < 4 GiB).
 constexpr uint64_t kCookieHasBuffer = 1ull << 63;
+constexpr uint64_t kCookieQueueMask = 0x3f;
+static_assert(SCSTU_MAX_QUEUES <= kCookieQueueMask + 1);
+
+uint64_t buffer_cookie(uint32_t queue, uint8_t epoch, uint64_t offset, uint64_t pages) {
+  return kCookieHasBuffer | uint64_t{epoch} << 55 | (offset / SCSTU_DATA_ALIGN) << 27 | pages << 6 |
+         queue;
+}
 
 // The device whose completion batch this thread is delivering, if any:
 // submissions from inside `done` then wait for one publish at the batch end.
@@ -72,8 +80,19 @@ struct RingDevice::ControlWait {
   }
 };
 
+// One attach's shared memory (see ring_device.h).
+struct RingDevice::Region {
+  std::unique_ptr<SharedRegion> shm;
+  ring::RegionView view;
+  uint8_t epoch = 0;
+  std::vector<ring::DataAllocator> alloc;  // per queue, under that queue's alloc_lock
+  uint64_t pages_out = 0;                  // retired: pages still held (regions_mu_)
+};
+
 struct RingDevice::Queue {
   ring::SpinLock lock;
+  // Under lock (and, to change it, alloc_lock too): the region commands go to.
+  Region* region = nullptr;
   // Under lock.
   bool connected = false;  // rings live: control entries may be sent
   bool accepting = false;  // and SCSI commands too
@@ -87,10 +106,11 @@ struct RingDevice::Queue {
   int cq_kick = -1;  // handler -> producer
   // Event thread only.
   ring::RingReader cq;
+  const scstu_cpl* cpls = nullptr;
   std::vector<Finished> finished;
-  // The data allocator has its own lock: buffers come and go outside submit.
+  // The data allocator (region->alloc[q]) has its own lock: buffers come and
+  // go outside submit.
   ring::SpinLock alloc_lock;
-  ring::DataAllocator alloc;
 };
 
 std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, std::string* error) {
@@ -100,29 +120,31 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
     if (error) *error = "ring device '" + config.name + "': name must be 1-31 of [a-zA-Z0-9_-]";
     return nullptr;
   }
-  ring::RegionParams params;
+  std::shared_ptr<RingDevice> dev(new RingDevice(config));
+  ring::RegionParams& params = dev->params_;
   params.nr_queues = config.nr_queues;
   params.queue_depth = config.queue_depth;
   params.data_size = config.data_size;
   params.max_io_bytes = config.max_io_bytes;
   params.features = SCSTU_F_LONG_CDB | SCSTU_F_TMF | SCSTU_F_SESSION_EVENTS;
   params.device_type = config.device_type < 0 ? 0 : static_cast<uint8_t>(config.device_type);
-  std::shared_ptr<RingDevice> dev(new RingDevice(config));
-  dev->region_ = SharedRegion::create(config.name, params, error);
-  if (!dev->region_) return nullptr;
-  const ring::RegionView& v = dev->region_->view();
-  const scstu_region_header& h = v.header();
+  std::unique_ptr<Region> region = dev->make_region(0, 0, error);
+  if (!region) return nullptr;
+  dev->layout_ = region->view.header();
+  const scstu_region_header& h = dev->layout_;
+  dev->current_ = region.get();
+  dev->regions_.push_back(std::move(region));
   for (uint32_t q = 0; q < h.nr_queues; ++q) {
     auto queue = std::make_unique<Queue>();
+    queue->region = dev->current_;
     queue->outstanding.resize(h.queue_depth);
     queue->inflight.resize(h.queue_depth);
     for (uint32_t t = h.queue_depth; t-- > 0;) queue->free_tags.push_back(t);
     queue->finished.reserve(h.queue_depth);
-    dev->dirty_queues_.reserve(h.nr_queues);
-    queue->alloc = ring::DataAllocator(q * h.data_per_queue, h.data_per_queue);
     dev->queues_.push_back(std::move(queue));
   }
-  dev->info_.max_transfer_bytes = h.max_io_bytes;
+  dev->dirty_queues_.reserve(h.nr_queues);
+  dev->set_info(static_cast<uint8_t>(params.device_type), 512);
   dev->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   dev->ctl_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   epoll_event ev{EPOLLIN, {.u64 = kCtlEvent}};
@@ -135,9 +157,40 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
   return dev;
 }
 
-RingDevice::RingDevice(const RingDeviceConfig& config) : config_(config) {
-  info_.name = config.name;
-  info_.device_type = config.device_type < 0 ? 0 : static_cast<uint8_t>(config.device_type);
+RingDevice::RingDevice(const RingDeviceConfig& config) : config_(config) {}
+
+std::unique_ptr<RingDevice::Region> RingDevice::make_region(uint8_t epoch, uint64_t generation,
+                                                            std::string* error) {
+  auto r = std::make_unique<Region>();
+  r->shm = SharedRegion::create(config_.name, params_, error);
+  if (!r->shm) return nullptr;
+  r->view = r->shm->view();
+  r->epoch = epoch;
+  r->shm->shared_header()->generation = generation;
+  const scstu_region_header& h = r->view.header();
+  for (uint32_t q = 0; q < h.nr_queues; ++q)
+    r->alloc.emplace_back(q * h.data_per_queue, h.data_per_queue);
+  return r;
+}
+
+// info() hands out references: each snapshot is immutable and kept for the
+// device's lifetime. Reattaches mostly repeat a snapshot, so the list stays
+// as short as the distinct (type, block size) pairs ever attached.
+void RingDevice::set_info(uint8_t device_type, uint32_t block_size) {
+  std::lock_guard lock(info_mu_);
+  for (const auto& i : infos_) {
+    if (i->device_type == device_type && i->block_size == block_size) {
+      info_.store(i.get(), std::memory_order_release);
+      return;
+    }
+  }
+  auto i = std::make_unique<core::DeviceInfo>();
+  i->name = config_.name;
+  i->device_type = device_type;
+  i->block_size = block_size;
+  i->max_transfer_bytes = layout_.max_io_bytes;
+  info_.store(i.get(), std::memory_order_release);
+  infos_.push_back(std::move(i));
 }
 
 RingDevice::~RingDevice() {
@@ -159,7 +212,7 @@ RingDevice::~RingDevice() {
 
 uint64_t RingDevice::generation() const {
   std::lock_guard lock(attach_mu_);
-  return region_->shared_header()->generation;
+  return current_->shm->shared_header()->generation;
 }
 
 std::string RingDevice::last_drop_reason() const {
@@ -169,11 +222,14 @@ std::string RingDevice::last_drop_reason() const {
 
 RingDevice::DataAreaUsage RingDevice::data_area_usage() const {
   DataAreaUsage u;
-  for (const auto& q : queues_) {
+  for (uint32_t i = 0; i < queues_.size(); ++i) {
+    const auto& q = queues_[i];
     {
+      // The current region's allocator (a retired one only drains).
       std::lock_guard lock(q->alloc_lock);
-      u.total_bytes += q->alloc.total_pages() * SCSTU_DATA_ALIGN;
-      u.free_bytes += q->alloc.free_pages() * SCSTU_DATA_ALIGN;
+      const ring::DataAllocator& a = q->region->alloc[i];
+      u.total_bytes += a.total_pages() * SCSTU_DATA_ALIGN;
+      u.free_bytes += a.free_pages() * SCSTU_DATA_ALIGN;
     }
     std::lock_guard lock(q->lock);
     u.slots += static_cast<uint32_t>(q->outstanding.size());
@@ -227,7 +283,55 @@ bool RingDevice::attach(int conn, const ring::AttachHello& hello, std::string* e
   }
   // No handler: the event thread and submitters leave the rings alone.
   const uint32_t nq = static_cast<uint32_t>(queues_.size());
-  std::vector<int> fds{region_->fd()};
+  if (current_handed_) {
+    // A fresh region: the last handler may be alive and still have the old
+    // one mapped (ring_device.h).
+    const uint8_t epoch = static_cast<uint8_t>(current_->epoch + 1);
+    bool epoch_taken = false;
+    {
+      std::lock_guard rl(regions_mu_);
+      for (const auto& r : regions_) epoch_taken |= r->epoch == epoch;
+    }
+    if (epoch_taken) {
+      lock.unlock();
+      return refuse(EBUSY, "device " + config_.name +
+                               ": buffers of a region 256 attaches old are still held");
+    }
+    std::string err;
+    std::unique_ptr<Region> fresh =
+        make_region(epoch, current_->shm->shared_header()->generation, &err);
+    if (!fresh) {
+      lock.unlock();
+      return refuse(ENOMEM, err);
+    }
+    std::unique_ptr<Region> unused;  // destroyed (unmapped) after the locks
+    {
+      std::lock_guard rl(regions_mu_);
+      Region* old = current_;
+      uint64_t out = 0;
+      for (uint32_t i = 0; i < nq; ++i) {
+        Queue& q = *queues_[i];
+        std::lock_guard al(q.alloc_lock);
+        std::lock_guard ql(q.lock);
+        out += old->alloc[i].total_pages() - old->alloc[i].free_pages();
+        q.region = fresh.get();
+      }
+      old->pages_out = out;
+      current_ = fresh.get();
+      regions_.push_back(std::move(fresh));
+      if (out == 0) {
+        for (auto it = regions_.begin(); it != regions_.end(); ++it) {
+          if (it->get() == old) {
+            unused = std::move(*it);
+            regions_.erase(it);
+            break;
+          }
+        }
+      }
+    }
+  }
+  Region& region = *current_;
+  std::vector<int> fds{region.shm->fd()};
   for (auto& q : queues_) {
     std::lock_guard ql(q->lock);
     if (q->sq_kick >= 0) close(q->sq_kick);
@@ -241,19 +345,19 @@ bool RingDevice::attach(int conn, const ring::AttachHello& hello, std::string* e
   }
   for (auto& q : queues_) fds.push_back(q->sq_kick);
   for (auto& q : queues_) fds.push_back(q->cq_kick);
-  region_->reset_queues();
-  const ring::RegionView& v = region_->view();
+  region.shm->reset_queues();
+  const ring::RegionView& v = region.view;
   for (uint32_t i = 0; i < nq; ++i) {
     std::lock_guard ql(queues_[i]->lock);
     queues_[i]->sq = ring::RingWriter(&v.ctl(i)->sq, v.sq_ring(i), v.header().queue_depth);
   }
-  scstu_region_header* shared = region_->shared_header();
+  scstu_region_header* shared = region.shm->shared_header();
   shared->generation += 1;
   shared->device_type = hello.device_type;
-  info_.device_type = hello.device_type;
-  info_.block_size = hello.block_size;
+  set_info(hello.device_type, hello.block_size);
+  current_handed_ = true;  // from here on the handler may have it mapped
 
-  reply.region_size = region_->size();
+  reply.region_size = region.shm->size();
   reply.nr_queues = nq;
   reply.nr_fds = static_cast<uint32_t>(fds.size());
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * ring::kMaxAttachFds)] = {};
@@ -291,10 +395,15 @@ void RingDevice::start_handler() {
   if (conn < 0) return;
   epoll_event ev{EPOLLIN | EPOLLRDHUP, {.u64 = kConnEvent}};
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, conn, &ev);
-  const ring::RegionView& v = region_->view();
+  ring::RegionView v;
+  {
+    std::lock_guard lock(attach_mu_);
+    v = current_->view;
+  }
   for (uint32_t i = 0; i < queues_.size(); ++i) {
     Queue& q = *queues_[i];
     q.cq = ring::RingReader(&v.ctl(i)->cq, v.cq_ring(i), v.header().queue_depth);
+    q.cpls = v.cpls(i);
     std::lock_guard ql(q.lock);
     epoll_event qev{EPOLLIN, {.u64 = i}};
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, q.cq_kick, &qev);
@@ -357,6 +466,7 @@ void RingDevice::drop_handler(const std::string& reason) {
     drop_reason_ = reason;
   }
   resend_pending_ = 0;
+  next_tmf_scan_ns_ = 0;
   std::fprintf(stderr,
                "scstu: ring device %s: handler dropped: %s; %zu outstanding commands "
                "failed with LOGICAL UNIT COMMUNICATION FAILURE\n",
@@ -375,17 +485,15 @@ bool RingDevice::alloc_buffer_on(core::TargetCommand& cmd, uint32_t queue) {
   cmd.buffer.clear();
   cmd.device_cookie = qi;
   if (cmd.data_length == 0) return true;
-  if (cmd.data_length > region_->view().header().max_io_bytes) return false;
+  if (cmd.data_length > layout_.max_io_bytes) return false;
   Queue& q = *queues_[qi];
-  std::optional<uint64_t> off;
-  {
-    std::lock_guard lock(q.alloc_lock);
-    off = q.alloc.allocate(cmd.data_length);
-  }
-  if (!off) return false;
-  cmd.buffer.push_back(iovec{region_->view().data() + *off, cmd.data_length});
   const uint64_t pages = (cmd.data_length + SCSTU_DATA_ALIGN - 1) / SCSTU_DATA_ALIGN;
-  cmd.device_cookie = kCookieHasBuffer | (*off / SCSTU_DATA_ALIGN) << 32 | pages << 8 | qi;
+  std::lock_guard lock(q.alloc_lock);
+  Region& r = *q.region;
+  std::optional<uint64_t> off = r.alloc[qi].allocate(cmd.data_length);
+  if (!off) return false;
+  cmd.buffer.push_back(iovec{r.view.data() + *off, cmd.data_length});
+  cmd.device_cookie = buffer_cookie(qi, r.epoch, *off, pages);
   return true;
 }
 
@@ -394,45 +502,85 @@ void RingDevice::release_buffer(core::TargetCommand& cmd) {
   cmd.buffer.clear();
   cmd.device_cookie = 0;
   if (!(c & kCookieHasBuffer)) return;
-  const uint32_t qi = c & 0xff;
-  const uint64_t offset = ((c & ~kCookieHasBuffer) >> 32) * SCSTU_DATA_ALIGN;
-  const uint64_t bytes = ((c >> 8) & 0xffffff) * SCSTU_DATA_ALIGN;
+  const uint32_t qi = c & kCookieQueueMask;
+  const uint8_t epoch = static_cast<uint8_t>(c >> 55);
+  const uint64_t offset = ((c >> 27) & ((1ull << 28) - 1)) * SCSTU_DATA_ALIGN;
+  const uint64_t bytes = ((c >> 6) & ((1ull << 21) - 1)) * SCSTU_DATA_ALIGN;
   if (qi >= queues_.size()) return;
-  std::lock_guard lock(queues_[qi]->alloc_lock);
-  queues_[qi]->alloc.release(offset, bytes);
+  release_pages(qi, epoch, offset, bytes);
 }
 
-std::optional<uint64_t> RingDevice::alloc_scratch(uint32_t qi) {
-  std::lock_guard lock(queues_[qi]->alloc_lock);
-  return queues_[qi]->alloc.allocate(SCSTU_DATA_ALIGN);
+void RingDevice::release_pages(uint32_t qi, uint8_t epoch, uint64_t offset, uint64_t bytes) {
+  Queue& q = *queues_[qi];
+  {
+    std::lock_guard lock(q.alloc_lock);
+    if (q.region->epoch == epoch) {
+      q.region->alloc[qi].release(offset, bytes);
+      return;
+    }
+  }
+  // A retired region: unmapped here once its last page comes back.
+  std::unique_ptr<Region> unused;
+  std::lock_guard rl(regions_mu_);
+  for (auto it = regions_.begin(); it != regions_.end(); ++it) {
+    Region& r = **it;
+    if (r.epoch != epoch || &r == current_) continue;
+    bool ok;
+    {
+      std::lock_guard lock(q.alloc_lock);
+      ok = r.alloc[qi].release(offset, bytes);
+    }
+    if (ok) r.pages_out -= (bytes + SCSTU_DATA_ALIGN - 1) / SCSTU_DATA_ALIGN;
+    if (r.pages_out == 0) {
+      unused = std::move(*it);
+      regions_.erase(it);
+    }
+    return;
+  }
 }
 
-void RingDevice::free_scratch(uint32_t qi, uint64_t offset) {
-  if (offset == UINT64_MAX) return;
-  std::lock_guard lock(queues_[qi]->alloc_lock);
-  queues_[qi]->alloc.release(offset, SCSTU_DATA_ALIGN);
+template <typename Write>
+bool RingDevice::alloc_scratch(uint32_t qi, Write write, uint64_t* offset, uint8_t* epoch) {
+  Queue& q = *queues_[qi];
+  std::lock_guard lock(q.alloc_lock);
+  Region& r = *q.region;
+  std::optional<uint64_t> page = r.alloc[qi].allocate(SCSTU_DATA_ALIGN);
+  if (!page) return false;
+  write(r.view.data() + *page);
+  *offset = *page;
+  *epoch = r.epoch;
+  return true;
+}
+
+void RingDevice::free_scratch(const Inflight& w) {
+  if (w.scratch_offset == UINT64_MAX) return;
+  // Scratch pages live in the queue whose allocator covers the offset.
+  const uint64_t qi = w.scratch_offset / layout_.data_per_queue;
+  if (qi < queues_.size())
+    release_pages(static_cast<uint32_t>(qi), w.scratch_epoch, w.scratch_offset, SCSTU_DATA_ALIGN);
 }
 
 // ---- submission ---------------------------------------------------------------
 
 template <typename Fill>
-bool RingDevice::submit_entry(uint32_t qi, Inflight what, uint32_t data_length, bool control,
-                              Fill fill, bool* no_tag) {
+RingDevice::Submitted RingDevice::submit_entry(uint32_t qi, Inflight what, uint32_t data_length,
+                                               bool control, Fill fill) {
   Queue& q = *queues_[qi];
   std::lock_guard lock(q.lock);
-  if (!(control ? q.connected : q.accepting)) return false;
-  if (q.free_tags.empty()) {
-    *no_tag = true;
-    return false;
-  }
+  if (!(control ? q.connected : q.accepting)) return Submitted::kNotAccepting;
+  if (q.free_tags.empty()) return Submitted::kNoTag;
+  Region& r = *q.region;
+  // A scratch page from before a reattach belongs to the dropped handler's region.
+  if (what.scratch_offset != UINT64_MAX && what.scratch_epoch != r.epoch)
+    return Submitted::kNotAccepting;
+  scstu_cmd c{};
+  if (!fill(c, r)) return Submitted::kForeignBuffer;
   const uint32_t tag = q.free_tags.back();
   q.free_tags.pop_back();
   const uint32_t seq = ++q.next_seq;
-  scstu_cmd c{};
-  fill(c);
   c.kind = what.kind;
   c.seq = seq;
-  std::memcpy(&region_->view().cmds(qi)[tag], &c, sizeof(c));
+  std::memcpy(&r.view.cmds(qi)[tag], &c, sizeof(c));
   q.outstanding[tag] = ring::Outstanding{true, what.kind, seq, data_length};
   q.inflight[tag] = std::move(what);
   q.sq.push(tag);
@@ -440,57 +588,60 @@ bool RingDevice::submit_entry(uint32_t qi, Inflight what, uint32_t data_length, 
     // The event thread, inside a completion chunk: published when it ends.
     if (!q.dirty) dirty_queues_.push_back(qi);
     q.dirty = true;
-    return true;
+    return Submitted::kOk;
   }
   if (q.sq.publish()) kick(q.sq_kick);
-  return true;
+  return Submitted::kOk;
 }
 
 void RingDevice::submit(core::TargetCommand& cmd) {
-  const uint32_t qi = static_cast<uint32_t>(cmd.device_cookie & 0xff) % queues_.size();
-  // The buffer must be ours: every iovec inside the data area.
-  const uint8_t* data = region_->view().data();
-  const uint64_t data_size = region_->view().header().data_size;
-  uint64_t total = 0;
-  bool ours = cmd.buffer.size() <= SCSTU_INLINE_IOV;
-  for (const iovec& v : cmd.buffer) {
-    const uint8_t* p = static_cast<const uint8_t*>(v.iov_base);
-    ours =
-        ours && p >= data && v.iov_len <= data_size && uint64_t(p - data) <= data_size - v.iov_len;
-    total += v.iov_len;
-  }
-  if (!ours || total != cmd.data_length || cmd.cdb_len < 1 || cmd.cdb_len > 255) {
-    std::fprintf(stderr,
-                 "scstu: ring device %s: command with a buffer not from alloc_buffer "
-                 "(or a bad cdb_len %u)\n",
-                 config_.name.c_str(), cmd.cdb_len);
+  const uint32_t qi = static_cast<uint32_t>(cmd.device_cookie & kCookieQueueMask) % queues_.size();
+  if (cmd.buffer.size() > SCSTU_INLINE_IOV || cmd.cdb_len < 1 || cmd.cdb_len > 255) {
+    std::fprintf(stderr, "scstu: ring device %s: command with %zu buffer segments, cdb_len %u\n",
+                 config_.name.c_str(), cmd.buffer.size(), cmd.cdb_len);
     complete_now(cmd, status::kCheckCondition, kInternalFailure);
     return;
   }
   Inflight what;
   what.kind = SCSTU_KIND_SCSI;
   what.cmd = &cmd;
-  if (cmd.cdb_len > SCSTU_CDB_MAX) {
-    std::optional<uint64_t> page = alloc_scratch(qi);
-    if (!page) {
-      cmd.status = status::kTaskSetFull;
-      cmd.sense_len = 0;
-      cmd.transferred = 0;
-      if (cmd.done) cmd.done(cmd);
-      return;
-    }
-    std::memcpy(region_->view().data() + *page, cmd.cdb.data(), cmd.cdb_len);
-    what.scratch_offset = *page;
+  if (cmd.cdb_len > SCSTU_CDB_MAX &&
+      !alloc_scratch(
+          qi, [&](uint8_t* p) { std::memcpy(p, cmd.cdb.data(), cmd.cdb_len); },
+          &what.scratch_offset, &what.scratch_epoch)) {
+    cmd.status = status::kTaskSetFull;
+    cmd.sense_len = 0;
+    cmd.transferred = 0;
+    if (cmd.done) cmd.done(cmd);
+    return;
   }
-  const uint64_t scratch = what.scratch_offset;
-  auto fill = [&](scstu_cmd& c) {
+  Inflight scratch_only;  // to give the page back when the entry is not sent
+  scratch_only.scratch_offset = what.scratch_offset;
+  scratch_only.scratch_epoch = what.scratch_epoch;
+  const uint64_t data_size = layout_.data_size;
+  bool stale_buffer = false;
+  auto fill = [&](scstu_cmd& c, const Region& r) {
+    // The buffer must be ours, from this region: every iovec inside its data area.
+    const uint8_t* data = r.view.data();
+    uint64_t total = 0;
+    for (const iovec& v : cmd.buffer) {
+      const uint8_t* p = static_cast<const uint8_t*>(v.iov_base);
+      if (p < data || v.iov_len > data_size || uint64_t(p - data) > data_size - v.iov_len) {
+        // From alloc_buffer before a reattach: the region of a dropped handler.
+        stale_buffer = (cmd.device_cookie & kCookieHasBuffer) &&
+                       static_cast<uint8_t>(cmd.device_cookie >> 55) != r.epoch;
+        return false;
+      }
+      total += v.iov_len;
+    }
+    if (total != cmd.data_length) return false;
     c.data_dir = static_cast<uint8_t>(cmd.direction);
     c.task_attr = static_cast<uint8_t>(cmd.task_attr);
     c.cdb_len = static_cast<uint8_t>(cmd.cdb_len);
     c.flags = cmd.read_only ? SCSTU_CMD_F_READ_ONLY : 0;
-    if (scratch != UINT64_MAX) {
+    if (cmd.cdb_len > SCSTU_CDB_MAX) {
       c.flags |= SCSTU_CMD_F_CDB_IN_DATA;
-      c.cdb_offset = scratch;
+      c.cdb_offset = scratch_only.scratch_offset;
     } else {
       std::memcpy(c.cdb, cmd.cdb.data(), cmd.cdb_len);
     }
@@ -504,19 +655,31 @@ void RingDevice::submit(core::TargetCommand& cmd) {
     c.session_id = cmd.session ? cmd.session->id() : 0;
     c.expected_length = cmd.expected_length;
     c.out_length = cmd.direction == DataDirection::kBidi ? cmd.bidi_read_length : 0;
+    return true;
   };
-  bool no_tag = false;
-  if (submit_entry(qi, std::move(what), cmd.data_length, false, fill, &no_tag)) return;
-  free_scratch(qi, scratch);
-  if (no_tag) {
-    // More commands than queue_depth: SAM-5 5.3: TASK SET FULL.
-    cmd.status = status::kTaskSetFull;
-    cmd.sense_len = 0;
-    cmd.transferred = 0;
-    if (cmd.done) cmd.done(cmd);
-    return;
+  const Submitted result = submit_entry(qi, std::move(what), cmd.data_length, false, fill);
+  if (result == Submitted::kOk) return;
+  free_scratch(scratch_only);
+  switch (result) {
+    case Submitted::kNoTag:
+      // More commands than queue_depth: SAM-5 5.3: TASK SET FULL.
+      cmd.status = status::kTaskSetFull;
+      cmd.sense_len = 0;
+      cmd.transferred = 0;
+      if (cmd.done) cmd.done(cmd);
+      return;
+    case Submitted::kForeignBuffer:
+      if (!stale_buffer) {
+        std::fprintf(stderr, "scstu: ring device %s: command with a buffer not from alloc_buffer\n",
+                     config_.name.c_str());
+        complete_now(cmd, status::kCheckCondition, kInternalFailure);
+        return;
+      }
+      [[fallthrough]];
+    default:
+      complete_now(cmd, status::kCheckCondition, kCommFailure);
+      return;
   }
-  complete_now(cmd, status::kCheckCondition, kCommFailure);
 }
 
 void RingDevice::task_management(core::TargetTmf& tmf) {
@@ -547,16 +710,23 @@ void RingDevice::task_management(core::TargetTmf& tmf) {
   Inflight what;
   what.kind = SCSTU_KIND_TMF;
   what.tmf = &tmf;
-  auto fill = [&](scstu_cmd& c) {
+  what.deadline_ns = ring::monotonic_nanos() + uint64_t{config_.tmf_timeout_ms} * 1000000;
+  auto fill = [&](scstu_cmd& c, const Region&) {
     c.lun = tmf.lun;
     c.session_id = tmf.session ? tmf.session->id() : 0;
     c.tmf.function = static_cast<uint8_t>(tmf.function);
     c.tmf.ref_tag = static_cast<uint16_t>(ref_tag);
     c.tmf.ref_seq = ref_seq;
     c.tmf.ref_queue = qi;
+    return true;
   };
-  bool no_tag = false;
-  if (submit_entry(qi, std::move(what), 0, false, fill, &no_tag)) return;
+  // Counted before it can complete; the event thread watches the deadline.
+  tmfs_pending_.fetch_add(1, std::memory_order_relaxed);
+  if (submit_entry(qi, std::move(what), 0, false, fill) == Submitted::kOk) {
+    kick(ctl_fd_);
+    return;
+  }
+  tmfs_pending_.fetch_sub(1, std::memory_order_relaxed);
   // No handler: its commands were all failed already, so there is nothing
   // left to abort; anything else cannot be carried out.
   if (tmf.done) tmf.done(by_ref ? SCSTU_TMF_COMPLETE : SCSTU_TMF_FAILED);
@@ -569,8 +739,6 @@ bool RingDevice::send_control(uint32_t qi, uint8_t kind, const SessionInfo* s, u
   what.control = std::move(wait);
   uint32_t len = 0;
   if (kind == SCSTU_KIND_SESS_ATTACH) {
-    std::optional<uint64_t> page = alloc_scratch(qi);
-    if (!page) return false;
     scstu_session_info wire{};
     wire.session_id = s->id;
     wire.relative_port = s->relative_port;
@@ -579,23 +747,27 @@ bool RingDevice::send_control(uint32_t qi, uint8_t kind, const SessionInfo* s, u
                   s->initiator_name.c_str());
     std::snprintf(wire.transport_id, sizeof(wire.transport_id), "%s", s->transport_id.c_str());
     std::snprintf(wire.target_name, sizeof(wire.target_name), "%s", s->target_name.c_str());
-    std::memcpy(region_->view().data() + *page, &wire, sizeof(wire));
-    what.scratch_offset = *page;
+    if (!alloc_scratch(
+            qi, [&](uint8_t* p) { std::memcpy(p, &wire, sizeof(wire)); }, &what.scratch_offset,
+            &what.scratch_epoch))
+      return false;
     len = sizeof(wire);
   }
-  const uint64_t scratch = what.scratch_offset;
-  auto fill = [&](scstu_cmd& c) {
+  Inflight scratch_only;  // to give the page back when the entry is not sent
+  scratch_only.scratch_offset = what.scratch_offset;
+  scratch_only.scratch_epoch = what.scratch_epoch;
+  auto fill = [&](scstu_cmd& c, const Region&) {
     c.session_id = session_id;
     if (len) {
       c.nr_iov = 1;
-      c.iov[0].offset = scratch;
+      c.iov[0].offset = scratch_only.scratch_offset;
       c.iov[0].len = len;
       c.data_length = len;
     }
+    return true;
   };
-  bool no_tag = false;
-  if (submit_entry(qi, std::move(what), len, true, fill, &no_tag)) return true;
-  free_scratch(qi, scratch);
+  if (submit_entry(qi, std::move(what), len, true, fill) == Submitted::kOk) return true;
+  free_scratch(scratch_only);
   return false;
 }
 
@@ -644,6 +816,8 @@ void RingDevice::flush_deferred() {
 }
 
 bool RingDevice::drain_completions(uint32_t qi) {
+  // After a drop the rings may belong to a region a new attach retired.
+  if (conn_fd_ < 0) return false;
   Queue& q = *queues_[qi];
   uint32_t n = q.cq.available();
   if (n == 0) return false;
@@ -655,7 +829,7 @@ bool RingDevice::drain_completions(uint32_t qi) {
   // A chunk at a time: its resubmissions are published (and the handler
   // works on them) while this thread delivers the next chunk.
   n = std::min(n, kDeliverEvery);
-  const scstu_cpl* cpls = region_->view().cpls(qi);
+  const scstu_cpl* cpls = q.cpls;
   const uint32_t depth = static_cast<uint32_t>(q.outstanding.size());
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t tag = q.cq.peek(i);  // the peer's: checked before it forms an address
@@ -691,13 +865,7 @@ bool RingDevice::drain_completions(uint32_t qi) {
 
 void RingDevice::deliver(Finished& f) {
   Inflight& w = f.what;
-  // Scratch pages live in the queue whose allocator covers the offset.
-  auto free_w_scratch = [&] {
-    if (w.scratch_offset == UINT64_MAX) return;
-    free_scratch(static_cast<uint32_t>(w.scratch_offset / region_->view().header().data_per_queue),
-                 w.scratch_offset);
-  };
-  free_w_scratch();
+  free_scratch(w);
   switch (w.kind) {
     case SCSTU_KIND_SCSI: {
       core::TargetCommand& cmd = *w.cmd;
@@ -709,6 +877,7 @@ void RingDevice::deliver(Finished& f) {
       break;
     }
     case SCSTU_KIND_TMF:
+      tmfs_pending_.fetch_sub(1, std::memory_order_relaxed);
       if (w.tmf->done) w.tmf->done(static_cast<scstu_tmf_response>(f.cpl.tmf_response));
       break;
     default:
@@ -719,14 +888,14 @@ void RingDevice::deliver(Finished& f) {
 }
 
 void RingDevice::fail(Inflight& w) {
-  if (w.scratch_offset != UINT64_MAX)
-    free_scratch(static_cast<uint32_t>(w.scratch_offset / region_->view().header().data_per_queue),
-                 w.scratch_offset);
+  free_scratch(w);
   switch (w.kind) {
     case SCSTU_KIND_SCSI:
       complete_now(*w.cmd, status::kCheckCondition, kCommFailure);
       break;
     case SCSTU_KIND_TMF:
+      // SAM-5 7.10: SERVICE DELIVERY OR TARGET FAILURE.
+      tmfs_pending_.fetch_sub(1, std::memory_order_relaxed);
       if (w.tmf->done) w.tmf->done(SCSTU_TMF_FAILED);
       break;
     default:
@@ -735,11 +904,54 @@ void RingDevice::fail(Inflight& w) {
   }
 }
 
+int RingDevice::check_tmf_deadlines() {
+  const uint64_t now = ring::monotonic_nanos();
+  if (next_tmf_scan_ns_ != 0 && now < next_tmf_scan_ns_)
+    return static_cast<int>((next_tmf_scan_ns_ - now + 999999) / 1000000);
+  // Deadlines are submission time + a constant, so the earliest one only
+  // moves when it is answered: scanning again at that time is enough.
+  uint64_t earliest = 0;
+  std::string overdue;
+  for (uint32_t qi = 0; qi < queues_.size(); ++qi) {
+    Queue& q = *queues_[qi];
+    std::lock_guard lock(q.lock);
+    for (uint32_t tag = 0; tag < q.inflight.size(); ++tag) {
+      const Inflight& w = q.inflight[tag];
+      if (!q.outstanding[tag].in_flight || w.kind != SCSTU_KIND_TMF) continue;
+      if (w.deadline_ns <= now && overdue.empty() && w.tmf) {
+        char why[160];
+        std::snprintf(why, sizeof(why),
+                      "no answer to task management function %u (LUN 0x%016llx, queue %u tag "
+                      "%u) within %u ms",
+                      static_cast<unsigned>(w.tmf->function),
+                      static_cast<unsigned long long>(w.tmf->lun), qi, tag, config_.tmf_timeout_ms);
+        overdue = why;
+      }
+      earliest = earliest == 0 ? w.deadline_ns : std::min(earliest, w.deadline_ns);
+    }
+  }
+  if (!overdue.empty()) {
+    // Its queue thread is stuck (a TMF is answered synchronously): drop it;
+    // its commands fail with LOGICAL UNIT COMMUNICATION FAILURE.
+    drop_handler(overdue);
+    next_tmf_scan_ns_ = 0;
+    return -1;
+  }
+  next_tmf_scan_ns_ = earliest;
+  if (earliest == 0) return tmfs_pending_.load(std::memory_order_relaxed) ? 1 : -1;
+  return static_cast<int>((earliest - now + 999999) / 1000000);
+}
+
 void RingDevice::event_loop() {
   bool live = false;  // a handler is attached (event thread's view)
   ring::IdleSpin spin;
   epoll_event events[SCSTU_MAX_QUEUES + 2];
   while (!stopping_.load(std::memory_order_relaxed)) {
+    int timeout_ms = -1;
+    if (live && tmfs_pending_.load(std::memory_order_relaxed) != 0) {
+      timeout_ms = check_tmf_deadlines();
+      live = conn_fd_ >= 0;
+    }
     if (live) {
       bool work = false;
       for (uint32_t q = 0; q < queues_.size(); ++q) work |= drain_completions(q);
@@ -756,7 +968,7 @@ void RingDevice::event_loop() {
     if (live)
       for (auto& q : queues_) may_sleep &= q->cq.prepare_sleep();
     const uint64_t t0 = ring::monotonic_nanos();
-    int n = epoll_wait(epoll_fd_, events, SCSTU_MAX_QUEUES + 2, may_sleep ? -1 : 0);
+    int n = epoll_wait(epoll_fd_, events, SCSTU_MAX_QUEUES + 2, may_sleep ? timeout_ms : 0);
     if (live) spin.waited(may_sleep ? ring::monotonic_nanos() - t0 : 0);
     if (live)
       for (auto& q : queues_) q->cq.end_sleep();

@@ -14,6 +14,16 @@
 // every command submitted while no handler is attached. A new handler can
 // attach to the same device (hdr.generation is bumped; live sessions are
 // re-announced before commands flow again).
+//
+// Every attach gets a fresh region (a new memfd): a dropped handler that is
+// still alive keeps its old mapping and may go on writing into it, but no
+// later handler, and no new command, ever uses that memory again. The old
+// region stays mapped here only until the transport has released the buffers
+// it still holds in it (those commands fail with the same sense).
+//
+// A task management request the handler does not answer within
+// tmf_timeout_ms means its queue thread is stuck: the handler is dropped as
+// above, and the TMF is answered SERVICE DELIVERY OR TARGET FAILURE.
 #pragma once
 
 #include <sys/uio.h>
@@ -44,6 +54,7 @@ struct RingDeviceConfig {
   uint64_t data_size = 64u << 20;    // shared data area, split between queues
   uint32_t max_io_bytes = 1u << 20;  // largest data_length
   int device_type = -1;              // accept only handlers of this type; -1: any
+  uint32_t tmf_timeout_ms = 30000;   // unanswered TMF: drop the handler (see above)
 };
 
 class RingDevice final : public core::Device {
@@ -78,8 +89,9 @@ class RingDevice final : public core::Device {
   };
   DataAreaUsage data_area_usage() const;
 
-  // core::Device
-  const core::DeviceInfo& info() const override { return info_; }
+  // core::Device. The reference stays valid, and its contents unchanged, for
+  // the device's lifetime; a later attach publishes a new snapshot.
+  const core::DeviceInfo& info() const override { return *info_.load(std::memory_order_acquire); }
   bool alloc_buffer(core::TargetCommand& cmd) override;
   void release_buffer(core::TargetCommand& cmd) override;
   void submit(core::TargetCommand& cmd) override;
@@ -89,12 +101,15 @@ class RingDevice final : public core::Device {
 
  private:
   struct ControlWait;
+  struct Region;
   struct Inflight {
     uint8_t kind = 0;
+    uint8_t scratch_epoch = 0;  // region of the scratch page
     core::TargetCommand* cmd = nullptr;
     core::TargetTmf* tmf = nullptr;
     std::shared_ptr<ControlWait> control;
     uint64_t scratch_offset = UINT64_MAX;  // page holding a long CDB or session info
+    uint64_t deadline_ns = 0;              // TMF: answer due (monotonic)
   };
   struct Finished {
     Inflight what;
@@ -102,13 +117,15 @@ class RingDevice final : public core::Device {
   };
   struct Queue;
 
+  enum class Submitted { kOk, kNotAccepting, kNoTag, kForeignBuffer };
+
   explicit RingDevice(const RingDeviceConfig& config);
   uint32_t pick_queue() const;
-  // Fills and publishes one descriptor on queue q. `fill` writes the
-  // kind-specific fields. False when the queue does not accept it now.
+  // Fills and publishes one descriptor on queue q. `fill(c, region)` writes
+  // the kind-specific fields, or returns false when the command's buffers are
+  // not in that (the current) region.
   template <typename Fill>
-  bool submit_entry(uint32_t q, Inflight what, uint32_t data_length, bool control, Fill fill,
-                    bool* no_tag);
+  Submitted submit_entry(uint32_t q, Inflight what, uint32_t data_length, bool control, Fill fill);
   bool send_control(uint32_t q, uint8_t kind, const SessionInfo* session, uint64_t session_id,
                     std::shared_ptr<ControlWait> wait);
   void event_loop();
@@ -119,16 +136,37 @@ class RingDevice final : public core::Device {
   void drop_handler(const std::string& reason);
   void start_handler();
   void control_finished();
-  std::optional<uint64_t> alloc_scratch(uint32_t q);
-  void free_scratch(uint32_t q, uint64_t offset);
+  // A scratch page on queue q of the current region: its offset and the
+  // region's epoch, written to by `write(data_area_base + offset)`.
+  template <typename Write>
+  bool alloc_scratch(uint32_t q, Write write, uint64_t* offset, uint8_t* epoch);
+  // Gives pages back to the region they came from (current or retired).
+  void release_pages(uint32_t q, uint8_t epoch, uint64_t offset, uint64_t bytes);
+  void free_scratch(const Inflight& w);
+  std::unique_ptr<Region> make_region(uint8_t epoch, uint64_t generation, std::string* error);
+  void set_info(uint8_t device_type, uint32_t block_size);
+  // Event thread: drops the handler when a TMF is overdue; returns the
+  // milliseconds until the next TMF deadline, or -1 when none is pending.
+  int check_tmf_deadlines();
 
   // Completions delivered (and their resubmissions published) per chunk.
   static constexpr uint32_t kDeliverEvery = 16;
 
   RingDeviceConfig config_;
-  core::DeviceInfo info_;
-  std::unique_ptr<SharedRegion> region_;
+  ring::RegionParams params_;
+  scstu_region_header layout_{};  // sizes and offsets: the same in every region
+  std::atomic<const core::DeviceInfo*> info_{nullptr};
+  std::mutex info_mu_;
+  std::vector<std::unique_ptr<core::DeviceInfo>> infos_;  // one per distinct snapshot, kept
   std::vector<std::unique_ptr<Queue>> queues_;
+  // Regions: the current one and retired ones whose buffers the transport
+  // still holds. A queue's `region` pointer changes under both its locks.
+  std::mutex regions_mu_;
+  std::vector<std::unique_ptr<Region>> regions_;
+  Region* current_ = nullptr;    // under attach_mu_
+  bool current_handed_ = false;  // under attach_mu_: some handler mapped current_
+  std::atomic<uint32_t> tmfs_pending_{0};
+  uint64_t next_tmf_scan_ns_ = 0;  // event thread
   int epoll_fd_ = -1;
   int ctl_fd_ = -1;  // eventfd: wake the event thread (new handler, shutdown)
   std::atomic<bool> stopping_{false};

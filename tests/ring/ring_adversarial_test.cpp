@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include <functional>
+#include <optional>
 
 #include "handler/ring_attachment.h"
 #include "ring/attach_protocol.h"
@@ -137,6 +138,162 @@ INSTANTIATE_TEST_SUITE_P(
                         c.tag = 0xffff;
                       }}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// A handler that takes a TMF and never answers it (its queue thread stuck)
+// must not hang the initiator's TMF: after tmf_timeout_ms it is dropped, the
+// TMF is answered SERVICE DELIVERY OR TARGET FAILURE and its commands fail
+// with LOGICAL UNIT COMMUNICATION FAILURE.
+TEST(HostileHandler, IgnoredTaskManagementIsAnsweredAfterTheTimeout) {
+  transport::RingDeviceConfig cfg;
+  cfg.tmf_timeout_ms = 300;
+  Producer p(cfg);
+  FakeHandler fake(p);
+  TestCommand c(kOpHold, 4096, DataDirection::kRead, 1);
+  ASSERT_TRUE(p.device->alloc_buffer(c.cmd));
+  p.device->submit(c.cmd);
+  fake.next_tag();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<scstu_tmf_response> resp;
+  core::TargetTmf tmf;
+  tmf.function = SCSTU_TMF_LUN_RESET;
+  tmf.done = [&](scstu_tmf_response r) {
+    std::lock_guard lock(mu);
+    resp = r;
+    cv.notify_all();
+  };
+  p.device->task_management(tmf);
+  const uint32_t tmf_tag = fake.next_tag();
+  EXPECT_EQ(fake.att->region().cmds(0)[tmf_tag].kind, SCSTU_KIND_TMF);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return resp.has_value(); }));
+  }
+  EXPECT_EQ(*resp, SCSTU_TMF_FAILED);
+  ASSERT_TRUE(c.wait());
+  EXPECT_EQ(c.cmd.status, status::kCheckCondition);
+  EXPECT_EQ(sense_code(c.cmd), kLuCommFailure);
+  EXPECT_NE(p.device->last_drop_reason().find("no answer to task management"), std::string::npos)
+      << p.device->last_drop_reason();
+  EXPECT_FALSE(p.device->ready());
+  p.device->release_buffer(c.cmd);
+
+  // A TMF the handler does answer is not affected by the timeout.
+  fake.att.reset();
+  PatternHandler h;
+  HandlerThread t(p.options(), h);
+  ASSERT_TRUE(p.device->wait_ready(10000));
+  resp.reset();
+  p.device->task_management(tmf);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return resp.has_value(); }));
+  }
+  EXPECT_EQ(*resp, SCSTU_TMF_COMPLETE);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // past the deadline
+  EXPECT_TRUE(p.device->ready());
+  EXPECT_EQ(t.stop(), 0);
+}
+
+// A dropped handler that is still alive keeps its mapping of the old region
+// and may write on. Each attach gets a fresh region, so the next handler's
+// rings, descriptors and data never see those writes; buffers allocated
+// before the reattach fail with LOGICAL UNIT COMMUNICATION FAILURE.
+TEST(HostileHandler, DroppedHandlerWritingOnCannotTouchTheNextHandlersRegion) {
+  Producer p;
+  FakeHandler fake(p);
+  TestCommand early(kOpRead, 4096, DataDirection::kRead, 3);
+  ASSERT_TRUE(p.device->alloc_buffer(early.cmd));  // held across the reattach
+  fake.publish(5000);                              // garbage: dropped
+  for (int i = 0; i < 1000 && p.device->last_drop_reason().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_NE(p.device->last_drop_reason().find("tag out of range"), std::string::npos);
+
+  // The dropped handler scribbles over everything it has mapped, nonstop.
+  const ring::RegionView old_view = fake.att->region();
+  const uint64_t old_size = old_view.header().region_size;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> rounds{0};
+  std::thread scribbler([&] {
+    uint8_t b = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      std::memset(old_view.base(), ++b, old_size);
+      rounds.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  while (rounds.load() == 0) std::this_thread::yield();
+
+  PatternHandler h;
+  HandlerThread t(p.options(), h);
+  ASSERT_TRUE(p.device->wait_ready(10000));
+  for (int i = 0; i < 200; ++i) {
+    TestCommand w(kOpWrite, 8192, DataDirection::kWrite, 1000 + i);
+    ASSERT_TRUE(p.device->alloc_buffer(w.cmd));
+    // Never inside the old mapping.
+    const uint8_t* b = static_cast<const uint8_t*>(w.cmd.buffer[0].iov_base);
+    EXPECT_TRUE(b + 8192 <= old_view.base() || b >= old_view.base() + old_size);
+    fill_pattern(DataBuffer(w.cmd.buffer), 1000 + i);
+    p.device->submit(w.cmd);
+    ASSERT_TRUE(w.wait());
+    EXPECT_EQ(w.cmd.status, status::kGood) << i;
+    p.device->release_buffer(w.cmd);
+    TestCommand r(kOpRead, 8192, DataDirection::kRead, 2000 + i);
+    ASSERT_TRUE(p.device->alloc_buffer(r.cmd));
+    p.device->submit(r.cmd);
+    ASSERT_TRUE(r.wait());
+    EXPECT_EQ(r.cmd.status, status::kGood) << i;
+    EXPECT_TRUE(check_pattern(DataBuffer(r.cmd.buffer), 2000 + i)) << i;
+    p.device->release_buffer(r.cmd);
+  }
+  stop = true;
+  scribbler.join();
+  EXPECT_TRUE(p.device->ready()) << p.device->last_drop_reason();
+
+  // The buffer from the dropped handler's region is refused, then released.
+  p.device->submit(early.cmd);
+  ASSERT_TRUE(early.wait());
+  EXPECT_EQ(early.cmd.status, status::kCheckCondition);
+  EXPECT_EQ(sense_code(early.cmd), kLuCommFailure);
+  p.device->release_buffer(early.cmd);
+  EXPECT_EQ(t.stop(), 0);
+}
+
+// info() returns a reference that other threads read while a handler
+// (re)attaches: each attach publishes a new immutable snapshot instead of
+// writing into the one readers hold.
+TEST(RingTransport, InfoSnapshotsStayUnchangedAcrossReattach) {
+  Producer p;
+  std::string err;
+  auto a = RingAttachment::connect_socket(p.path, p.device->name(), 0, 512, &err);
+  ASSERT_TRUE(a) << err;
+  ASSERT_TRUE(p.device->wait_ready(10000));
+  const core::DeviceInfo& first = p.device->info();
+  EXPECT_EQ(first.block_size, 512u);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> odd{0};
+  std::thread reader([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      const core::DeviceInfo& i = p.device->info();
+      if ((i.block_size != 512 && i.block_size != 4096) || i.name != "disk0") odd.fetch_add(1);
+    }
+  });
+  for (int round = 0; round < 20; ++round) {
+    a.reset();  // hang-up: dropped
+    for (int i = 0; i < 1000 && p.device->ready(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    const uint32_t bs = round % 2 ? 4096 : 512;  // ends with 4096
+    a = RingAttachment::connect_socket(p.path, p.device->name(), 0, bs, &err);
+    ASSERT_TRUE(a) << err;
+    ASSERT_TRUE(p.device->wait_ready(10000));
+    EXPECT_EQ(p.device->info().block_size, bs);
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(odd.load(), 0u);
+  EXPECT_EQ(first.block_size, 512u);  // the old snapshot did not change under its reader
+  EXPECT_EQ(first.name, "disk0");
+}
 
 // ---- a hostile producer against serve() ----------------------------------------
 

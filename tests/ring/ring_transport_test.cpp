@@ -116,6 +116,93 @@ TEST(RingTransport, HandlerDeathFailsOutstandingCommandsAndANewHandlerReattaches
   EXPECT_EQ(wait_exit(child2), 0);
 }
 
+// Completes every command on a worker thread, so replies are published
+// while the queue thread is still going through its batch.
+class AsyncHandler : public LowLevelHandler {
+ public:
+  AsyncHandler() : worker_([this] { work(); }) {}
+  ~AsyncHandler() override {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    worker_.join();
+  }
+  void command(CommandHandle cmd) override {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(cmd));
+    cv_.notify_all();
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      std::deque<CommandHandle> batch;
+      batch.swap(queue_);
+      lock.unlock();
+      for (CommandHandle& c : batch) {
+        const uint32_t n = c.request().data_length;
+        std::move(c).complete_good(n);
+      }
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<CommandHandle> queue_;
+  bool stop_ = false;
+  std::thread worker_;
+};
+
+// With every tag in flight, a reply published mid-batch frees a tag that the
+// producer resubmits at once, before the handler consumed the batch's slots:
+// the ring indices must stay consistent (no drop on either side) and every
+// command completes once.
+TEST(RingTransport, RepliesFromAnotherThreadAtFullQueueDepth) {
+  transport::RingDeviceConfig cfg;
+  cfg.queue_depth = 8;
+  Producer p(cfg);
+  AsyncHandler h;
+  HandlerThread t(p.options(), h);
+  ASSERT_TRUE(p.device->wait_ready(10000));
+  constexpr uint64_t kTotal = 20000;
+  std::atomic<uint64_t> issued{0}, good{0}, finished{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<core::TargetCommand> cmds(8);
+  auto issue = [&](core::TargetCommand& c) {
+    if (issued.fetch_add(1) >= kTotal) return false;
+    p.device->alloc_buffer(c);
+    p.device->submit(c);
+    return true;
+  };
+  for (auto& c : cmds) {
+    c.cdb[0] = 0x00;
+    c.cdb_len = 6;
+    c.done = [&](core::TargetCommand& cmd) {
+      if (cmd.status == status::kGood) good.fetch_add(1);
+      if (finished.fetch_add(1) + 1 == kTotal) {
+        std::lock_guard lock(mu);
+        cv.notify_all();
+        return;
+      }
+      issue(cmd);
+    };
+  }
+  for (auto& c : cmds) issue(c);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(60), [&] { return finished >= kTotal; }));
+  }
+  EXPECT_EQ(good.load(), kTotal);
+  EXPECT_TRUE(p.device->ready()) << p.device->last_drop_reason();
+  EXPECT_EQ(t.stop(), 0) << t.error;
+}
+
 TEST(RingTransport, SecondHandlerForAnAttachedDeviceIsRefused) {
   Producer p;
   PatternHandler h1, h2;
