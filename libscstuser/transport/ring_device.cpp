@@ -840,17 +840,17 @@ bool RingDevice::drain_completions(uint32_t qi) {
     uint32_t i = 0;
     for (; i < n; ++i) {
       const uint32_t tag = q.cq.peek(i);
-      Finished f;
+      Finished& f = q.finished.emplace_back();
       if (tag < depth) ring::copy_cpl(&f.cpl, &cpls[tag]);
       if (const char* why = ring::validate_cpl(f.cpl, tag, q.outstanding)) {
         violation = "queue " + std::to_string(qi) + " tag " + std::to_string(tag) + ": " + why;
+        q.finished.pop_back();
         break;
       }
       q.outstanding[tag].in_flight = false;
+      // The slot's other fields are dead until the tag is reused (and overwritten).
       f.what = std::move(q.inflight[tag]);
-      q.inflight[tag] = Inflight{};
       q.free_tags.push_back(tag);
-      q.finished.push_back(std::move(f));
     }
     if (i > 0) q.cq.consume(i);
   }
