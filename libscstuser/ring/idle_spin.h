@@ -55,11 +55,13 @@ class IdleSpin {
   // with a batch and answers soon); a longer one halves it (the peer is idle
   // or not running; polling only burns a CPU it may need).
   //
-  // Deciding on the whole wait matters: halving on every failed poll lets
-  // the budget fall below the peer's batch time, after which every batch
-  // costs two sleeps and two wake-ups and the budget can never recover
-  // (measured: 400 of the 500 ns per command at QD 128 before this rule).
+  // Deciding on the whole wait matters: halving on every failed poll (the
+  // old rule) let the budget fall below the time the peer needs for a batch,
+  // after which every batch cost a sleep and a wake-up on each side and the
+  // budget never recovered (docs/PERFORMANCE.md, ring: most of the 500 ns
+  // per command at QD 128 was this waiting, not work).
   void waited(uint64_t nanos) {
+    if (nanos == 0) return;  // work came just as the poll ended: the budget fit
     const uint64_t total = spent_ + nanos;
     if (total <= kMaxNanos)
       budget_ = std::min(kMaxNanos, std::max(budget_, 2 * total));

@@ -32,6 +32,12 @@ class RingWriter {
     ++tail_;
   }
   uint32_t unpublished() const { return tail_ - published_; }
+  // The reader announced it is going to sleep (NEED_WAKEUP): publishing now
+  // costs it a wake-up. A hint only (the flag may change right after).
+  bool reader_sleeping() const {
+    return (std::atomic_ref<uint32_t>(idx_->reader_flags).load(std::memory_order_relaxed) &
+            SCSTU_RING_NEED_WAKEUP) != 0;
+  }
   // Makes every pushed entry visible with one release store; returns true
   // when the reader asked to be woken (ring its doorbell then). The full
   // fence pairs with the reader's in prepare_sleep(): either it sees our new

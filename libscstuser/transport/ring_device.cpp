@@ -422,7 +422,7 @@ void RingDevice::start_handler() {
     w->resend = true;
     if (send_control(0, SCSTU_KIND_SESS_ATTACH, &s, s.id, w)) ++resend_pending_;
   }
-  flush_deferred();
+  flush_deferred(true);
   if (resend_pending_ == 0) control_finished();
 }
 
@@ -804,15 +804,20 @@ void RingDevice::session_detached(const SessionInfo& session) {
 
 // ---- completions ----------------------------------------------------------------
 
-void RingDevice::flush_deferred() {
+void RingDevice::flush_deferred(bool all) {
+  size_t kept = 0;
   for (uint32_t qi : dirty_queues_) {
     Queue& q = *queues_[qi];
     std::lock_guard lock(q.lock);
     if (!q.dirty) continue;
+    if (!all && q.sq.reader_sleeping()) {
+      dirty_queues_[kept++] = qi;
+      continue;
+    }
     q.dirty = false;
     if (q.sq.publish()) kick(q.sq_kick);
   }
-  dirty_queues_.clear();
+  dirty_queues_.resize(kept);
 }
 
 bool RingDevice::drain_completions(uint32_t qi) {
@@ -858,7 +863,10 @@ bool RingDevice::drain_completions(uint32_t qi) {
   for (Finished& f : q.finished) deliver(f);
   t_completing = nullptr;
   q.finished.clear();
-  flush_deferred();
+  // Resubmissions go out per chunk while the handler polls (it works on them
+  // while this thread delivers the next chunk); a sleeping handler is woken
+  // once, when no completions are left (event_loop).
+  flush_deferred(false);
   if (!violation.empty()) drop_handler("protocol violation: " + violation);
   return true;
 }
@@ -957,6 +965,7 @@ void RingDevice::event_loop() {
       for (uint32_t q = 0; q < queues_.size(); ++q) work |= drain_completions(q);
       live = conn_fd_ >= 0;  // a violation may have dropped the handler
       if (work) continue;
+      flush_deferred(true);  // nothing left to deliver: publish everything
       if (live && spin.spin([&] {
             for (auto& q : queues_)
               if (q->cq.available() != 0) return true;

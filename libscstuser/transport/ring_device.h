@@ -132,7 +132,9 @@ class RingDevice final : public core::Device {
   bool drain_completions(uint32_t q);
   void deliver(Finished& f);
   void fail(Inflight& what);
-  void flush_deferred();
+  // Publishes resubmissions made inside a completion chunk; unless `all`,
+  // not to a handler that is asleep (more chunks follow).
+  void flush_deferred(bool all);
   void drop_handler(const std::string& reason);
   void start_handler();
   void control_finished();
