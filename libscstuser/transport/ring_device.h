@@ -4,9 +4,10 @@
 // Hot path, per command: one uncontended per-queue spinlock, a 128-byte
 // descriptor, one tail store; the eventfd is written only when the handler
 // announced NEED_WAKEUP. Completions are drained by one event thread per
-// device, validated (tag, seq, sense_len, transferred) and delivered in a
-// batch; resubmissions from inside `done` are published with one tail store
-// when the batch ends.
+// device, validated (tag, seq, sense_len, transferred) and delivered in
+// chunks of kDeliverEvery; resubmissions from inside `done` are published with
+// one tail store per chunk while the handler polls (it works on them while
+// the next chunk is delivered), or once at the end for a sleeping handler.
 //
 // Handler loss (socket hang-up or a protocol violation): every outstanding
 // command completes at once with CHECK CONDITION, ABORTED COMMAND / LOGICAL
