@@ -23,7 +23,15 @@
 // DATA OFFSET (bytes 8, 9) and the segment number (10-11); at that offset of
 // the sense data come the copy target's status byte and its sense data.
 // UNIT ATTENTION from a copy target is taken by the copy manager and the
-// command re-issued (a few times), as a separate copy manager nexus would.
+// command re-issued (a few times), as a separate copy manager nexus would
+// (the initiator's own nexus thus does not see that attention again). BUSY
+// and TASK SET FULL are not retried: they end the copy like any error.
+//
+// Designators are asked for on every EXTENDED COPY (the addressed LUN first,
+// stopping once every CSCD is found), never cached: a device re-attached with
+// another identity must not receive a copy meant for the old one. A LUN
+// whose device changed between resolution and a READ/WRITE ends the copy
+// with COPY TARGET DEVICE NOT REACHABLE.
 //
 // Task management: ABORT TASK of the copy, ABORT TASK SET / CLEAR TASK SET /
 // LUN RESET of its LUN, TARGET RESET stop it after the chunk in flight; the

@@ -531,6 +531,46 @@ TEST_F(CopyManagerTest, LunResetStopsTheCopy) {
   finish(std::move(copy));
 }
 
+TEST_F(CopyManagerTest, TargetResetStopsTheCopy) {
+  a.ram.hold = true;
+  Bytes p = parameter_list(5, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 6000, 0, 0)});
+  auto copy = start(ini_, 1, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  core::TargetTmf tmf;
+  tmf.function = SCSTU_TMF_TARGET_RESET;
+  tmf.session = ini_;
+  std::atomic<int> answered{-1};
+  tmf.done = [&](scstu_tmf_response r) { answered.store(r); };
+  core_->task_management(tmf);
+  a.ram.hold = false;
+  while (a.ram.pump()) {
+  }
+  ASSERT_TRUE(copy->done.load());
+  EXPECT_NE(copy->result.status, status::kGood);
+  EXPECT_EQ(answered.load(), SCSTU_TMF_COMPLETE);
+  finish(std::move(copy));
+}
+
+// TOTAL CONCURRENT COPIES (VPD 8Fh, OPERATING PARAMETERS) is enforced:
+// memory stays bounded whatever the initiators send.
+TEST_F(CopyManagerTest, AtMostMaxConcurrentCopies) {
+  a.ram.hold = true;
+  std::vector<std::unique_ptr<Call>> running;
+  for (uint16_t i = 0; i < scsi::kMaxConcurrentCopies; ++i) {
+    Bytes p = parameter_list(static_cast<uint8_t>(20 + i), 0, {target(*a.lu)},
+                             {segment(0, 0, 1, 0, 100 + i)});
+    running.push_back(start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p));
+    ASSERT_FALSE(running.back()->done.load());
+  }
+  EXPECT_EQ(core_->copies().running(), scsi::kMaxConcurrentCopies);
+  expect_check(xcopy(parameter_list(99, 0, {target(*a.lu)}, {segment(0, 0, 1, 0, 1)})),
+               scsi::kInsufficientResources);
+  a.ram.hold = false;
+  while (a.ram.pump()) {
+  }
+  for (auto& call : running) expect_good(finish(std::move(call)));
+  expect_good(xcopy(parameter_list(99, 0, {target(*a.lu)}, {segment(0, 0, 1, 0, 1)})));
+}
+
 // The unit advertises the copy manager (3PC, VPD 8Fh) only when one fronts
 // it; without, it refuses EXTENDED COPY itself.
 TEST(ThirdPartyCopyVpd, PageBytes) {
