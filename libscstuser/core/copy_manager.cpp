@@ -77,7 +77,8 @@ void copy_buffers(const std::vector<iovec>& from, std::vector<iovec>& to, size_t
   }
 }
 
-void complete(TargetCommand& cmd, uint8_t st, std::span<const uint8_t> sense, uint32_t transferred) {
+void complete(TargetCommand& cmd, uint8_t st, std::span<const uint8_t> sense,
+              uint32_t transferred) {
   cmd.status = st;
   cmd.sense_len = static_cast<uint8_t>(std::min<size_t>(sense.size(), SCSTU_SENSE_MAX));
   if (cmd.sense_len) std::memcpy(cmd.sense.data(), sense.data(), cmd.sense_len);
@@ -266,9 +267,9 @@ class CopyManager::Job {
         }
       }
       if (!found) {
-        return fail(scsi::SenseBuilder(scsi::SenseFormat::kFixed,
-                                       scsi::kCopyTargetDeviceNotReachable)
-                        .parameter_field(d.offset));
+        return fail(
+            scsi::SenseBuilder(scsi::SenseFormat::kFixed, scsi::kCopyTargetDeviceNotReachable)
+                .parameter_field(d.offset));
       }
     }
     phase_ = Phase::kCapacity;
@@ -628,12 +629,13 @@ void CopyManager::receive_copy_results(TargetCommand& cmd) {
     std::lock_guard lock(mutex_);
     auto it = records_.find({cmd.session->id(), cmd.cdb[2]});
     if (it == records_.end()) {
-      return complete_check(cmd, scsi::kInvalidFieldInCdb, scsi::FieldPointer{true, 2, scsi::kNoBit});
+      return complete_check(cmd, scsi::kInvalidFieldInCdb,
+                            scsi::FieldPointer{true, 2, scsi::kNoBit});
     }
     r = it->second;
   }
-  complete_data(cmd, action == 0x00 ? scsi::copy_status_data(r)
-                                    : scsi::failed_segment_details_data(r));
+  complete_data(cmd,
+                action == 0x00 ? scsi::copy_status_data(r) : scsi::failed_segment_details_data(r));
 }
 
 // ---- task management -----------------------------------------------------------
@@ -657,8 +659,8 @@ struct TmfJoin {
 
 void CopyManager::task_management(TargetTmf& tmf) {
   std::unique_lock lock(mutex_);
-  auto it = std::find_if(jobs_.begin(), jobs_.end(),
-                         [&](Job* j) { return &j->command() == tmf.ref; });
+  auto it =
+      std::find_if(jobs_.begin(), jobs_.end(), [&](Job* j) { return &j->command() == tmf.ref; });
   if (it == jobs_.end()) {  // finished already (or a RECEIVE COPY RESULTS)
     lock.unlock();
     if (tmf.done) tmf.done(SCSTU_TMF_COMPLETE);
@@ -677,14 +679,12 @@ void CopyManager::task_management(TargetTmf& tmf) {
 
 void CopyManager::abort_reached(TargetTmf& tmf, const ExportedDevice* device) {
   Session* session = tmf.session;
-  const bool all_sessions = tmf.function != SCSTU_TMF_ABORT_TASK_SET &&
-                            tmf.function != SCSTU_TMF_QUERY_TASK_SET &&
-                            tmf.function != SCSTU_TMF_QUERY_ASYNC_EVENT &&
-                            tmf.function != SCSTU_TMF_CLEAR_ACA;
+  const bool all_sessions =
+      tmf.function != SCSTU_TMF_ABORT_TASK_SET && tmf.function != SCSTU_TMF_QUERY_TASK_SET &&
+      tmf.function != SCSTU_TMF_QUERY_ASYNC_EVENT && tmf.function != SCSTU_TMF_CLEAR_ACA;
   const bool aborts = tmf.function == SCSTU_TMF_ABORT_TASK_SET ||
                       tmf.function == SCSTU_TMF_CLEAR_TASK_SET ||
-                      tmf.function == SCSTU_TMF_LUN_RESET ||
-                      tmf.function == SCSTU_TMF_TARGET_RESET;
+                      tmf.function == SCSTU_TMF_LUN_RESET || tmf.function == SCSTU_TMF_TARGET_RESET;
   if (!aborts || session == nullptr) return;
   std::lock_guard lock(mutex_);
   std::vector<Job*> reached;

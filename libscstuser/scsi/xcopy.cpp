@@ -74,7 +74,8 @@ std::variant<CopyParameterList, CopyListError> parse_copy_parameter_list(
   }
 
   for (size_t i = 0; i < target_count; ++i) {
-    const uint16_t off = static_cast<uint16_t>(kCopyParameterHeaderBytes + i * kCopyTargetDescriptorBytes);
+    const uint16_t off =
+        static_cast<uint16_t>(kCopyParameterHeaderBytes + i * kCopyTargetDescriptorBytes);
     const uint8_t* d = &p[off];
     if (d[0] != 0xE4) return error(kUnsupportedTargetDescriptorType, off);
     // Byte 1: LU ID TYPE (ignored, SPC-4), NUL (obsolete), PERIPHERAL DEVICE
@@ -107,9 +108,8 @@ bool designation_matches(std::span<const uint8_t> d, std::span<const uint8_t> pa
     const uint8_t* e = &page[at];
     const size_t e_length = e[3];
     if (at + 4 + e_length > end) break;
-    if ((e[0] & 0x0F) == code_set && ((e[1] >> 4) & 0x03) == association &&
-        (e[1] & 0x0F) == type && e_length == length &&
-        std::memcmp(e + 4, d.data() + 4, length) == 0) {
+    if ((e[0] & 0x0F) == code_set && ((e[1] >> 4) & 0x03) == association && (e[1] & 0x0F) == type &&
+        e_length == length && std::memcmp(e + 4, d.data() + 4, length) == 0) {
       return true;
     }
     at += 4 + e_length;

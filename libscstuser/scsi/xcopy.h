@@ -41,7 +41,7 @@ struct CopyTargetDescriptor {
 
 // One block device to block device segment descriptor (02h, SPC-4 6.4.6.4).
 struct CopySegment {
-  uint16_t source = 0;       // CSCD descriptor indexes
+  uint16_t source = 0;  // CSCD descriptor indexes
   uint16_t destination = 0;
   uint32_t blocks = 0;
   uint64_t source_lba = 0;
@@ -73,8 +73,7 @@ std::variant<CopyParameterList, CopyListError> parse_copy_parameter_list(
 // True if the designation descriptor (code set, association/type, length,
 // designator) equals one of `designators` (VPD 83h's descriptors). Only
 // binary logical-unit designators are compared (SPC-4 6.4.5.1).
-bool designation_matches(std::span<const uint8_t> designation,
-                         std::span<const uint8_t> vpd83_page);
+bool designation_matches(std::span<const uint8_t> designation, std::span<const uint8_t> vpd83_page);
 
 // What a finished or running copy reports (SPC-4 6.18.3, 6.18.5).
 struct CopyResult {
@@ -85,8 +84,8 @@ struct CopyResult {
   std::vector<uint8_t> sense;  // of a failed copy
 };
 
-std::vector<uint8_t> copy_status_data(const CopyResult& r);            // 6.18.3
-std::vector<uint8_t> failed_segment_details_data(const CopyResult& r);  // 6.18.5
+std::vector<uint8_t> copy_status_data(const CopyResult& r);                // 6.18.3
+std::vector<uint8_t> failed_segment_details_data(const CopyResult& r);     // 6.18.5
 std::vector<uint8_t> copy_operating_parameters_data(uint32_t block_size);  // 6.18.4
 
 // The whole VPD page 8Fh (header included) for `lu`: Supported Commands,

@@ -17,9 +17,9 @@
 namespace scstu::testing {
 namespace {
 
-using scstu::DataDirection;
 using scsi::FieldPointer;
 using scsi::kNoBit;
+using scstu::DataDirection;
 
 constexpr uint64_t kBlocks = 8192;
 constexpr uint32_t kBs = 512;
@@ -182,7 +182,7 @@ class CopyManagerTest : public ::testing::Test {
       size_t at = 0;
       for (const iovec& v : call->cmd.buffer) {
         const size_t n = std::min(v.iov_len, data_out.size() - at);
-        std::memcpy(v.iov_base, data_out.data() + at, n);
+        if (n != 0) std::memcpy(v.iov_base, data_out.data() + at, n);
         at += n;
       }
       core_->execute(call->cmd);
@@ -270,9 +270,9 @@ TEST_F(CopyManagerTest, ZeroLengthAndHeaderErrors) {
   // Truncated target descriptor / segment descriptor / header.
   expect_check(run(ini_, 0, xcopy_cdb(16 + 31), Bytes(p.begin(), p.begin() + 47)),
                scsi::kParameterListLengthError);
-  expect_check(run(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size() - 1)),
-                   Bytes(p.begin(), p.end() - 1)),
-               scsi::kParameterListLengthError);
+  expect_check(
+      run(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size() - 1)), Bytes(p.begin(), p.end() - 1)),
+      scsi::kParameterListLengthError);
   expect_check(run(ini_, 0, xcopy_cdb(8), Bytes(8, 0)), scsi::kParameterListLengthError);
   // LIST ID USAGE 01b is reserved.
   Bytes bad = p;
@@ -354,8 +354,8 @@ TEST_F(CopyManagerTest, SegmentErrorsAbortTheCopy) {
   // A device error: COPY ABORTED, the source's status and sense at the
   // SOURCE SENSE DATA OFFSET, and FAILED SEGMENT DETAILS has it all.
   a.ram.fail_with = -EIO;
-  r = xcopy(parameter_list(10, 0, {target(*a.lu)},
-                           {segment(0, 0, 0, 0, 100), segment(0, 0, 4, 0, 100)}));
+  r = xcopy(
+      parameter_list(10, 0, {target(*a.lu)}, {segment(0, 0, 0, 0, 100), segment(0, 0, 4, 0, 100)}));
   a.ram.fail_with = 0;
   expect_check(r, scsi::SenseCode{0x0A, 0x11, 0x00});
   ASSERT_GT(r.sense.size(), 19u);
@@ -390,9 +390,9 @@ TEST_F(CopyManagerTest, WriteProtectedDestination) {
   expect_good(run(ini_, 0, {0xA0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}, {}, 256));  // REPORT LUNS
   pattern(a.ram, 0, 4, 2);
   for (Disk* d : {&ro, &c}) {
-    expect_check(xcopy(parameter_list(11, 0, {target(*a.lu), target(*d->lu)},
-                                      {segment(0, 1, 4, 0, 0)})),
-                 scsi::SenseCode{0x0A, 0x27, 0x00});
+    expect_check(
+        xcopy(parameter_list(11, 0, {target(*a.lu), target(*d->lu)}, {segment(0, 1, 4, 0, 0)})),
+        scsi::SenseCode{0x0A, 0x27, 0x00});
     EXPECT_TRUE(d->ram.all(0, 4, 0)) << "nothing written";
   }
   for (auto& s : sessions_) core_->close_session(*s);
@@ -409,8 +409,7 @@ TEST_F(CopyManagerTest, DestinationReservedByAnotherInitiator) {
   core::Session* other = open(kOther);
   expect_good(run_past_ua(other, 1, {0x16, 0, 0, 0, 0, 0}));  // RESERVE(6) of LUN 1
   pattern(a.ram, 0, 8, 4);
-  Result r = xcopy(parameter_list(12, 0, {target(*a.lu), target(*b.lu)},
-                                  {segment(0, 1, 8, 0, 0)}));
+  Result r = xcopy(parameter_list(12, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)}));
   expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});  // THIRD PARTY DEVICE FAILURE
   ASSERT_EQ(r.sense.size(), 19u);
   EXPECT_EQ(r.sense[8], 0);
@@ -423,8 +422,8 @@ TEST_F(CopyManagerTest, DestinationReservedByAnotherInitiator) {
   expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});
   EXPECT_EQ(r.sense[8], 18);
   expect_good(run(other, 1, {0x17, 0, 0, 0, 0, 0}));  // RELEASE(6)
-  expect_good(xcopy(parameter_list(14, 0, {target(*a.lu), target(*b.lu)},
-                                   {segment(0, 1, 8, 0, 0)})));
+  expect_good(
+      xcopy(parameter_list(14, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)})));
   EXPECT_TRUE(same(a.ram, 0, b.ram, 0, 8));
 }
 

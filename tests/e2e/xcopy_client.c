@@ -24,9 +24,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static struct iscsi_context *login(const char *url_text, const char *initiator) {
-  struct iscsi_context *iscsi = iscsi_create_context(initiator);
-  struct iscsi_url *url = iscsi ? iscsi_parse_full_url(iscsi, url_text) : NULL;
+static struct iscsi_context* login(const char* url_text, const char* initiator) {
+  struct iscsi_context* iscsi = iscsi_create_context(initiator);
+  struct iscsi_url* url = iscsi ? iscsi_parse_full_url(iscsi, url_text) : NULL;
   if (!url) {
     fprintf(stderr, "bad URL %s: %s\n", url_text, iscsi ? iscsi_get_error(iscsi) : "no context");
     exit(1);
@@ -44,9 +44,9 @@ static struct iscsi_context *login(const char *url_text, const char *initiator) 
 
 /* TEST UNIT READY until it is no longer CHECK CONDITION: takes the new
  * nexus's unit attentions (a RESERVATION CONFLICT is an answer too). */
-static void settle(struct iscsi_context *iscsi, int lun) {
+static void settle(struct iscsi_context* iscsi, int lun) {
   for (int i = 0; i < 8; i++) {
-    struct scsi_task *t = iscsi_testunitready_sync(iscsi, lun);
+    struct scsi_task* t = iscsi_testunitready_sync(iscsi, lun);
     if (!t) {
       fprintf(stderr, "TEST UNIT READY lun %d: %s\n", lun, iscsi_get_error(iscsi));
       exit(1);
@@ -61,13 +61,13 @@ static void settle(struct iscsi_context *iscsi, int lun) {
 
 /* The binary NAA designator (logical unit association) of VPD 83h, as a
  * 20-byte designation descriptor (header + up to 16 bytes). */
-static void naa_designator(struct iscsi_context *iscsi, int lun, uint8_t out[20]) {
-  struct scsi_task *t = iscsi_inquiry_sync(iscsi, lun, 1, 0x83, 1024);
+static void naa_designator(struct iscsi_context* iscsi, int lun, uint8_t out[20]) {
+  struct scsi_task* t = iscsi_inquiry_sync(iscsi, lun, 1, 0x83, 1024);
   if (!t || t->status != SCSI_STATUS_GOOD || t->datain.size < 4) {
     fprintf(stderr, "INQUIRY VPD 83h lun %d failed\n", lun);
     exit(1);
   }
-  const uint8_t *p = t->datain.data;
+  const uint8_t* p = t->datain.data;
   size_t end = 4 + ((size_t)p[2] << 8 | p[3]);
   if (end > (size_t)t->datain.size) end = t->datain.size;
   for (size_t at = 4; at + 4 <= end;) {
@@ -85,22 +85,22 @@ static void naa_designator(struct iscsi_context *iscsi, int lun, uint8_t out[20]
   exit(1);
 }
 
-static void put16(uint8_t *p, uint32_t v) {
+static void put16(uint8_t* p, uint32_t v) {
   p[0] = (uint8_t)(v >> 8);
   p[1] = (uint8_t)v;
 }
-static void put32(uint8_t *p, uint32_t v) {
+static void put32(uint8_t* p, uint32_t v) {
   put16(p, v >> 16);
   put16(p + 2, v);
 }
-static void put64(uint8_t *p, uint64_t v) {
+static void put64(uint8_t* p, uint64_t v) {
   put32(p, (uint32_t)(v >> 32));
   put32(p + 4, (uint32_t)v);
 }
 
-static int copy(const char *url, int src_lun, int dst_lun, uint64_t src_lba, uint64_t dst_lba,
+static int copy(const char* url, int src_lun, int dst_lun, uint64_t src_lba, uint64_t dst_lba,
                 uint64_t blocks, int list_id) {
-  struct iscsi_context *iscsi = login(url, "iqn.2026-11.org.scstu:xcopy-client");
+  struct iscsi_context* iscsi = login(url, "iqn.2026-11.org.scstu:xcopy-client");
   settle(iscsi, src_lun);
   settle(iscsi, dst_lun);
   uint8_t designators[2][20];
@@ -114,19 +114,19 @@ static int copy(const char *url, int src_lun, int dst_lun, uint64_t src_lba, uin
     return 1;
   }
   const size_t size = 16 + 2 * 32 + segments * 28;
-  uint8_t *list = calloc(1, size);
+  uint8_t* list = calloc(1, size);
   list[0] = (uint8_t)list_id;
-  list[1] = 0;  /* LIST ID USAGE 00b: results held for RECEIVE COPY RESULTS */
+  list[1] = 0; /* LIST ID USAGE 00b: results held for RECEIVE COPY RESULTS */
   put16(list + 2, 2 * 32);
   put32(list + 8, (uint32_t)(segments * 28));
   for (int i = 0; i < 2; i++) {
-    uint8_t *d = list + 16 + 32 * i;
+    uint8_t* d = list + 16 + 32 * i;
     d[0] = 0xE4; /* identification descriptor CSCD, peripheral type 0 */
     memcpy(d + 4, designators[i], 20);
     d[30] = 0x02; /* DISK BLOCK LENGTH 512 */
   }
   for (size_t s = 0; s < segments; s++) {
-    uint8_t *d = list + 16 + 64 + 28 * s;
+    uint8_t* d = list + 16 + 64 + 28 * s;
     const uint64_t done = s * per_segment;
     const uint64_t n = blocks - done < per_segment ? blocks - done : per_segment;
     d[0] = 0x02; /* block to block */
@@ -138,7 +138,7 @@ static int copy(const char *url, int src_lun, int dst_lun, uint64_t src_lba, uin
     put64(d + 20, dst_lba + done);
   }
   struct iscsi_data data = {size, list};
-  struct scsi_task *t = iscsi_extended_copy_sync(iscsi, src_lun, &data);
+  struct scsi_task* t = iscsi_extended_copy_sync(iscsi, src_lun, &data);
   if (!t) {
     fprintf(stderr, "EXTENDED COPY: %s\n", iscsi_get_error(iscsi));
     return 1;
@@ -160,7 +160,7 @@ static int copy(const char *url, int src_lun, int dst_lun, uint64_t src_lba, uin
     fprintf(stderr, "RECEIVE COPY RESULTS (COPY STATUS) failed\n");
     return 1;
   }
-  const uint8_t *p = t->datain.data;
+  const uint8_t* p = t->datain.data;
   printf("COPY_STATUS %u %u %u\n", p[4], (unsigned)p[5] << 8 | p[6],
          (unsigned)p[8] << 24 | (unsigned)p[9] << 16 | (unsigned)p[10] << 8 | p[11]);
   scsi_free_scsi_task(t);
@@ -183,10 +183,10 @@ static int copy(const char *url, int src_lun, int dst_lun, uint64_t src_lba, uin
   return 0;
 }
 
-static int reserve(const char *url, int lun) {
-  struct iscsi_context *iscsi = login(url, "iqn.2026-11.org.scstu:xcopy-other");
+static int reserve(const char* url, int lun) {
+  struct iscsi_context* iscsi = login(url, "iqn.2026-11.org.scstu:xcopy-other");
   settle(iscsi, lun);
-  struct scsi_task *t = iscsi_reserve6_sync(iscsi, lun);
+  struct scsi_task* t = iscsi_reserve6_sync(iscsi, lun);
   if (!t || t->status != SCSI_STATUS_GOOD) {
     fprintf(stderr, "RESERVE(6) lun %d failed\n", lun);
     return 1;
@@ -202,7 +202,7 @@ static int reserve(const char *url, int lun) {
   return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc == 9 && strcmp(argv[1], "copy") == 0) {
     return copy(argv[2], atoi(argv[3]), atoi(argv[4]), strtoull(argv[5], NULL, 0),
                 strtoull(argv[6], NULL, 0), strtoull(argv[7], NULL, 0), atoi(argv[8]));
