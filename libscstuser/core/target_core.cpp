@@ -46,7 +46,7 @@ inline constexpr uint8_t kReportLuns = 0xA0;
 
 // SPC-4 Annex D: 0Eh/03h. Refusing a write whose CDB asks for more data
 // than the initiator said it would send (see target_core.h).
-inline constexpr scsi::SenseCode kInvalidFieldInCommandIu{0x05, 0x0E, 0x03};
+using scsi::kInvalidFieldInCommandIu;
 
 }  // namespace
 
@@ -547,6 +547,17 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1);
     return false;
   }
+  // A READ_ONLY mapping (the seed's "add V_NAME lun READ_ONLY") is enforced
+  // here as well as flagged to the device, so no handler can be talked into
+  // modifying the medium through it: DATA PROTECT, WRITE PROTECTED (SBC-3
+  // write protection). Checked before the Data-Out length below: the
+  // protection of the logical unit answers a medium write whatever data
+  // came with it (libiscsi ReadOnly.ReadOnlySBC: WRITE SAME with no data).
+  const bool writes_medium = d.op && (d.op->flags & scsi::opflag::kWritesMedium);
+  if (route.read_only() && writes_medium) {
+    complete_check_condition(cmd, 0x07, 0x27, 0x00);
+    return false;
+  }
   if (cmd.expected_direction != DataDirection::kNone && cmd.direction != DataDirection::kNone &&
       cmd.expected_direction != cmd.direction) {
     // The transport's direction (iSCSI R/W bits) contradicts the CDB's. The
@@ -568,23 +579,20 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     // rewritten, so the device sees a consistent command), or b) refuse it
     // with INVALID FIELD IN COMMAND INFORMATION UNIT; both report the overflow.
     const uint32_t overflow = cmd.data_length - cmd.expected_length;
-    if (!truncate_write(cmd, d, info.block_size)) {
+    if (!truncate_write(cmd, d, info.block_size) &&
+        (!writes_medium || cmd.direction == DataDirection::kBidi)) {
       const scsi::SenseCode c = kInvalidFieldInCommandIu;
       complete_check_condition(cmd, c.key, c.asc, c.ascq);
       return false;
     }
+    // A medium write that cannot be cut goes to the device with only the
+    // bytes the initiator sends (data_length < the CDB's): the device server
+    // knows whether the unit is write protected (DATA PROTECT first) and
+    // otherwise refuses it with the same 0E/03 (scsi::LogicalUnit).
     cmd.data_length = cmd.expected_length;
     cmd.residual = Residual::kOverflow;
     cmd.residual_count = overflow;
   }
-  // A READ_ONLY mapping (the seed's "add V_NAME lun READ_ONLY") is enforced
-  // here as well as flagged to the device, so no handler can be talked into
-  // modifying the medium through it: DATA PROTECT, WRITE PROTECTED (SBC-3 write protection).
-  if (route.read_only() && d.op && (d.op->flags & scsi::opflag::kWritesMedium)) {
-    complete_check_condition(cmd, 0x07, 0x27, 0x00);
-    return false;
-  }
-
   const FlowCounters counters{&exported.outstanding(), &session->outstanding_counter(),
                               &route.outstanding()};
   const Admission admission = admit(options_.limits, counters);

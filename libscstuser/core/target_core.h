@@ -56,7 +56,10 @@
 //           TRANSFER LENGTH and data_length, GOOD if the device says so; any
 //           other such write is refused with ILLEGAL REQUEST, INVALID FIELD IN
 //           COMMAND INFORMATION UNIT. Never a write of bytes the initiator did
-//           not send.
+//           not send. A write of the medium that cannot be cut (WRITE SAME,
+//           UNMAP, ...) goes to the device with data_length = expected: the
+//           device server answers DATA PROTECT if the unit is write protected,
+//           else the same 0E/03 (write protection comes before the length).
 //   none:   expected > 0: underflow of expected.
 //   expected_direction contradicting the CDB (READ sent with only the W bit):
 //           prepare() sets expected_length to 0 (the initiator expects no data

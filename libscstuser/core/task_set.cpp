@@ -215,6 +215,11 @@ size_t TaskSet::abort_nexuses(std::span<const uint64_t> nexuses, bool tas, const
   return n;
 }
 
+bool TaskSet::aborted(const Task& task) const {
+  std::lock_guard lock(mutex_);
+  return task.state != Task::State::kOutside && task.disposition != TaskDisposition::kDeliver;
+}
+
 bool TaskSet::contains(uint64_t nexus, uint16_t queue, uint32_t tag) const {
   std::lock_guard lock(mutex_);
   for (const Task* t = head_; t != nullptr; t = t->next) {

@@ -99,6 +99,9 @@ class TaskSet {
   // (SAM-5 5.6); with TAS set their tasks end TASK ABORTED instead.
   size_t abort_nexuses(std::span<const uint64_t> nexuses, bool tas, const Task* except,
                        std::vector<uint64_t>* cleared_nexuses);
+  // Has a task management function aborted this running task? (Its command
+  // may then be completed early: finish() discards the reply anyway.)
+  bool aborted(const Task& task) const;
   // QUERY TASK: is the task in the set and not completed?
   bool contains(uint64_t nexus, uint16_t queue, uint32_t tag) const;
   // QUERY TASK SET: does the nexus have a task in the set?

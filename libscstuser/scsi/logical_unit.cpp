@@ -9,6 +9,7 @@
 #include "scsi/lu_runtime.h"
 #include "scsi/mode_file.h"
 #include "scsi/mode_pages.h"
+#include "scsi/sanitize.h"
 #include "scsi/sbc_advanced_job.h"
 
 namespace scstu::scsi {
@@ -89,6 +90,7 @@ LogicalUnit::LogicalUnit(LogicalUnitConfig config, BlockDevice* device)
   runtime_ = std::make_unique<LuRuntime>(core::PersistentReservations::Options{config_.aptpl_file},
                                          std::move(hooks));
   runtime_->sbc = &sbc_advanced_state(*this);
+  runtime_->sanitize = std::make_unique<SanitizeOperation>(*this);
   if (!config_.aptpl_file.empty()) {
     const std::string err = runtime_->persistent.load();
     if (!err.empty())
@@ -96,7 +98,11 @@ LogicalUnit::LogicalUnit(LogicalUnitConfig config, BlockDevice* device)
   }
 }
 
-LogicalUnit::~LogicalUnit() = default;
+LogicalUnit::~LogicalUnit() {
+  // Work that outlived its command still uses the device and this unit.
+  runtime_->sanitize->shutdown();
+  runtime_->background.wait_idle();
+}
 
 SenseFormat LogicalUnit::sense_format() const {
   return mode_pages_->d_sense() ? SenseFormat::kDescriptor : SenseFormat::kFixed;
@@ -152,6 +158,24 @@ bool LogicalUnit::check_data_length(CommandContext& ctx) {
         {req.data_length, d.transfer_length, static_cast<uint32_t>(req.data.size())});
   }
   ctx.set_data_length(usable);
+  // Data-Out shorter than the CDB says: the initiator sent less than the
+  // command needs (the core forwards such medium writes so that write
+  // protection is answered first; see core/target_core.h). FCP-4 9.4.2 b).
+  if (d.direction == DataDirection::kWrite && usable < d.transfer_length) {
+    ctx.complete_check(kInvalidFieldInCommandIu);
+    return false;
+  }
+  // WRITE SAME's one block and COMPARE AND WRITE's two instances are
+  // structures, not a stream of blocks: Data-Out longer than the CDB says
+  // means the initiator and the CDB disagree on the command, and FCP-4 9.4.2
+  // b) lets the device server refuse it (libiscsi *.InvalidDataOutSize).
+  const bool structured = d.op->unit == LengthUnit::kWriteSame ||
+                          d.op->unit == LengthUnit::kCompareWrite;
+  if (structured && d.direction == DataDirection::kWrite &&
+      req.expected_length > d.transfer_length) {
+    ctx.complete_check(kInvalidFieldInCommandIu);
+    return false;
+  }
   // Block data must be whole: never a partial write or a read into too little.
   if (usable < d.transfer_length && block_counted(d.op->unit)) {
     ctx.complete_check(kInvalidFieldInCdb, {true, d.op->length_offset, kNoBit});
@@ -176,8 +200,18 @@ void LogicalUnit::run(CommandContext& ctx) {
     }
   }
 
+  // SPC-4 4.5.1: the failure of work a command of this nexus left running.
+  if (core::unit_attention_handling(cdb) == core::UnitAttentionHandling::kReport) {
+    if (auto deferred = runtime_->deferred.take(nexus)) {
+      ctx.complete_check(ctx.sense(*deferred).deferred());
+      return;
+    }
+  }
+
   CdbDecode& d = ctx.mutable_decode();
   d = decode_cdb(cdb, config_.device_type, block_size_);
+  // SBC-4 4.11.2: a sanitize in progress answers (almost) every command.
+  if (!runtime_->sanitize->admit(ctx)) return;
   if (!d.ok) {
     ctx.complete_check(decode_error_sense(d, sense_format()));
     return;
@@ -210,8 +244,10 @@ void LogicalUnit::run(CommandContext& ctx) {
       return;
     }
   }
-  if (!check_data_length(ctx)) return;
+  // Write protection before the data length: a protected unit answers DATA
+  // PROTECT to a medium write whatever Data-Out came with it.
   if ((op.flags & opflag::kWritesMedium) && !ctx.check_writable()) return;
+  if (!check_data_length(ctx)) return;
   if ((op.flags & opflag::kLbaRange) && !ctx.check_lba_range(d.lba, d.blocks)) return;
   if (op.emulate == nullptr) {
     ctx.complete_check(kInvalidCommandOperationCode);
@@ -225,6 +261,9 @@ void LogicalUnit::finish(CommandContext& ctx) { pool_->release(&ctx); }
 scstu_tmf_response LogicalUnit::task_management(const TaskManagementRequest& req) {
   core::LogicalUnitState state{runtime_->tasks, runtime_->unit_attentions, runtime_->reservations};
   const scstu_tmf_response response = core::apply_task_management(state, req, mode_pages_->tas());
+  // SBC-4 4.11.1: the sanitize operation goes on; an aborted IMMED = 0
+  // SANITIZE command is let go now.
+  runtime_->sanitize->release_aborted_waiter();
   switch (req.function) {
     case SCSTU_TMF_LUN_RESET:
     case SCSTU_TMF_TARGET_RESET:
@@ -249,6 +288,7 @@ void LogicalUnit::session_attached(const SessionInfo& session) {
 }
 
 void LogicalUnit::session_detached(const SessionInfo& session) {
+  runtime_->deferred.drop(session.id);
   runtime_->unit_attentions.detach(session.id);
   runtime_->reservations.nexus_lost(session.id);
   runtime_->persistent.session_detached(session.id);

@@ -1,12 +1,14 @@
 // Whole-medium and medium-information commands: FORMAT UNIT, SANITIZE,
 // PRE-FETCH (10/16) and READ DEFECT DATA (10/12) (SBC-3 5.3, 5.9-5.10,
-// 5.12-5.13, 5.30 / SBC-4 SANITIZE).
+// 5.12-5.13, 5.30 / SBC-4 SANITIZE; its operation: scsi/sanitize.h).
 #include <algorithm>
 
 #include "scsi/cdb.h"
 #include "scsi/command_context.h"
 #include "scsi/emulation.h"
 #include "scsi/logical_unit.h"
+#include "scsi/lu_runtime.h"
+#include "scsi/sanitize.h"
 #include "scsi/sbc_advanced_job.h"
 
 namespace scstu::scsi {
@@ -68,20 +70,23 @@ void sbc_format_unit(CommandContext& ctx) {
   erase_all(ctx);
 }
 
-// SBC-4 5.30 SANITIZE: byte 1 IMMED (7), AUSE (5), SERVICE ACTION (4:0);
+// SBC-4 5.30 SANITIZE: byte 1 IMMED (7), AUSE (5), SERVICE ACTION (4:0)
+// (bit 6, ZNR, is for zoned devices: refused by the CDB usage data);
 // PARAMETER LIST LENGTH bytes 7-8. OVERWRITE takes a parameter list: byte 0
 // INVERT (7), TEST (6:5), OVERWRITE COUNT (4:0); bytes 2-3 INITIALIZATION
 // PATTERN LENGTH; the pattern. BLOCK ERASE deallocates or zeroes every block;
 // CRYPTOGRAPHIC ERASE has no keys to change here and erases the same way, so
-// the data is as unrecoverable as the service action promises. The unit never
-// enters the sanitize failure mode, so EXIT FAILURE MODE just completes.
+// the data is as unrecoverable as the service action promises. The operation
+// itself runs in the background (scsi/sanitize.h): IMMED = 1 completes once
+// the CDB and parameter list are validated, IMMED = 0 when it ends.
 void sbc_sanitize(CommandContext& ctx) {
   const auto cdb = ctx.cdb();
   const uint8_t sa = cdb[1] & 0x1F;
+  const bool immed = cdb[1] & 0x80;
   const uint32_t length = get_be16(&cdb[7]);
-  // SBC-4 table 80: byte 1 bit 6 is reserved (bytes 2-6 are refused by the
-  // decoder already, from the CDB usage data).
-  if (cdb[1] & 0x40) return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 6});
+  SanitizeOperation& op = *ctx.unit().runtime().sanitize;
+  SanitizeOperation::Plan plan;
+  plan.ause = cdb[1] & 0x20;
   switch (sa) {
     case 0x01: {  // OVERWRITE
       const uint32_t bs = ctx.block_size();
@@ -107,30 +112,34 @@ void sbc_sanitize(CommandContext& ctx) {
       // complements it after each pass.
       std::vector<uint8_t> block(bs);
       for (size_t i = 0; i < bs; ++i) block[i] = p[4 + i % pattern_length];
-      std::vector<std::vector<uint8_t>> passes;
       const bool invert = p[0] & 0x80;
       for (uint8_t i = 0; i < count; ++i) {
-        passes.push_back(block);
+        plan.passes.push_back(block);
         if (invert) {
           for (uint8_t& b : block) b = static_cast<uint8_t>(~b);
         }
       }
-      const uint64_t capacity = ctx.capacity();
-      if (capacity == 0) return ctx.complete_good(ctx.data_length());
-      return BlockJob::start(std::make_unique<ExtentJob>(
-          ctx, ctx.device(), bs, std::vector<ExtentJob::Extent>{{0, capacity}},
-          ExtentJob::Mode::kFill, std::move(passes), 0, /*flush_at_end=*/true));
+      break;
     }
     case 0x02:  // BLOCK ERASE
     case 0x03:  // CRYPTOGRAPHIC ERASE
       if (length != 0) return ctx.complete_check(kInvalidFieldInCdb, {true, 7, kNoBit});
-      return erase_all(ctx);
+      plan.deallocate = thin_with_zeroes(ctx);
+      break;
     case 0x1F:  // EXIT FAILURE MODE
       if (length != 0) return ctx.complete_check(kInvalidFieldInCdb, {true, 7, kNoBit});
+      // SBC-4 5.30 (AUSE): refused when the failed sanitize had AUSE = 0.
+      if (!op.exit_failure_mode()) return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 4});
       return ctx.complete_good(0);
     default:
       return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 4});
   }
+  // SBC-4 5.30 (AUSE): after a failed sanitize with AUSE = 0, one with AUSE = 1
+  // is refused (only a restricted one may clear the failure).
+  if (!op.start(std::move(plan), immed ? nullptr : &ctx)) {
+    return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 5});
+  }
+  if (immed) ctx.complete_good(ctx.data_length());
 }
 
 // SBC-3 5.9/5.10 PRE-FETCH: the blocks are read ahead into the page cache

@@ -1,5 +1,6 @@
 // READ CAPACITY(10/16), SYNCHRONIZE CACHE(10/16), START STOP UNIT (SBC-3).
 #include <array>
+#include <cerrno>
 
 #include "scsi/command_context.h"
 #include "scsi/emulation.h"
@@ -14,6 +15,21 @@ uint64_t last_lba(const CommandContext& ctx) {
   const uint64_t blocks = ctx.capacity();
   return blocks ? blocks - 1 : 0;
 }
+
+// SYNCHRONIZE CACHE with IMMED = 1: the flush outlives the command.
+struct BackgroundFlush {
+  BlockRequest request;
+  LogicalUnit* lu;
+  uint64_t nexus;
+
+  static void done(BlockRequest* req, int error) {
+    auto* self = static_cast<BackgroundFlush*>(req->context);
+    LuRuntime& rt = self->lu->runtime();
+    if (error != 0) rt.deferred.add(self->nexus, error == -EIO ? kWriteError : kInternalTargetFailure);
+    delete self;
+    rt.background.end();  // last: the unit may go away after this
+  }
+};
 
 void flush_done(CommandContext& ctx, unsigned, int error) {
   if (error != 0) return ctx.complete_block_error(error, ctx.decoded().lba);
@@ -53,16 +69,25 @@ void sbc_read_capacity16(CommandContext& ctx) {
   ctx.complete_data_in(b);
 }
 
-// SBC-3 5.22/5.23. IMMED is honoured by completing after the flush anyway:
-// status is never earlier than the data is safe.
+// SBC-3 5.22/5.23. The CDB was checked (LBA range, usage bits); the whole
+// cache is flushed whatever range is named. IMMED = 0: GOOD once the data is
+// durable. IMMED = 1: GOOD now, the flush goes on in the background; its
+// failure becomes a deferred error for the nexus's next command (SPC-4 4.5.1).
 void sbc_synchronize_cache(CommandContext& ctx) {
-  const LogicalUnit& lu = ctx.unit();
+  LogicalUnit& lu = ctx.unit();
   // NV_CACHE (seed): synchronisation with the medium is ignored; no volatile
   // cache: nothing to flush.
   if (lu.config().write_cache == WriteCacheMode::kNvCache || !lu.capabilities().volatile_cache) {
     return ctx.complete_good(0);
   }
-  ctx.submit_block(0, BlockOp::kFlush, 0, 0, {}, 0, &flush_done);
+  if (!(ctx.cdb()[1] & 0x02)) return ctx.submit_block(0, BlockOp::kFlush, 0, 0, {}, 0, &flush_done);
+  auto* flush = new BackgroundFlush{BlockRequest{}, &lu, ctx.task.nexus};
+  flush->request.op = BlockOp::kFlush;
+  flush->request.context = flush;
+  flush->request.done = &BackgroundFlush::done;
+  lu.runtime().background.begin();  // the unit now outlives the flush
+  ctx.complete_good(0);
+  lu.block_device()->submit(flush->request);
 }
 
 // SBC-3 5.25. A virtual medium has no spindle: the stopped and the other

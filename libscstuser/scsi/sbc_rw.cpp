@@ -1,7 +1,9 @@
 // READ, WRITE, VERIFY, WRITE AND VERIFY (6/10/12/16/32) over the BlockDevice
 // (SBC-3 5.7-5.11, 5.27-5.30, 5.31-5.36). The framework has checked the CDB,
 // write protection and the LBA range before these run.
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "scsi/command_context.h"
@@ -109,6 +111,44 @@ void verify_compare(CommandContext& ctx, unsigned, int error) {
   ctx.complete_good(d.transfer_length);
 }
 
+// VERIFY with BYTCHK 00b (SBC-3 5.27): the blocks are read from the medium in
+// chunks and thrown away; a read error is the verification error (MEDIUM
+// ERROR with the failing chunk's first LBA).
+class MediumVerifyJob : public BlockJob {
+ public:
+  explicit MediumVerifyJob(CommandContext& ctx)
+      : BlockJob(ctx),
+        lba_(ctx.decoded().lba),
+        left_(ctx.decoded().blocks),
+        step_(std::max<uint64_t>(1, kChunkBytes / ctx.block_size())),
+        buffer_(std::min(left_, step_) * ctx.block_size()) {}
+
+ protected:
+  bool next(int error) override {
+    if (error != 0) {
+      ctx().complete_block_error(error, lba_);
+      return false;
+    }
+    lba_ += in_flight_;
+    left_ -= in_flight_;
+    in_flight_ = std::min(left_, step_);
+    if (in_flight_ == 0) {
+      ctx().complete_good(0);
+      return false;
+    }
+    submit(ctx().device(), BlockOp::kRead, lba_, in_flight_,
+           buffer_.iov(in_flight_ * ctx().block_size()), 0);
+    return true;
+  }
+
+ private:
+  uint64_t lba_;
+  uint64_t left_;
+  uint64_t step_;
+  uint64_t in_flight_ = 0;
+  AlignedBuffer buffer_;
+};
+
 }  // namespace
 
 void sbc_read(CommandContext& ctx) { transfer(ctx, BlockOp::kRead, 0); }
@@ -119,12 +159,14 @@ void sbc_write(CommandContext& ctx) { write_transfer(ctx, write_flags(ctx, false
 // write (FUA) is the verification the BlockDevice API offers.
 void sbc_write_and_verify(CommandContext& ctx) { write_transfer(ctx, write_flags(ctx, true)); }
 
-// SBC-3 5.27. BYTCHK 00b: medium verification; the BlockDevice API has no
-// verify operation and reads would only surface errors a read reports
-// anyway, so it completes after the range check. BYTCHK 01b/11b compare.
+// SBC-3 5.27. BYTCHK 00b: medium verification, by reading the blocks (the
+// BlockDevice API has no verify operation). BYTCHK 01b/11b compare.
 void sbc_verify(CommandContext& ctx) {
   const CdbDecode& d = ctx.decoded();
-  if (d.blocks == 0 || d.direction == DataDirection::kNone) return ctx.complete_good(0);
+  if (d.blocks == 0) return ctx.complete_good(0);
+  if (d.direction == DataDirection::kNone) {
+    return BlockJob::start(std::make_unique<MediumVerifyJob>(ctx));
+  }
   const uint64_t medium_bytes = uint64_t{d.blocks} * ctx.block_size();
   if (medium_bytes > ctx.unit().config().max_transfer_bytes) {
     return ctx.complete_check(kInvalidFieldInCdb, {true, ctx.op().length_offset, kNoBit});

@@ -51,6 +51,8 @@ inline constexpr SenseCode kParameterListLengthError{0x05, 0x1A, 0x00};
 inline constexpr SenseCode kInvalidCommandOperationCode{0x05, 0x20, 0x00};
 inline constexpr SenseCode kLbaOutOfRange{0x05, 0x21, 0x00};
 inline constexpr SenseCode kInvalidFieldInCdb{0x05, 0x24, 0x00};
+// 0E/03: the Data-Out (or command IU) does not match what the CDB asks for.
+inline constexpr SenseCode kInvalidFieldInCommandIu{0x05, 0x0E, 0x03};
 inline constexpr SenseCode kLogicalUnitNotSupported{0x05, 0x25, 0x00};
 inline constexpr SenseCode kInvalidFieldInParameterList{0x05, 0x26, 0x00};
 inline constexpr SenseCode kParameterNotSupported{0x05, 0x26, 0x01};

@@ -8,6 +8,7 @@
 #include "scsi/emulation.h"
 #include "scsi/logical_unit.h"
 #include "scsi/lu_runtime.h"
+#include "scsi/sanitize.h"
 
 namespace scstu::scsi {
 
@@ -36,6 +37,12 @@ void spc_request_sense(CommandContext& ctx) {
   SenseCode code = kNoSense;
   if (auto ua = lu.runtime().unit_attentions.take(ctx.task.nexus)) {
     code = core::sense_code(*ua);
+  } else if (auto deferred = lu.runtime().deferred.take(ctx.task.nexus)) {
+    return ctx.complete_data_in(SenseBuilder(format, *deferred).deferred().build().span());
+  } else if (auto sanitizing = lu.runtime().sanitize->sense(format)) {
+    // SBC-4 4.11.2: NOT READY, SANITIZE IN PROGRESS with the progress
+    // indication (or the sanitize failure), as parameter data.
+    return ctx.complete_data_in(sanitizing->span());
   } else if (auto not_ready = readiness(lu)) {
     code = *not_ready;
   }

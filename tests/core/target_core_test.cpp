@@ -334,29 +334,41 @@ TEST_F(TargetCoreTest, ResidualsFollowTheCdb) {
     EXPECT_EQ(w.cmd.residual_count, 512u);
     core->release(w.cmd);
   }
-  // Not whole blocks, or not a block-counted write: refused, never executed,
-  // the overflow still reported (libiscsi's residual tests check it).
+  // A medium write that cannot be cut (not whole blocks; WRITE(6), whose 0
+  // means 256 blocks) goes to the device with only the bytes the initiator
+  // sends: the device server answers DATA PROTECT if write protected, else
+  // 0E/03 (scsi::LogicalUnit). The overflow is reported either way.
   const int submits = dev1->submits.load();
   {
     Exchange w(s.get(), 0, test::write10(0, 1), 200, DataDirection::kWrite);
+    ASSERT_TRUE(w.run(*core));
+    EXPECT_EQ(w.cmd.data_length, 200u);
+    EXPECT_EQ(w.cmd.cdb[8], 1);  // the CDB is not rewritten
+    EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
+    EXPECT_EQ(w.cmd.residual_count, 312u);
+    core->release(w.cmd);
+  }
+  {
+    Exchange w(s.get(), 0, test::cdb({0x0A, 0, 0, 0, 1, 0}), 0, DataDirection::kWrite);
+    ASSERT_TRUE(w.run(*core));
+    EXPECT_EQ(w.cmd.data_length, 0u);
+    EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
+    core->release(w.cmd);
+  }
+  EXPECT_EQ(dev1->submits.load(), submits + 2);
+  // Not a medium write (MODE SELECT's parameter list): refused by the core.
+  {
+    Exchange w(s.get(), 0, test::cdb({0x15, 0x10, 0, 0, 24, 0}), 8, DataDirection::kWrite);
     EXPECT_FALSE(w.run(*core));
     EXPECT_EQ(w.cmd.status, status::kCheckCondition);
     EXPECT_EQ(w.sense_key(), 0x05);
     EXPECT_EQ(w.asc(), 0x0E);
     EXPECT_EQ(w.ascq(), 0x03);
     EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
-    EXPECT_EQ(w.cmd.residual_count, 312u);
-    EXPECT_EQ(w.cmd.transferred, 0u);
+    EXPECT_EQ(w.cmd.residual_count, 16u);
     core->release(w.cmd);
   }
-  {  // WRITE(6): a transfer length of 0 means 256 blocks, so it cannot be cut to 0
-    Exchange w(s.get(), 0, test::cdb({0x0A, 0, 0, 0, 1, 0}), 0, DataDirection::kWrite);
-    EXPECT_FALSE(w.run(*core));
-    EXPECT_EQ(w.asc(), 0x0E);
-    EXPECT_EQ(w.cmd.residual, Residual::kOverflow);
-    core->release(w.cmd);
-  }
-  EXPECT_EQ(dev1->submits.load(), submits);
+  EXPECT_EQ(dev1->submits.load(), submits + 2);
   // Directions that disagree: the CDB wins, the initiator gets no data it did
   // not ask for and nothing it did not send is written.
   {
@@ -418,6 +430,14 @@ TEST_F(TargetCoreTest, MaxTransferLengthAndReadOnlyMapping) {
   EXPECT_EQ(w.asc(), 0x27);
   EXPECT_EQ(w.ascq(), 0x00);
   core->release(w.cmd);
+  // ... also with less Data-Out than the CDB asks for: write protection
+  // first (libiscsi ReadOnly.ReadOnlySBC sends WRITE SAME with no data).
+  Exchange ws(s.get(), 0, test::cdb({0x41, 0, 0, 0, 0, 0, 0, 0, 1, 0}), 0,
+              DataDirection::kWrite);
+  EXPECT_FALSE(ws.run(*core));
+  EXPECT_EQ(ws.sense_key(), 0x07);
+  EXPECT_EQ(ws.asc(), 0x27);
+  core->release(ws.cmd);
   EXPECT_EQ(dev1->submits.load(), submits);
   // A non-medium command still goes through.
   Exchange t(s.get(), 0, test::test_unit_ready(), 0, DataDirection::kNone);

@@ -3,8 +3,11 @@
 // LogicalUnit over a RAM disk: data on the medium and every byte returned.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "sbc_harness.h"
 #include "scsi/lu_runtime.h"
+#include "scsi/sanitize.h"
 #include "scsi/sbc_advanced_job.h"
 
 namespace scstu::testing {
@@ -178,8 +181,19 @@ TEST(WriteSame, Errors) {
   // Beyond the end.
   expect_check(u.ini.run(cdb16(0x93, 0, kBlocks - 1, 2), block), scsi::kLbaOutOfRange);
   expect_check(u.ini.run(cdb10(0x41, 0, kBlocks + 1, 0), block), scsi::kLbaOutOfRange);
-  // Wrong data-out size: the framework refuses a partial block.
-  expect_check(u.ini.run(cdb16(0x93, 0, 0, 1), Bytes(kBs / 2, 1)), scsi::kInvalidFieldInCdb);
+  // Wrong data-out size: half a block, or two blocks (libiscsi
+  // WriteSame*.InvalidDataOutSize): INVALID FIELD IN COMMAND IU, nothing written.
+  expect_check(u.ini.run(cdb16(0x93, 0, 0, 1), Bytes(kBs / 2, 1)), scsi::kInvalidFieldInCommandIu);
+  expect_check(u.ini.run(cdb16(0x93, 0, 0, 1), Bytes(2 * kBs, 1)), scsi::kInvalidFieldInCommandIu);
+  // With DATA PROTECT first on a write-protected unit (libiscsi ReadOnly.ReadOnlySBC).
+  {
+    scsi::LogicalUnitConfig cfg = Unit::config(true);
+    cfg.read_only = true;
+    RamDisk disk(kBlocks, kBs, RamDisk::thin_caps());
+    scsi::LogicalUnit lu(cfg, &disk);
+    Initiator ini(lu);
+    expect_check(ini.run(cdb16(0x93, 0, 0, 1), Bytes(kBs / 2, 1)), scsi::kWriteProtected);
+  }
   // A device error carries the LBA.
   u.disk.fail_with = -EIO;
   Result r = u.ini.run(cdb16(0x93, 0, 7, 1), block);
@@ -528,7 +542,7 @@ TEST(Sanitize, OverwriteWithInvertedPasses) {
   Unit u(true, RamDisk::thin_caps(), 16);
   // Two passes with INVERT: the last pass writes the complement.
   Bytes p = {0x80 | 0x02, 0, 0, 2, 0x12, 0x34};
-  expect_good(u.ini.run(sanitize(0x01, 6), p));
+  expect_good(u.ini.run_wait(sanitize(0x01, 6), p));
   for (uint64_t lba = 0; lba < 16; ++lba) {
     for (size_t i = 0; i < kBs; ++i) {
       ASSERT_EQ(u.disk.block(lba)[i], static_cast<uint8_t>(~(i % 2 ? 0x34 : 0x12)));
@@ -541,13 +555,134 @@ TEST(Sanitize, OverwriteWithInvertedPasses) {
 TEST(Sanitize, BlockEraseCryptoEraseExitFailureMode) {
   Unit u;
   u.disk.fill(0, kBlocks, 0xEE);
-  expect_good(u.ini.run(sanitize(0x02, 0)));
+  expect_good(u.ini.run_wait(sanitize(0x02, 0)));
   EXPECT_TRUE(u.disk.all(0, kBlocks, 0));
   u.disk.fill(0, kBlocks, 0xEE);
-  expect_good(u.ini.run(sanitize(0x03, 0)));
+  expect_good(u.ini.run_wait(sanitize(0x03, 0)));
   EXPECT_TRUE(u.disk.all(0, kBlocks, 0));
   expect_good(u.ini.run(sanitize(0x1F, 0)));
-  expect_good(u.ini.run(sanitize(0x80 | 0x20 | 0x02, 0)));  // IMMED, AUSE
+  expect_good(u.ini.run(sanitize(0x80 | 0x20 | 0x02, 0)));  // IMMED, AUSE: GOOD at once
+}
+
+// Runs the held requests of `u`'s disk until TEST UNIT READY is GOOD (the
+// sanitize in the background has ended). Bounded: fails after 100000 rounds.
+template <typename U>
+void finish_sanitize(U& u) {
+  u.disk.hold = false;
+  for (int i = 0; i < 100000; ++i) {
+    u.disk.pump();
+    Result r = u.ini.run({0x00, 0, 0, 0, 0, 0});
+    if (r.status == status::kGood) return;
+    ASSERT_EQ(r.code(), scsi::kNotReadySanitizeInProgress);
+    std::this_thread::yield();
+  }
+  FAIL() << "the sanitize never ended";
+}
+
+// SBC-4 4.11.2 / SPC-4 4.5.2.4.3: while the operation runs, commands get NOT
+// READY / SANITIZE IN PROGRESS with a progress indication; INQUIRY and
+// REQUEST SENSE are processed; a LUN reset does not stop it (libiscsi
+// Sanitize.Reset). IMMED = 1 completed GOOD before any block was written.
+TEST(Sanitize, ImmediateRunsInTheBackground) {
+  Unit u(true, RamDisk::thin_caps(), 16);
+  u.disk.fill(0, 16, 0xEE);
+  u.disk.hold = true;
+  expect_good(u.ini.run(sanitize(0x80 | 0x01, 5), Bytes{0x01, 0, 0, 1, 0xA5}));
+  EXPECT_TRUE(u.disk.all(0, 16, 0xEE));
+
+  Result r = u.ini.run({0x00, 0, 0, 0, 0, 0});
+  expect_check(r, scsi::kNotReadySanitizeInProgress);
+  EXPECT_TRUE(r.parsed().progress.has_value());
+  expect_check(u.ini.run({0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0}, {}, kBs),
+               scsi::kNotReadySanitizeInProgress);
+  expect_check(u.ini.run({0x1B, 0, 0, 0, 0x01, 0}), scsi::kNotReadySanitizeInProgress);
+  expect_check(u.ini.run(sanitize(0x02, 0)), scsi::kNotReadySanitizeInProgress);
+  expect_good(u.ini.run({0x12, 0, 0, 0, 96, 0}, {}, 96));
+  r = u.ini.run({0x03, 0, 0, 0, 18, 0}, {}, 18);
+  expect_good(r);
+  const scsi::ParsedSense rs = scsi::parse_sense(std::span(r.data).first(r.transferred));
+  EXPECT_EQ(rs.code, scsi::kNotReadySanitizeInProgress);
+  EXPECT_TRUE(rs.progress.has_value());
+
+  TaskManagementRequest tmf;
+  tmf.function = SCSTU_TMF_LUN_RESET;
+  tmf.session = &u.ini.session();
+  EXPECT_EQ(u.lu.task_management(tmf), SCSTU_TMF_COMPLETE);
+  expect_check(u.ini.run({0x00, 0, 0, 0, 0, 0}), scsi::kUaBusDeviceResetFunctionOccurred);
+  expect_check(u.ini.run({0x00, 0, 0, 0, 0, 0}), scsi::kNotReadySanitizeInProgress);
+
+  finish_sanitize(u);
+  EXPECT_TRUE(u.disk.all(0, 16, 0xA5));
+  EXPECT_EQ(u.disk.submitted[BlockOp::kFlush], 1);
+}
+
+// IMMED = 0: the command waits for the operation; ABORT TASK lets the
+// command go at once, and the operation goes on to the end.
+TEST(Sanitize, AbortedCommandLeavesTheOperationRunning) {
+  Unit u(true, RamDisk::thin_caps(), 16);
+  u.disk.fill(0, 16, 0xEE);
+  u.disk.hold = true;
+  const uint32_t token = u.ini.start(sanitize(0x01, 5), Bytes{0x01, 0, 0, 1, 0x5A});
+  EXPECT_FALSE(u.ini.done(token));
+  TaskManagementRequest tmf;
+  tmf.function = SCSTU_TMF_ABORT_TASK;
+  tmf.session = &u.ini.session();
+  tmf.ref_tag = token;
+  EXPECT_EQ(u.lu.task_management(tmf), SCSTU_TMF_COMPLETE);
+  EXPECT_TRUE(u.ini.done(token));
+  EXPECT_NE(u.ini.result(token).status, status::kGood);
+  expect_check(u.ini.run({0x00, 0, 0, 0, 0, 0}), scsi::kNotReadySanitizeInProgress);
+  finish_sanitize(u);
+  EXPECT_TRUE(u.disk.all(0, 16, 0x5A));
+}
+
+// SBC-4 4.11.4 sanitize failure mode: medium access fails 31/03 until a
+// sanitize succeeds, or, when the failed one had AUSE = 1, EXIT FAILURE MODE.
+TEST(Sanitize, FailureModeAndExit) {
+  Unit u(true, RamDisk::thin_caps(), 16);
+  const Bytes read10 = {0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+  u.disk.fail_with = -EIO;
+  expect_check(u.ini.run_wait(sanitize(0x01, 5), Bytes{0x01, 0, 0, 1, 0x11}),
+               scsi::kSanitizeCommandFailed);
+  u.disk.fail_with = 0;
+  expect_check(u.ini.run(read10, {}, kBs), scsi::kSanitizeCommandFailed);
+  expect_good(u.ini.run({0x12, 0, 0, 0, 96, 0}, {}, 96));
+  // AUSE = 0: neither EXIT FAILURE MODE nor an unrestricted sanitize.
+  expect_check(u.ini.run(sanitize(0x1F, 0)), scsi::kInvalidFieldInCdb);
+  expect_check(u.ini.run(sanitize(0x20 | 0x02, 0)), scsi::kInvalidFieldInCdb);
+  expect_check(u.ini.run(read10, {}, kBs), scsi::kSanitizeCommandFailed);
+  expect_good(u.ini.run_wait(sanitize(0x02, 0)));
+  expect_good(u.ini.run(read10, {}, kBs));
+
+  u.disk.fail_with = -EIO;
+  expect_check(u.ini.run_wait(sanitize(0x20 | 0x01, 5), Bytes{0x01, 0, 0, 1, 0x11}),
+               scsi::kSanitizeCommandFailed);
+  u.disk.fail_with = 0;
+  expect_good(u.ini.run(sanitize(0x1F, 0)));
+  expect_good(u.ini.run(read10, {}, kBs));
+}
+
+// SPC-4 6.35: the CDB usage data of SANITIZE names the fields it uses:
+// IMMED and AUSE (not ZNR, for zoned devices only).
+TEST(Sanitize, ReportSupportedOpcodesUsageData) {
+  Unit u;
+  Bytes c(12, 0);
+  c[0] = 0xA3;
+  c[1] = 0x0C;
+  c[2] = 0x02;  // one command, with service action
+  c[3] = 0x48;
+  c[5] = 0x01;
+  put32(c, 6, 64);
+  Result r = u.ini.run(c, {}, 64);
+  expect_good(r);
+  EXPECT_EQ(r.data[1] & 0x07, 3);  // supported as the standard says
+  EXPECT_EQ(r.data[3], 10);        // CDB size
+  EXPECT_EQ(r.data[4], 0x48);
+  // IMMED (7), AUSE (5), and the service action field holding the service
+  // action reported (SPC-4 6.35.3); bit 6 (ZNR) is not used.
+  EXPECT_EQ(r.data[5], 0xA1);
+  EXPECT_EQ(r.data[4 + 7], 0xFF);  // PARAMETER LIST LENGTH
+  EXPECT_EQ(r.data[4 + 9], 0x00);  // CONTROL: no NACA, no LINK
 }
 
 // SBC-4 table 80: byte 1 bit 6 and bytes 2-6 are reserved (libiscsi
@@ -627,6 +762,49 @@ TEST(ReadDefectData, EmptyListsWithCorrectHeaders) {
                FieldPointer{true, 2, 2});
   expect_check(u.ini.run({0xB7, 0x07, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0}, {}, 64),
                scsi::kInvalidFieldInCdb, FieldPointer{true, 1, 2});
+}
+
+// ---- VERIFY, SYNCHRONIZE CACHE --------------------------------------------------
+
+// SBC-3 5.27: BYTCHK = 0 verifies the medium: the blocks are read, and a
+// read error is the verification's MEDIUM ERROR (INFORMATION: the LBA).
+TEST(Verify, WithoutByteCheckReadsTheMedium) {
+  Unit u;
+  expect_good(u.ini.run(cdb10(0x2F, 0, 8, 16)));
+  EXPECT_EQ(u.disk.submitted[BlockOp::kRead], 1);
+  u.disk.fail_with = -EIO;
+  Result r = u.ini.run(cdb10(0x2F, 0, 8, 16));
+  expect_check(r, scsi::kUnrecoveredReadError);
+  EXPECT_EQ(r.parsed().information, 8u);
+  u.disk.fail_with = 0;
+  expect_check(u.ini.run(cdb10(0x2F, 0, kBlocks - 1, 2)), scsi::kLbaOutOfRange);
+}
+
+// SBC-3 5.22: IMMED = 1 returns GOOD once the CDB is validated and flushes
+// in the background; IMMED = 0 returns after the flush. A failed background
+// flush is a deferred error (SPC-4 4.5.1, response code 71h) for the next
+// command of the nexus.
+TEST(SynchronizeCache, ImmediateFlushesInTheBackground) {
+  Unit u;
+  u.disk.hold = true;
+  expect_good(u.ini.run(cdb10(0x35, 0x02, 0, 0)));
+  EXPECT_EQ(u.disk.held(), 1u);
+  EXPECT_TRUE(u.disk.pump());
+  const uint32_t t = u.ini.start(cdb10(0x35, 0, 0, 0));
+  EXPECT_FALSE(u.ini.done(t));
+  EXPECT_TRUE(u.disk.pump());
+  EXPECT_TRUE(u.ini.done(t));
+  expect_good(u.ini.result(t));
+  u.disk.hold = false;
+  expect_check(u.ini.run(cdb10(0x35, 0x02, kBlocks, 1)), scsi::kLbaOutOfRange);
+
+  u.disk.fail_with = -EIO;
+  expect_good(u.ini.run(cdb10(0x35, 0x02, 0, 0)));
+  u.disk.fail_with = 0;
+  Result r = u.ini.run({0x00, 0, 0, 0, 0, 0});
+  expect_check(r, scsi::kWriteError);
+  EXPECT_TRUE(r.parsed().deferred);
+  expect_good(u.ini.run({0x00, 0, 0, 0, 0, 0}));
 }
 
 }  // namespace

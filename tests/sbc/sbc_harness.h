@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <deque>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -198,6 +199,22 @@ class Initiator : public CommandSink {
     Result r = run(cdb);
     return r;
   }
+  // Wait for a command that completes on another thread (e.g. SANITIZE with
+  // IMMED = 0, whose operation runs on a thread of its own).
+  Result wait(uint32_t token) {
+    {
+      std::unique_lock l(mutex_);
+      done_.wait(l, [&] { return calls_.at(token)->result.done; });
+    }
+    return result(token);
+  }
+  Result run_wait(const Bytes& cdb, const Bytes& data_out = {}, uint32_t data_in = 0) {
+    return wait(start(cdb, data_out, data_in));
+  }
+  bool done(uint32_t token) {
+    std::lock_guard l(mutex_);
+    return calls_.at(token)->result.done;
+  }
   Result run(const Bytes& cdb, const Bytes& data_out = {}, uint32_t data_in = 0) {
     Result r = result(start(cdb, data_out, data_in));
     EXPECT_TRUE(r.done) << "command did not complete synchronously";
@@ -212,6 +229,7 @@ class Initiator : public CommandSink {
     r.status = reply.status;
     r.transferred = reply.transferred;
     r.sense.assign(reply.sense.begin(), reply.sense.end());
+    done_.notify_all();
   }
 
  private:
@@ -225,6 +243,7 @@ class Initiator : public CommandSink {
   scsi::LogicalUnit& lu_;
   SessionInfo session_;
   std::mutex mutex_;
+  std::condition_variable done_;
   std::map<uint32_t, std::unique_ptr<Call>> calls_;
   uint32_t next_tag_ = 1;
   uint32_t expected_override_ = 0;

@@ -137,10 +137,15 @@ TEST_P(Sbc, ReadOnlyMappingProtectsEveryWrite) {
 }
 
 TEST_P(Sbc, BufferShorterThanTheCdbIsRefused) {
-  // The producer decoded 4 blocks but handed 1 block of buffer: no partial write.
+  // The producer decoded 4 blocks but handed 1 block of Data-Out (the
+  // initiator sent less than the CDB asks): no partial write, INVALID FIELD
+  // IN COMMAND INFORMATION UNIT.
   Reply r = ini_.run(cdb10(0x2A, 0, 4), pattern(512, 0), TaskAttribute::kSimple, false, -1);
-  EXPECT_EQ(r.code(), kInvalidFieldInCdb);
-  EXPECT_EQ(r.parsed().field->field, 7);
+  EXPECT_EQ(r.code(), kInvalidFieldInCommandIu);
+  // ... after write protection (DATA PROTECT first).
+  r = ini_.run(cdb10(0x2A, 0, 4), pattern(512, 0), TaskAttribute::kSimple, true, -1);
+  EXPECT_EQ(r.code(), kWriteProtected);
+  // A read with too little buffer: the transfer length field is invalid.
   r = ini_.run(cdb10(0x28, 0, 4), {}, TaskAttribute::kSimple, false, 100);
   EXPECT_EQ(r.code(), kInvalidFieldInCdb);
   // A longer buffer is fine: only the decoded length is used.

@@ -1,0 +1,215 @@
+#include "scsi/sanitize.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "scsi/command_context.h"
+#include "scsi/logical_unit.h"
+#include "scsi/lu_runtime.h"
+
+namespace scstu::scsi {
+
+namespace {
+
+// SBC-4 4.11.2: the commands a unit processes while a sanitize is in progress.
+bool allowed_during_sanitize(uint8_t opcode) {
+  switch (opcode) {
+    case 0x03:  // REQUEST SENSE: reports the progress
+    case 0x12:  // INQUIRY
+    case 0x4D:  // LOG SENSE
+    case 0xA0:  // REPORT LUNS
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+SanitizeOperation::~SanitizeOperation() { shutdown(); }
+
+bool SanitizeOperation::failed() const {
+  std::lock_guard lock(mutex_);
+  return failed_;
+}
+
+uint16_t SanitizeOperation::progress() const {
+  const uint64_t total = total_.load(std::memory_order_relaxed);
+  const uint64_t done = std::min(done_.load(std::memory_order_relaxed), total);
+  if (total == 0) return 0;
+  return static_cast<uint16_t>(static_cast<unsigned __int128>(done) * 65535u / total);
+}
+
+std::optional<SenseData> SanitizeOperation::sense(SenseFormat format) const {
+  if (in_progress()) {
+    return SenseBuilder(format, kNotReadySanitizeInProgress).progress(progress()).build();
+  }
+  if (failed()) return make_sense(format, kSanitizeCommandFailed);
+  return std::nullopt;
+}
+
+bool SanitizeOperation::admit_slow(CommandContext& ctx) {
+  const uint8_t opcode = ctx.cdb().empty() ? 0 : ctx.cdb()[0];
+  if (in_progress()) {
+    if (allowed_during_sanitize(opcode)) return true;
+    ctx.complete_check(ctx.sense(kNotReadySanitizeInProgress).progress(progress()));
+    return false;
+  }
+  // SBC-4 4.11.4: in sanitize failure mode, medium access fails; SANITIZE
+  // itself (a new one, or EXIT FAILURE MODE) is how to leave it.
+  const OpcodeInfo* op = ctx.decoded().op;
+  if (op != nullptr && op->opcode != 0x48 && (op->flags & opflag::kNeedsMedium) && failed()) {
+    ctx.complete_check(kSanitizeCommandFailed);
+    return false;
+  }
+  return true;
+}
+
+bool SanitizeOperation::start(Plan plan, CommandContext* waiter) {
+  // A previous operation's thread has called finished() (nothing is in
+  // progress, or SANITIZE would not have been admitted); let it end.
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(mutex_);
+    if (failed_ && !failed_ause_ && plan.ause) return false;
+    const uint64_t capacity = lu_.capacity_blocks();
+    const uint64_t passes = plan.passes.empty() ? 1 : plan.passes.size();
+    total_.store(capacity * passes, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    running_ause_ = plan.ause;
+    waiter_ = waiter;
+    stop_.store(false, std::memory_order_relaxed);
+    in_progress_.store(true, std::memory_order_release);
+    busy_.store(true, std::memory_order_release);
+  }
+  thread_ = std::thread([this, p = std::move(plan)]() mutable { run(std::move(p)); });
+  return true;
+}
+
+bool SanitizeOperation::exit_failure_mode() {
+  std::lock_guard lock(mutex_);
+  if (!failed_) return true;  // nothing to exit: GOOD
+  if (!failed_ause_) return false;
+  failed_ = false;
+  busy_.store(in_progress_.load(std::memory_order_acquire), std::memory_order_release);
+  return true;
+}
+
+void SanitizeOperation::release_aborted_waiter() {
+  CommandContext* w = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (waiter_ == nullptr || !lu_.runtime().tasks.aborted(waiter_->task)) return;
+    w = std::exchange(waiter_, nullptr);
+  }
+  w->complete_good(0);  // the task set turns it into no reply / TASK ABORTED
+}
+
+void SanitizeOperation::shutdown() {
+  stop_.store(true, std::memory_order_release);
+  if (thread_.joinable()) thread_.join();
+}
+
+int SanitizeOperation::io(BlockOp op, uint64_t lba, uint64_t blocks, std::span<const iovec> iov) {
+  {
+    std::lock_guard lock(io_mutex_);
+    io_done_ = false;
+  }
+  request_ = BlockRequest{};
+  request_.op = op;
+  request_.lba = lba;
+  request_.blocks = blocks;
+  request_.iov = iov;
+  request_.context = this;
+  request_.done = [](BlockRequest* req, int error) {
+    auto* self = static_cast<SanitizeOperation*>(req->context);
+    std::lock_guard lock(self->io_mutex_);
+    self->io_error_ = error;
+    self->io_done_ = true;
+    self->io_cv_.notify_all();
+  };
+  lu_.block_device()->submit(request_);
+  std::unique_lock lock(io_mutex_);
+  io_cv_.wait(lock, [&] { return io_done_; });
+  return io_error_;
+}
+
+// The operation: hold the whole medium exclusively in the unit's LBA range
+// lock (writes that were in flight when SANITIZE arrived finish first, so
+// none lands after the pass that covers it), write each pass or deallocate,
+// then flush the device's cache: the old data is then gone from the medium.
+void SanitizeOperation::run(Plan plan) {
+  BlockDevice* device = lu_.block_device();
+  const uint64_t capacity = lu_.capacity_blocks();
+  const uint32_t bs = lu_.block_size();
+  LbaRangeLock& ranges = lu_.runtime().sbc->ranges;
+  LbaRangeLock::Holder hold;
+  hold.lba = 0;
+  hold.blocks = capacity;
+  hold.exclusive = true;
+  hold.owner = this;
+  hold.granted = [](LbaRangeLock::Holder& h) {
+    auto* self = static_cast<SanitizeOperation*>(h.owner);
+    std::lock_guard lock(self->io_mutex_);
+    self->granted_ = true;
+    self->io_cv_.notify_all();
+  };
+  {
+    std::lock_guard lock(io_mutex_);
+    granted_ = false;
+  }
+  if (!ranges.acquire(hold)) {
+    std::unique_lock lock(io_mutex_);
+    io_cv_.wait(lock, [&] { return granted_; });
+  }
+
+  int error = 0;
+  if (device == nullptr || bs == 0) error = -ENOMEDIUM;
+  if (error == 0 && plan.deallocate) {
+    const uint64_t step = std::max<uint64_t>(1, (64u << 20) / bs);
+    for (uint64_t lba = 0; lba < capacity && error == 0; lba += step) {
+      if (stop_.load(std::memory_order_acquire)) error = -ECANCELED;
+      const uint64_t n = std::min(step, capacity - lba);
+      if (error == 0) error = io(BlockOp::kUnmap, lba, n, {});
+      done_.fetch_add(n, std::memory_order_relaxed);
+    }
+  } else if (error == 0) {
+    if (plan.passes.empty()) plan.passes.emplace_back(bs, 0);  // erase by writing zeroes
+    const uint64_t step = std::max<uint64_t>(1, kChunkBytes / bs);
+    AlignedBuffer chunk(step * bs);
+    for (const std::vector<uint8_t>& pattern : plan.passes) {
+      for (uint64_t off = 0; off < chunk.size(); off += bs) {
+        std::memcpy(chunk.data() + off, pattern.data(), std::min<size_t>(bs, pattern.size()));
+      }
+      for (uint64_t lba = 0; lba < capacity && error == 0; lba += step) {
+        if (stop_.load(std::memory_order_acquire)) error = -ECANCELED;
+        const uint64_t n = std::min(step, capacity - lba);
+        if (error == 0) error = io(BlockOp::kWrite, lba, n, chunk.iov(n * bs));
+        done_.fetch_add(n, std::memory_order_relaxed);
+      }
+      if (error != 0) break;
+    }
+  }
+  if (error == 0 && lu_.capabilities().volatile_cache) error = io(BlockOp::kFlush, 0, 0, {});
+  ranges.release(hold);
+  finished(error);
+}
+
+void SanitizeOperation::finished(int error) {
+  CommandContext* w = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    failed_ = error != 0;
+    failed_ause_ = failed_ && running_ause_;
+    busy_.store(failed_, std::memory_order_release);
+    in_progress_.store(false, std::memory_order_release);
+    w = std::exchange(waiter_, nullptr);
+  }
+  if (w == nullptr) return;
+  if (error != 0) return w->complete_check(kSanitizeCommandFailed);
+  w->complete_good(w->data_length());
+}
+
+}  // namespace scstu::scsi

@@ -1,0 +1,112 @@
+// sanitize.h - the sanitize operation of one logical unit (SBC-4 4.11, 5.30),
+// which outlives the SANITIZE command that starts it.
+//
+// SANITIZE validates its CDB and parameter list and starts the operation:
+// with IMMED = 1 it completes GOOD at once, with IMMED = 0 when the operation
+// ends. While the operation runs, every command but INQUIRY, REPORT LUNS,
+// REQUEST SENSE and LOG SENSE ends CHECK CONDITION, NOT READY / LOGICAL UNIT
+// NOT READY, SANITIZE IN PROGRESS (04/1B) with the progress indication in the
+// sense-key specific bytes (SPC-4 4.5.2.4.3); REQUEST SENSE returns the same
+// as its parameter data. Task management does not stop it (SBC-4 4.11.1: a
+// sanitize continues across resets and I_T nexus loss): an aborted IMMED = 0
+// command is let go at once and the operation goes on.
+//
+// If the operation fails, the unit is in sanitize failure mode (SBC-4 4.11.4):
+// medium access commands end MEDIUM ERROR / SANITIZE COMMAND FAILED (31/03)
+// until a sanitize completes without error, or, when the failed one was
+// started with AUSE = 1, until EXIT FAILURE MODE.
+//
+// Not kept across a restart of the handler (a real drive resumes a sanitize
+// after power on; this unit's state lives in memory only).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "scsi/sbc_advanced_job.h"
+
+namespace scstu::scsi {
+
+class CommandContext;
+class LogicalUnit;
+
+// SBC-4 table 81 (31/03).
+inline constexpr SenseCode kSanitizeCommandFailed{0x03, 0x31, 0x03};
+
+class SanitizeOperation {
+ public:
+  struct Plan {
+    // One block-sized pattern per overwrite pass; empty for an erase.
+    std::vector<std::vector<uint8_t>> passes;
+    bool deallocate = false;  // erase by deallocating (thin, reads back zeroes)
+    bool ause = false;        // AUSE: EXIT FAILURE MODE may leave a failure
+  };
+
+  explicit SanitizeOperation(LogicalUnit& lu) : lu_(lu) {}
+  // Calls shutdown().
+  ~SanitizeOperation();
+  SanitizeOperation(const SanitizeOperation&) = delete;
+  SanitizeOperation& operator=(const SanitizeOperation&) = delete;
+
+  // Per command, before anything else but unit attentions: true to go on,
+  // false when the command was completed (sanitize in progress, or failed).
+  bool admit(CommandContext& ctx) {
+    if (!busy_.load(std::memory_order_acquire)) return true;
+    return admit_slow(ctx);
+  }
+  bool in_progress() const { return in_progress_.load(std::memory_order_acquire); }
+  bool failed() const;
+  // SPC-4 4.5.2.4.3: 0..65535 of the work done.
+  uint16_t progress() const;
+  // What REQUEST SENSE reports for the operation, if anything.
+  std::optional<SenseData> sense(SenseFormat format) const;
+
+  // SANITIZE, once validated. `waiter`: the IMMED = 0 command, completed when
+  // the operation ends (or let go if aborted); nullptr for IMMED = 1. The
+  // operation runs on a thread of its own, so IMMED = 1 returns at once
+  // whatever the BlockDevice does. Returns false (and starts nothing) when a
+  // failed operation with AUSE = 0 forbids `plan.ause` (SBC-4 5.30,
+  // AUSE: the caller answers INVALID FIELD IN CDB).
+  bool start(Plan plan, CommandContext* waiter);
+  // EXIT FAILURE MODE: false when the failure may not be left that way.
+  bool exit_failure_mode();
+  // After a task management function: an IMMED = 0 SANITIZE that it aborted
+  // completes now (the task set discards its reply); the operation goes on.
+  void release_aborted_waiter();
+  // The unit is going away: stop issuing I/O after the request in flight,
+  // fail a waiting command, join the thread.
+  void shutdown();
+
+ private:
+  bool admit_slow(CommandContext& ctx);
+  void run(Plan plan);  // the operation's thread
+  int io(BlockOp op, uint64_t lba, uint64_t blocks, std::span<const iovec> iov);
+  void finished(int error);
+
+  LogicalUnit& lu_;
+  std::atomic<bool> busy_{false};  // in progress or failed: admit() must look
+  std::atomic<bool> in_progress_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> total_{0};
+  std::atomic<uint64_t> done_{0};
+  mutable std::mutex mutex_;
+  bool failed_ = false;
+  bool failed_ause_ = false;
+  bool running_ause_ = false;
+  CommandContext* waiter_ = nullptr;
+  std::thread thread_;
+  // One request in flight at a time, waited for by run().
+  std::mutex io_mutex_;
+  std::condition_variable io_cv_;
+  bool io_done_ = false;
+  int io_error_ = 0;
+  BlockRequest request_{};
+  bool granted_ = false;  // the whole-medium range hold, when it had to wait
+};
+
+}  // namespace scstu::scsi
