@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,14 @@ class Device {
   virtual void task_management(TargetTmf& tmf) = 0;
   virtual void session_attached(const SessionInfo& session) = 0;
   virtual void session_detached(const SessionInfo& session) = 0;
+  // LowLevelHandler's reported_luns_changed / reported_luns_read /
+  // descriptor_sense, for devices that can ask their handler at once (a
+  // LocalDevice). The defaults: the core keeps REPORTED LUNS DATA HAS CHANGED
+  // itself, and the sense format is not known (std::nullopt: the core uses
+  // the format of the last sense data the device returned).
+  virtual bool reported_luns_changed(const SessionInfo& /*session*/) { return false; }
+  virtual void reported_luns_read(const SessionInfo& /*session*/) {}
+  virtual std::optional<bool> descriptor_sense() const { return std::nullopt; }
 };
 
 }  // namespace scstu::core

@@ -59,6 +59,13 @@ class LocalDevice final : public Device, private CommandSink {
   void task_management(TargetTmf& tmf) override;
   void session_attached(const SessionInfo& session) override;
   void session_detached(const SessionInfo& session) override;
+  bool reported_luns_changed(const SessionInfo& session) override {
+    return handler_->reported_luns_changed(session);
+  }
+  void reported_luns_read(const SessionInfo& session) override {
+    handler_->reported_luns_read(session);
+  }
+  std::optional<bool> descriptor_sense() const override { return handler_->descriptor_sense(); }
 
   LowLevelHandler& handler() { return *handler_; }
   uint32_t outstanding() const { return slots_.in_use(); }

@@ -58,12 +58,21 @@ class CommandRoute {
   std::atomic<uint32_t>& outstanding() { return outstanding_; }
   // Commands the core answers itself carry their response data here.
   std::vector<uint8_t>& response() { return response_; }
+  // The sense format the device used last on this route (SPC-4 4.5.1), for
+  // sense the core builds when the device cannot be asked (a RingDevice).
+  void note_sense_format(bool descriptor) {
+    descriptor_sense_seen_.store(descriptor, std::memory_order_relaxed);
+  }
+  bool descriptor_sense_seen() const {
+    return descriptor_sense_seen_.load(std::memory_order_relaxed);
+  }
 
  private:
   uint64_t lun_ = 0;
   std::shared_ptr<ExportedDevice> device_;
   bool read_only_ = false;
   std::atomic<uint32_t> outstanding_{0};
+  std::atomic<bool> descriptor_sense_seen_{false};
   std::vector<uint8_t> response_;
 };
 

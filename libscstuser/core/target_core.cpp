@@ -213,9 +213,13 @@ void TargetCore::refresh_session(Session& session) {
     if (!after.count(r->exported())) r->exported()->device().session_detached(session.info());
   }
   // SPC-4 6.33 / SAM-5 5.14: the LUN inventory of this I_T nexus changed:
-  // REPORTED LUNS DATA HAS CHANGED on each logical unit it can address.
+  // REPORTED LUNS DATA HAS CHANGED on each logical unit it can address. A
+  // device that keeps unit attentions queues it with its own (one reported
+  // per command, in precedence); for the others the session keeps it.
   std::vector<uint64_t> luns;
-  for (const auto& r : new_table->routes) luns.push_back(r->lun());
+  for (const auto& r : new_table->routes) {
+    if (!r->exported()->device().reported_luns_changed(session.info())) luns.push_back(r->lun());
+  }
   session.raise_luns_changed(luns);
 }
 
@@ -299,9 +303,21 @@ void TargetCore::complete_status(TargetCommand& cmd, uint8_t scsi_status) {
   complete_now(cmd);
 }
 
+// SPC-4 4.5.1: sense the core builds for a logical unit is in the format the
+// unit uses (D_SENSE): asked of the device when it can tell at once (a
+// LocalDevice asks its handler), else the format of the last sense data the
+// device returned on this route. Only on the error path: no cost per command.
+scsi::SenseFormat TargetCore::sense_format(const CommandRoute* route) {
+  if (route == nullptr) return scsi::SenseFormat::kFixed;
+  const std::optional<bool> descriptor = route->exported()->device().descriptor_sense();
+  const bool d = descriptor ? *descriptor : route->descriptor_sense_seen();
+  return d ? scsi::SenseFormat::kDescriptor : scsi::SenseFormat::kFixed;
+}
+
 void TargetCore::complete_check_condition(TargetCommand& cmd, uint8_t key, uint8_t asc,
-                                          uint8_t ascq, int field_byte, int field_bit) {
-  scsi::SenseBuilder builder(scsi::SenseFormat::kFixed, scsi::SenseCode{key, asc, ascq});
+                                          uint8_t ascq, int field_byte, int field_bit,
+                                          const CommandRoute* route) {
+  scsi::SenseBuilder builder(sense_format(route), scsi::SenseCode{key, asc, ascq});
   if (field_byte >= 0) {
     builder.cdb_field(static_cast<uint16_t>(field_byte),
                       field_bit >= 0 ? static_cast<uint8_t>(field_bit) : scsi::kNoBit);
@@ -323,6 +339,9 @@ void TargetCore::on_device_done(TargetCommand& cmd) {
   device->counters().record(command_class(cmd.direction), reported, cmd.status, latency);
   finish(
       FlowCounters{&device->outstanding(), &session->outstanding_counter(), &route->outstanding()});
+  if (cmd.status == status::kCheckCondition && cmd.sense_len > 0) {
+    route->note_sense_format((cmd.sense[0] & 0x7F) >= 0x72);  // 72h/73h: descriptor
+  }
   store_state(cmd, kCompleted);
   settle(cmd);
   // The transport's function stays in transport_done (moved back by the next
@@ -350,13 +369,14 @@ void TargetCore::answer_with(TargetCommand& cmd, std::vector<uint8_t> data,
 }
 
 // SPC-4 6.33 REPORT LUNS, for the LUNs this session's group maps.
-void TargetCore::answer_report_luns(TargetCommand& cmd, const LunTable& table) {
+void TargetCore::answer_report_luns(TargetCommand& cmd, const LunTable& table,
+                                    const CommandRoute* route) {
   const uint8_t* cdb = cmd.cdb.data();
   const uint8_t select_report = cdb[2];
   const uint32_t allocation_length = scsi::get_be32(cdb + 6);
   // SPC-4 6.33: an allocation length below 16 is INVALID FIELD IN CDB.
   if (allocation_length < 16) {
-    return complete_check_condition(cmd, 0x05, 0x24, 0x00, 6, -1);
+    return complete_check_condition(cmd, 0x05, 0x24, 0x00, 6, -1, route);
   }
   std::vector<uint64_t> luns;
   switch (select_report) {
@@ -370,13 +390,15 @@ void TargetCore::answer_report_luns(TargetCommand& cmd, const LunTable& table) {
     case 0x01:  // well-known logical units only: none
       break;
     default:
-      return complete_check_condition(cmd, 0x05, 0x24, 0x00, 2, -1);
+      return complete_check_condition(cmd, 0x05, 0x24, 0x00, 2, -1, route);
   }
   std::vector<uint8_t> data(8 + 8 * luns.size(), 0);
   scsi::put_be32(data.data(), static_cast<uint32_t>(8 * luns.size()));
   for (size_t i = 0; i < luns.size(); ++i)
     scsi::put_be64(data.data() + 8 + 8 * i, encode_lun(luns[i]));
-  cmd.session->clear_luns_changed();  // SPC-4 6.33: REPORT LUNS clears 3F/0Eh
+  // SPC-4 6.33: REPORT LUNS clears 3F/0Eh, wherever it is kept.
+  cmd.session->clear_luns_changed();
+  for (const auto& r : table.routes) r->exported()->device().reported_luns_read(cmd.session->info());
   answer_with(cmd, std::move(data), allocation_length);
 }
 
@@ -486,15 +508,16 @@ bool TargetCore::prepare(TargetCommand& cmd) {
 
   if (cdb[0] == opcode::kReportLuns) {
     // Answered here for any LUN (SPC-4 6.33: also an unmapped one).
-    const uint8_t type = found ? (*found)->exported()->device().info().device_type : 0;
+    const CommandRoute* route = found ? found->get() : nullptr;
+    const uint8_t type = route ? route->exported()->device().info().device_type : 0;
     const scsi::CdbDecode d = scsi::decode_cdb(cdb, type, 0);
     if (!d.ok) {
       return complete_check_condition(cmd, d.error.key, d.error.asc, d.error.ascq,
                                       d.has_field_pointer() ? d.error_field : -1,
-                                      d.error_bit == scsi::kNoBit ? -1 : d.error_bit),
+                                      d.error_bit == scsi::kNoBit ? -1 : d.error_bit, route),
              false;
     }
-    answer_report_luns(cmd, *table);
+    answer_report_luns(cmd, *table, route);
     return false;
   }
   if (!found) return answer_unmapped(cmd, *table);
@@ -504,22 +527,23 @@ bool TargetCore::prepare(TargetCommand& cmd) {
   const DeviceInfo& info = exported.device().info();
   const scsi::CdbDecode d = scsi::decode_cdb(cdb, info.device_type, info.block_size);
 
-  // REPORTED LUNS DATA HAS CHANGED, kept here because REPORT LUNS is answered
-  // here. SAM-5 5.14: INQUIRY / REPORT LUNS neither report nor clear it;
-  // REQUEST SENSE returns it as its parameter data.
+  // REPORTED LUNS DATA HAS CHANGED, kept here for devices that keep no unit
+  // attentions of their own (see refresh_session()). SAM-5 5.14: INQUIRY /
+  // REPORT LUNS neither report nor clear it; REQUEST SENSE returns it as its
+  // parameter data.
   const bool request_sense = d.ok && cdb[0] == opcode::kRequestSense;
   const bool ua_exempt = d.op && (d.op->flags & scsi::opflag::kNoUnitAttention);
   if ((request_sense || !ua_exempt) && session->take_luns_changed(route.lun())) {
     if (request_sense) {
       answer_request_sense(cmd, 0x06, 0x3F, 0x0E);
     } else {
-      complete_check_condition(cmd, 0x06, 0x3F, 0x0E);
+      complete_check_condition(cmd, 0x06, 0x3F, 0x0E, -1, -1, &route);
     }
     return false;
   }
 
   if (!d.ok) {
-    const scsi::SenseData sense = scsi::decode_error_sense(d, scsi::SenseFormat::kFixed);
+    const scsi::SenseData sense = scsi::decode_error_sense(d, sense_format(&route));
     cmd.status = status::kCheckCondition;
     cmd.sense_len = sense.length;
     std::memcpy(cmd.sense.data(), sense.bytes.data(), sense.length);
@@ -532,7 +556,8 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     write_part = d.transfer_length;
     cmd.bidi_read_length = d.bidi_read_length;
     if (uint64_t{write_part} + d.bidi_read_length > UINT32_MAX) {
-      complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1);
+      complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1,
+                               &route);
       return false;
     }
     cmd.data_length = write_part + d.bidi_read_length;
@@ -544,7 +569,8 @@ bool TargetCore::prepare(TargetCommand& cmd) {
       info.max_transfer_bytes ? info.max_transfer_bytes : options_.max_transfer_bytes;
   if (cmd.data_length > limit) {
     // SBC-3 6.5.3: beyond the Block Limits VPD MAXIMUM TRANSFER LENGTH.
-    complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1);
+    complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1,
+                               &route);
     return false;
   }
   // A READ_ONLY mapping (the seed's "add V_NAME lun READ_ONLY") is enforced
@@ -555,7 +581,7 @@ bool TargetCore::prepare(TargetCommand& cmd) {
   // came with it (libiscsi ReadOnly.ReadOnlySBC: WRITE SAME with no data).
   const bool writes_medium = d.op && (d.op->flags & scsi::opflag::kWritesMedium);
   if (route.read_only() && writes_medium) {
-    complete_check_condition(cmd, 0x07, 0x27, 0x00);
+    complete_check_condition(cmd, 0x07, 0x27, 0x00, -1, -1, &route);
     return false;
   }
   if (cmd.expected_direction != DataDirection::kNone && cmd.direction != DataDirection::kNone &&
@@ -567,7 +593,7 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     // bidirectional mismatch cannot be mapped that way: refused.
     if (cmd.direction == DataDirection::kBidi || cmd.expected_direction == DataDirection::kBidi) {
       const scsi::SenseCode c = kInvalidFieldInCommandIu;
-      complete_check_condition(cmd, c.key, c.asc, c.ascq);
+      complete_check_condition(cmd, c.key, c.asc, c.ascq, -1, -1, &route);
       return false;
     }
     cmd.expected_length = 0;
@@ -582,7 +608,7 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     if (!truncate_write(cmd, d, info.block_size) &&
         (!writes_medium || cmd.direction == DataDirection::kBidi)) {
       const scsi::SenseCode c = kInvalidFieldInCommandIu;
-      complete_check_condition(cmd, c.key, c.asc, c.ascq);
+      complete_check_condition(cmd, c.key, c.asc, c.ascq, -1, -1, &route);
       return false;
     }
     // A medium write that cannot be cut goes to the device with only the

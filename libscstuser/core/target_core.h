@@ -84,6 +84,7 @@
 
 namespace scstu::scsi {
 struct CdbDecode;
+enum class SenseFormat : uint8_t;
 }  // namespace scstu::scsi
 
 namespace scstu::core {
@@ -142,11 +143,14 @@ class TargetCore {
   std::shared_ptr<const LunTable> build_table(const Session& session,
                                               const LunTable* previous) const;
   void complete_now(TargetCommand& cmd);
+  // Sense in the format of the logical unit behind `route` (fixed without one).
+  static scsi::SenseFormat sense_format(const CommandRoute* route);
   void complete_check_condition(TargetCommand& cmd, uint8_t key, uint8_t asc, uint8_t ascq,
-                                int field_byte = -1, int field_bit = -1);
+                                int field_byte = -1, int field_bit = -1,
+                                const CommandRoute* route = nullptr);
   void complete_status(TargetCommand& cmd, uint8_t status);
   bool answer_unmapped(TargetCommand& cmd, const LunTable& table);
-  void answer_report_luns(TargetCommand& cmd, const LunTable& table);
+  void answer_report_luns(TargetCommand& cmd, const LunTable& table, const CommandRoute* route);
   void answer_request_sense(TargetCommand& cmd, uint8_t key, uint8_t asc, uint8_t ascq);
   void answer_with(TargetCommand& cmd, std::vector<uint8_t> data, uint32_t allocation_length);
   void on_device_done(TargetCommand& cmd);

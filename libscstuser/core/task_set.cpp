@@ -41,8 +41,12 @@ void TaskSet::unlink_locked(Task& t) {
 
 TaskSet::Admission TaskSet::enter(Task& task, Outcome* rejection) {
   if (task.attribute == TaskAttribute::kAca) {
-    // SAM-5 8.6.5: NACA is not supported, so no ACA condition ever exists and
-    // an ACA task has nothing to run in.
+    // SAM-5 8.9: a command with the ACA attribute while no ACA condition
+    // exists: ILLEGAL REQUEST / INVALID MESSAGE ERROR. None ever exists here:
+    // ACA is not offered (NormACA = 0, and NACA = 1 in a CONTROL byte is
+    // refused by scsi/cdb). Offering it would freeze the whole task set of a
+    // unit shared by every I_T nexus behind one initiator's CHECK CONDITION
+    // until CLEAR ACA; Linux, Windows and VMware initiators never ask for it.
     if (rejection != nullptr) *rejection = Outcome::check(scsi::kIllegalRequestInvalidMessage);
     return Admission::kRejected;
   }

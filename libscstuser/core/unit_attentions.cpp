@@ -101,12 +101,16 @@ void UnitAttentions::detach(uint64_t nexus) {
 }
 
 void UnitAttentions::raise_locked(Queue& q, UnitAttention ua) {
-  // A reset makes every older condition moot: the initiator rediscovers the
-  // unit after it (what SCST does too). A condition is queued once.
+  // A reset makes every older condition of the logical unit moot: the
+  // initiator rediscovers the unit after it (what SCST does too). REPORTED
+  // LUNS DATA HAS CHANGED is the target's, not the unit's: a unit reset does
+  // not change the LUN inventory, so it stays. A condition is queued once.
   if (is_reset(ua)) {
     uint8_t kept = 0;
     for (uint8_t i = 0; i < q.size; ++i) {
-      if (is_reset(q.items[i])) q.items[kept++] = q.items[i];
+      if (is_reset(q.items[i]) || q.items[i] == UnitAttention::kReportedLunsDataHasChanged) {
+        q.items[kept++] = q.items[i];
+      }
     }
     total_pending_.fetch_sub(q.size - kept, std::memory_order_relaxed);
     q.size = kept;

@@ -173,6 +173,17 @@ class LowLevelHandler {
   }
   virtual void session_attached(const SessionInfo& /*session*/) {}
   virtual void session_detached(const SessionInfo& /*session*/) {}
+  // The target core's part of the logical unit's state, for a handler that
+  // keeps it (scsi::LogicalUnit does; the defaults leave it to the core).
+  // REPORTED LUNS DATA HAS CHANGED for this nexus (SPC-4 6.33): true when
+  // the handler queues it among its own unit attentions, in their SAM-5
+  // precedence; false: the core reports it itself, ahead of the handler's.
+  virtual bool reported_luns_changed(const SessionInfo& /*session*/) { return false; }
+  // REPORT LUNS was answered for this nexus: that condition is cleared.
+  virtual void reported_luns_read(const SessionInfo& /*session*/) {}
+  // SPC-4 4.5.1: the sense format the logical unit returns now (the control
+  // mode page's D_SENSE), for the sense the core builds on its behalf.
+  virtual bool descriptor_sense() const { return false; }
 };
 
 }  // namespace scstu

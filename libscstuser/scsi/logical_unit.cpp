@@ -295,6 +295,21 @@ void LogicalUnit::session_detached(const SessionInfo& session) {
   nexuses_->detach(session.id);
 }
 
+// REPORTED LUNS DATA HAS CHANGED joins this unit's own conditions for the
+// nexus, so one is reported per command in SAM-5 precedence (a reset or
+// power on before it).
+bool LogicalUnit::reported_luns_changed(const SessionInfo& session) {
+  runtime_->unit_attentions.raise(session.id, core::UnitAttention::kReportedLunsDataHasChanged);
+  return true;
+}
+
+// SPC-4 6.33: REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED.
+void LogicalUnit::reported_luns_read(const SessionInfo& session) {
+  runtime_->unit_attentions.clear(session.id, core::UnitAttention::kReportedLunsDataHasChanged);
+}
+
+bool LogicalUnit::descriptor_sense() const { return mode_pages_->d_sense(); }
+
 void LogicalUnit::capacity_changed() {
   if (device_ == nullptr) return;
   const uint64_t blocks = device_->geometry().blocks;

@@ -141,6 +141,9 @@ class LogicalUnit : public LowLevelHandler {
   scstu_tmf_response task_management(const TaskManagementRequest& req) override;
   void session_attached(const SessionInfo& session) override;
   void session_detached(const SessionInfo& session) override;
+  bool reported_luns_changed(const SessionInfo& session) override;
+  void reported_luns_read(const SessionInfo& session) override;
+  bool descriptor_sense() const override;
 
   // Owner events.
   // Re-read the capacity from the BlockDevice (the seed's resync_size) and

@@ -46,6 +46,30 @@ class GatedDisk : public BlockDevice {
 
 const std::vector<uint8_t> kTur = {0x00, 0, 0, 0, 0, 0};
 
+// SAM-5 5.9 / 8.9: this unit offers no ACA (NormACA = 0 in INQUIRY), so a
+// CDB asking for one (NACA = 1 in the CONTROL byte) is refused with INVALID
+// FIELD IN CDB pointing at that bit, and a command with the ACA task
+// attribute, with no ACA condition to run in, gets ILLEGAL REQUEST / INVALID
+// MESSAGE ERROR. Neither touches the medium nor the task set.
+TEST(LuState, NoAcaOffered) {
+  RamDisk disk(64);
+  LogicalUnit lu(LogicalUnitConfig{}, &disk);
+  Initiator ini(lu);
+  Reply r = ini.run({0x12, 0, 0, 0, 96, 0});
+  ASSERT_EQ(r.status, status::kGood);
+  EXPECT_EQ(r.data[3] & 0x20, 0);  // NormACA
+  r = ini.run({0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0x04});
+  EXPECT_EQ(r.code(), kInvalidFieldInCdb);
+  ASSERT_TRUE(r.parsed().field.has_value());
+  EXPECT_TRUE(r.parsed().field->in_cdb);
+  EXPECT_EQ(r.parsed().field->field, 9);
+  EXPECT_EQ(r.parsed().field->bit, 2);
+  r = ini.run(kTur, {}, TaskAttribute::kAca);
+  EXPECT_EQ(r.status, status::kCheckCondition);
+  EXPECT_EQ(r.code(), kIllegalRequestInvalidMessage);
+  EXPECT_TRUE(disk.log.empty());
+}
+
 TEST(LuState, OrderedWaitsForOlderAndBlocksNewer) {
   GatedDisk disk;
   LogicalUnit lu(LogicalUnitConfig{}, &disk);
