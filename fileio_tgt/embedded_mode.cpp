@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -82,6 +83,7 @@ int run_embedded(const FileioOptions& options, std::vector<DiskUnit>& units, Sig
 
   iscsi::ServerOptions so;
   so.portals = {portal};
+  so.nop_interval = std::chrono::seconds(options.nop_interval_s);  // 0: no pings
   iscsi::Server server(core, so);
   if (!server.start(&error)) return fail(error);
   for (const iscsi::PortalAddress& p : server.portals()) {

@@ -49,6 +49,9 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
                      "embedded mode: serve iSCSI on ADDR:PORT (port 0: pick one and print it)")(
       "target", po::value(&o.target)->value_name("IQN"),
       "embedded mode: the target name (default iqn.2026-11.org.scstu:fileio)")(
+      "nop-interval", po::value(&o.nop_interval_s)->value_name("SECONDS"),
+      "embedded mode: NOP-In ping after SECONDS of silence, the connection dropped if the "
+      "initiator stays silent 15 s more (default 10; 0: no keepalive)")(
       "attach", po::value(&o.attach_socket)->value_name("SOCKET"),
       "split mode: attach each device to the scstu-target daemon listening on SOCKET")(
       "no-reconnect", "split mode: exit when the daemon goes away instead of re-attaching")(

@@ -16,6 +16,8 @@ struct FileioOptions {
   // Embedded mode: --iscsi ADDR:PORT [--target IQN]
   std::string iscsi_portal;
   std::string target = "iqn.2026-11.org.scstu:fileio";
+  // NOP-In keepalive of the iSCSI portal, in seconds; 0 disables it.
+  uint32_t nop_interval_s = 10;
   // Split mode: --attach SOCKET
   std::string attach_socket;
   bool reconnect = true;

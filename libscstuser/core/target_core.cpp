@@ -398,7 +398,9 @@ void TargetCore::answer_report_luns(TargetCommand& cmd, const LunTable& table,
     scsi::put_be64(data.data() + 8 + 8 * i, encode_lun(luns[i]));
   // SPC-4 6.33: REPORT LUNS clears 3F/0Eh, wherever it is kept.
   cmd.session->clear_luns_changed();
-  for (const auto& r : table.routes) r->exported()->device().reported_luns_read(cmd.session->info());
+  for (const auto& r : table.routes) {
+    r->exported()->device().reported_luns_read(cmd.session->info());
+  }
   answer_with(cmd, std::move(data), allocation_length);
 }
 
@@ -556,8 +558,7 @@ bool TargetCore::prepare(TargetCommand& cmd) {
     write_part = d.transfer_length;
     cmd.bidi_read_length = d.bidi_read_length;
     if (uint64_t{write_part} + d.bidi_read_length > UINT32_MAX) {
-      complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1,
-                               &route);
+      complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1, &route);
       return false;
     }
     cmd.data_length = write_part + d.bidi_read_length;
@@ -569,8 +570,7 @@ bool TargetCore::prepare(TargetCommand& cmd) {
       info.max_transfer_bytes ? info.max_transfer_bytes : options_.max_transfer_bytes;
   if (cmd.data_length > limit) {
     // SBC-3 6.5.3: beyond the Block Limits VPD MAXIMUM TRANSFER LENGTH.
-    complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1,
-                               &route);
+    complete_check_condition(cmd, 0x05, 0x24, 0x00, d.op ? d.op->length_offset : -1, -1, &route);
     return false;
   }
   // A READ_ONLY mapping (the seed's "add V_NAME lun READ_ONLY") is enforced

@@ -169,8 +169,8 @@ bool LogicalUnit::check_data_length(CommandContext& ctx) {
   // structures, not a stream of blocks: Data-Out longer than the CDB says
   // means the initiator and the CDB disagree on the command, and FCP-4 9.4.2
   // b) lets the device server refuse it (libiscsi *.InvalidDataOutSize).
-  const bool structured = d.op->unit == LengthUnit::kWriteSame ||
-                          d.op->unit == LengthUnit::kCompareWrite;
+  const bool structured =
+      d.op->unit == LengthUnit::kWriteSame || d.op->unit == LengthUnit::kCompareWrite;
   if (structured && d.direction == DataDirection::kWrite &&
       req.expected_length > d.transfer_length) {
     ctx.complete_check(kInvalidFieldInCommandIu);

@@ -19,8 +19,8 @@
 
 namespace scstu::scsi {
 
-struct SbcAdvancedState;   // scsi/sbc_advanced_job.h
-class SanitizeOperation;   // scsi/sanitize.h
+struct SbcAdvancedState;  // scsi/sbc_advanced_job.h
+class SanitizeOperation;  // scsi/sanitize.h
 
 // I_T nexuses the LU knows. SBC-3 5.12 / SPC-4: medium removal is prevented
 // while any nexus holds a PREVENT; a nexus loss or a reset clears its hold.

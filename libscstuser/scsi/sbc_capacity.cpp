@@ -25,7 +25,9 @@ struct BackgroundFlush {
   static void done(BlockRequest* req, int error) {
     auto* self = static_cast<BackgroundFlush*>(req->context);
     LuRuntime& rt = self->lu->runtime();
-    if (error != 0) rt.deferred.add(self->nexus, error == -EIO ? kWriteError : kInternalTargetFailure);
+    if (error != 0) {
+      rt.deferred.add(self->nexus, error == -EIO ? kWriteError : kInternalTargetFailure);
+    }
     delete self;
     rt.background.end();  // last: the unit may go away after this
   }

@@ -432,8 +432,7 @@ TEST_F(TargetCoreTest, MaxTransferLengthAndReadOnlyMapping) {
   core->release(w.cmd);
   // ... also with less Data-Out than the CDB asks for: write protection
   // first (libiscsi ReadOnly.ReadOnlySBC sends WRITE SAME with no data).
-  Exchange ws(s.get(), 0, test::cdb({0x41, 0, 0, 0, 0, 0, 0, 0, 1, 0}), 0,
-              DataDirection::kWrite);
+  Exchange ws(s.get(), 0, test::cdb({0x41, 0, 0, 0, 0, 0, 0, 0, 1, 0}), 0, DataDirection::kWrite);
   EXPECT_FALSE(ws.run(*core));
   EXPECT_EQ(ws.sense_key(), 0x07);
   EXPECT_EQ(ws.asc(), 0x27);

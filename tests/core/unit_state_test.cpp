@@ -76,8 +76,8 @@ class UnitStateTest : public ::testing::Test {
   }
 
   // One command; `out` is its Data-Out. Returns the sense (empty if none).
-  std::vector<uint8_t> run(const std::vector<uint8_t>& cdb, uint32_t expected,
-                           DataDirection dir, const std::vector<uint8_t>& out = {},
+  std::vector<uint8_t> run(const std::vector<uint8_t>& cdb, uint32_t expected, DataDirection dir,
+                           const std::vector<uint8_t>& out = {},
                            std::vector<uint8_t>* in = nullptr) {
     Exchange x(session.get(), 0, cdb, expected, dir);
     if (core->prepare(x.cmd)) {
@@ -123,9 +123,9 @@ TEST_F(UnitStateTest, CoreSenseFollowsDSense) {
   EXPECT_TRUE(run({0x1A, 0x08, 0x0A, 0, 255, 0}, 255, DataDirection::kRead, {}, &page).empty());
   ASSERT_GE(page.size(), 4u + 12u);
   std::vector<uint8_t> list(page.begin(), page.end());
-  list[0] = 0;                           // MODE DATA LENGTH: reserved in MODE SELECT
-  list[4] &= 0x3F;                       // PS
-  list[4 + 2] |= 0x04;                   // D_SENSE
+  list[0] = 0;          // MODE DATA LENGTH: reserved in MODE SELECT
+  list[4] &= 0x3F;      // PS
+  list[4 + 2] |= 0x04;  // D_SENSE
   const uint8_t len = static_cast<uint8_t>(list.size());
   EXPECT_TRUE(run({0x15, 0x10, 0, 0, len, 0}, len, DataDirection::kWrite, list).empty());
   ASSERT_TRUE(lu->descriptor_sense());
@@ -177,8 +177,8 @@ TEST_F(UnitStateTest, ReportedLunsChangedTakesItsPrecedence) {
   // REPORT LUNS clears it before it is reported.
   ASSERT_TRUE(core->access().add_lun("Default", 1, "disk1"));
   std::vector<uint8_t> luns;
-  EXPECT_TRUE(run({0xA0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}, 256, DataDirection::kRead, {}, &luns)
-                  .empty());
+  EXPECT_TRUE(
+      run({0xA0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}, 256, DataDirection::kRead, {}, &luns).empty());
   EXPECT_EQ(luns.size(), 8u + 16u);
   EXPECT_EQ(tur(), scsi::SenseCode{});
   EXPECT_EQ(last_status, status::kGood);

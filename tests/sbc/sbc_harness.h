@@ -6,9 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstring>
 #include <deque>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
