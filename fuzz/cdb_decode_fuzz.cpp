@@ -2,11 +2,14 @@
 // LogicalUnit with the same CDB and the rest of the input as data-out.
 // Invariants: a decode is self-consistent, its error sense parses back, and
 // the LogicalUnit completes every command exactly once, never crashing.
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "handler/block_device.h"
@@ -57,13 +60,13 @@ class RamDisk : public SimpleBlockDevice {
 class Sink : public CommandSink {
  public:
   void complete(uint32_t, const CommandReply& reply) override {
-    ++completions;
+    completions.fetch_add(1, std::memory_order_release);
     if (reply.sense.size() > scsi::kSenseBufferSize) std::abort();
     if (reply.status == status::kCheckCondition && !scsi::parse_sense(reply.sense).valid) {
       std::abort();
     }
   }
-  int completions = 0;
+  std::atomic<int> completions{0};
 };
 
 struct Unit {
@@ -130,6 +133,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.data = DataBuffer(std::span<const iovec>(&iov, 1));
   Sink sink;
   unit->lu->command(CommandHandle(&sink, 1, &req));
-  if (sink.completions != 1) std::abort();  // the RAM disk is synchronous
+  // The RAM disk is synchronous, but a SANITIZE without IMMED completes from
+  // the unit's background thread when the erase ends: wait for it, bounded
+  // (a command that never completes is a bug).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (sink.completions.load(std::memory_order_acquire) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  if (sink.completions.load(std::memory_order_acquire) != 1) std::abort();
   return 0;
 }
