@@ -53,9 +53,7 @@ Connection::Connection(ServerImpl& server, int fd, std::string peer)
     tasks_.push_back(std::move(t));
   }
   std::reverse(free_tasks_.begin(), free_tasks_.end());
-  size_t table = 1;
-  while (table < size_t{pool} * 4) table <<= 1;
-  itt_table_.assign(table, nullptr);
+  itt_.reset(pool);
   local_done_.reserve(pool);
   drain_.reserve(pool);
   tx_.reserve(1024);

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "iscsi/itt_table.h"
 #include "iscsi/login.h"
 #include "iscsi/pdu.h"
 #include "iscsi/session.h"
@@ -194,7 +195,6 @@ class Connection {
   void free_task(Task* t);
   Task* find_task(uint32_t itt);
   void remove_itt(Task* t);
-  bool insert_itt(Task* t);
 
   void send_r2ts(Task* t);
   void data_phase_check(Task* t);
@@ -268,7 +268,7 @@ class Connection {
   // tasks
   std::vector<std::unique_ptr<Task>> tasks_;
   std::vector<Task*> free_tasks_;
-  std::vector<Task*> itt_table_;  // open addressing, power-of-two size
+  IttTable<Task> itt_;            // live tasks (until their response is queued)
   uint32_t tasks_live_ = 0;       // prepared or in flight: cleanup waits for them
 
   // completions

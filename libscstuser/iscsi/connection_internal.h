@@ -62,6 +62,4 @@ inline uint64_t isid_u64(const std::array<uint8_t, 6>& isid) {
   return v;
 }
 
-inline size_t itt_slot(uint32_t itt, size_t mask) { return (size_t{itt} * 2654435761u) & mask; }
-
 }  // namespace scstu::iscsi

@@ -129,43 +129,10 @@ void Connection::free_task(Task* t) {
   free_tasks_.push_back(t);
 }
 
-Task* Connection::find_task(uint32_t itt) {
-  size_t mask = itt_table_.size() - 1;
-  for (size_t i = itt_slot(itt, mask);; i = (i + 1) & mask) {
-    Task* t = itt_table_[i];
-    if (!t) return nullptr;
-    if (t->itt == itt) return t;
-  }
-}
-
-bool Connection::insert_itt(Task* t) {
-  size_t mask = itt_table_.size() - 1;
-  for (size_t i = itt_slot(t->itt, mask);; i = (i + 1) & mask) {
-    if (!itt_table_[i]) {
-      itt_table_[i] = t;
-      return true;
-    }
-    if (itt_table_[i] == t) return true;
-  }
-}
+Task* Connection::find_task(uint32_t itt) { return itt_.find(itt); }
 
 void Connection::remove_itt(Task* t) {
-  size_t mask = itt_table_.size() - 1;
-  size_t i = itt_slot(t->itt, mask);
-  while (itt_table_[i] && itt_table_[i] != t) i = (i + 1) & mask;
-  if (!itt_table_[i]) return;
-  // Backward-shift deletion keeps every probe chain intact.
-  itt_table_[i] = nullptr;
-  for (size_t j = (i + 1) & mask; itt_table_[j]; j = (j + 1) & mask) {
-    Task* m = itt_table_[j];
-    size_t home = itt_slot(m->itt, mask);
-    bool movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
-    if (movable) {
-      itt_table_[i] = m;
-      itt_table_[j] = nullptr;
-      i = j;
-    }
-  }
+  if (itt_.erase(t->itt, t) && sess_ && sess_->tracks_itts()) sess_->release_itt(t->itt, t);
 }
 
 uint32_t Connection::max_cmdsn() { return sess_->max_cmdsn(); }
@@ -178,7 +145,13 @@ bool Connection::on_scsi_command(const Bhs& h) {
     return reject(h, RejectReason::kProtocolError, "SCSI command in a discovery session");
   }
   if (!check_cmdsn(h, c.cmdsn, c.immediate)) return skip_payload(imm);
-  if (find_task(c.itt)) return protocol_error(h, "ITT already in use");
+  // RFC 7143 11.2.1.8: a tag names one task of the session. Like SCST's
+  // iscsi-scst, a duplicate is refused with Reject "Task in progress"; the
+  // task already holding the tag goes on, and so does the connection.
+  if (find_task(c.itt)) {
+    if (!skip_payload(imm)) return false;
+    return reject(h, RejectReason::kTaskInProgress, "ITT already in use on this connection");
+  }
   if (imm > 0 && !c.write) return protocol_error(h, "immediate data without the W bit");
   if (imm > 0 && !params_.immediate_data) return protocol_error(h, "ImmediateData=No");
   if (imm > params_.first_burst_length || imm > c.expected_length)
@@ -206,6 +179,19 @@ bool Connection::on_scsi_command(const Bhs& h) {
   t->immediate = c.immediate;
   if (!c.immediate) ++active_;
   t->itt = c.itt;
+  if (sess_->tracks_itts()) {
+    // MC/S: another connection of the session may hold the tag.
+    auto claim = sess_->claim_itt(t->itt, t);
+    if (claim != IttTable<Task>::Insert::kDone) {
+      free_task(t);
+      if (!skip_payload(imm)) return false;
+      if (claim == IttTable<Task>::Insert::kFull)
+        return reject(h, RejectReason::kImmediateCommandReject, "no free task in the session");
+      return reject(h, RejectReason::kTaskInProgress,
+                    "ITT in use on another connection of the session");
+    }
+  }
+  itt_.insert(t->itt, t);  // room: the table has slots for the whole task pool
   t->edtl = c.expected_length;
   core::TargetCommand& cmd = t->cmd;
   std::memcpy(cmd.cdb.data(), c.cdb.data(), 16);
@@ -219,7 +205,6 @@ bool Connection::on_scsi_command(const Bhs& h) {
                            : c.write         ? DataDirection::kWrite
                            : c.read          ? DataDirection::kRead
                                              : DataDirection::kNone;
-  insert_itt(t);
   t->prepared = server_.core().prepare(cmd);
   if (t->prepared) {
     if (cmd.direction == DataDirection::kWrite) t->write_len = cmd.data_length;

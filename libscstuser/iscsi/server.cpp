@@ -16,6 +16,7 @@
 #include "core/log_level.h"
 #include "core/target_core.h"
 #include "iscsi/connection.h"
+#include "iscsi/connection_internal.h"
 #include "iscsi/server_impl.h"
 #include "iscsi/text_keys.h"
 
@@ -283,7 +284,8 @@ std::shared_ptr<Session> ServerImpl::create_session(Connection* conn, uint16_t c
     uint16_t tsih = next_tsih_++;
     if (next_tsih_ == 0) next_tsih_ = 1;
     if (tsih == 0 || find_tsih(tsih)) continue;
-    auto s = std::make_shared<Session>(key, tsih, params, window_, first_cmdsn);
+    auto s = std::make_shared<Session>(key, tsih, params, window_, first_cmdsn,
+                                       window_ + kImmediateTasks);
     s->members.push_back(Session::Member{conn, cid});
     s->connections.store(1, std::memory_order_release);
     sessions_[key] = s;

@@ -8,13 +8,28 @@
 namespace scstu::iscsi {
 
 Session::Session(SessionKey key, uint16_t tsih, const SessionParams& leading, uint32_t window,
-                 uint32_t first_cmdsn)
+                 uint32_t first_cmdsn, uint32_t tasks_per_connection)
     : key_(std::move(key)),
       tsih_(tsih),
       params_(leading),
       window_(std::max<uint32_t>(1, window)),
+      tracks_itts_(leading.max_connections > 1),
       expcmdsn_(first_cmdsn),
-      advertised_(first_cmdsn - 1) {}
+      advertised_(first_cmdsn - 1) {
+  // One connection more than MaxConnections: a reinstated connection's
+  // predecessor may still hold its tasks while the new one starts.
+  if (tracks_itts_) itts_.reset(size_t{tasks_per_connection} * (leading.max_connections + 1));
+}
+
+IttTable<Task>::Insert Session::claim_itt(uint32_t itt, Task* task) {
+  std::lock_guard lock(itt_mutex_);
+  return itts_.insert(itt, task);
+}
+
+void Session::release_itt(uint32_t itt, const Task* task) {
+  std::lock_guard lock(itt_mutex_);
+  itts_.erase(itt, task);
+}
 
 void Session::apply_session_wide(SessionParams& p) const {
   // RFC 7143 13 (usage LO): everything but the digests and the declared

@@ -30,6 +30,7 @@
 #include <tuple>
 #include <vector>
 
+#include "iscsi/itt_table.h"
 #include "iscsi/session_params.h"
 
 namespace scstu::core {
@@ -39,6 +40,7 @@ class Session;
 namespace scstu::iscsi {
 
 class Connection;
+struct Task;
 
 // RFC 7143 4.4.3: a session is identified by initiator name, ISID and target.
 struct SessionKey {
@@ -58,7 +60,7 @@ class Session {
   // `leading`: what the leading connection negotiated; its session-wide
   // (leading only) values bind every connection.
   Session(SessionKey key, uint16_t tsih, const SessionParams& leading, uint32_t window,
-          uint32_t first_cmdsn);
+          uint32_t first_cmdsn, uint32_t tasks_per_connection);
 
   const SessionKey& key() const { return key_; }
   uint16_t tsih() const { return tsih_; }
@@ -91,6 +93,16 @@ class Session {
   bool take_slot();
   void release_slot() { active_.fetch_sub(1, std::memory_order_acq_rel); }
 
+  // ---- Initiator Task Tags (any connection thread) ----
+  // RFC 7143 11.2.1.8: a tag is unique within the session, not just within
+  // a connection. Kept here only when the session may have several
+  // connections (MaxConnections > 1); with one, the connection's own table
+  // says it all and no lock is taken. `tasks_per_connection`: the most
+  // tasks one connection holds at once.
+  bool tracks_itts() const { return tracks_itts_; }
+  IttTable<Task>::Insert claim_itt(uint32_t itt, Task* task);
+  void release_itt(uint32_t itt, const Task* task);
+
   // ---- membership, guarded by ServerImpl's mutex ----
   struct Member {
     Connection* conn;
@@ -109,6 +121,10 @@ class Session {
   const uint16_t tsih_;
   const SessionParams params_;
   const uint32_t window_;
+
+  const bool tracks_itts_;
+  std::mutex itt_mutex_;
+  IttTable<Task> itts_;  // guarded by itt_mutex_
 
   std::mutex mutex_;  // the fields below
   std::atomic<uint32_t> expcmdsn_;

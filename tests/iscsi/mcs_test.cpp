@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -415,6 +416,55 @@ TEST_F(McsTest, TaskManagementReachesTasksOfOtherConnections) {
   // A task nowhere in the session, answered long ago: does not exist.
   EXPECT_EQ(tmf(*a, ++itt_, cmdsn_, 1, 0xABCD, cmdsn_ - 5), 1);
   EXPECT_EQ(tur(*b).status, kGood);
+}
+
+// The Reject a PDU got (its header comes back as the data); -1 if none.
+int await_reject(Conn& c, uint32_t itt) {
+  for (;;) {
+    Bhs h;
+    std::string d;
+    if (!c.recv_pdu(h, d, kAnswerMs)) return -1;
+    if (h.opcode() == Opcode::kNopIn) continue;
+    if (h.opcode() != Opcode::kReject || d.size() < kBhsSize) return -1;
+    Bhs rejected;
+    std::memcpy(rejected.b.data(), d.data(), kBhsSize);
+    EXPECT_EQ(rejected.itt(), itt);
+    RejectPdu r = RejectPdu::decode(h);
+    c.saw_statsn(r.statsn);
+    return r.reason;
+  }
+}
+
+// RFC 7143 11.2.1.8: an ITT names one task in the whole session. A command
+// reusing the tag of a live task, on its connection or another, is refused
+// with Reject "Task in progress"; the live task and both connections go on.
+TEST_F(McsTest, LiveTaskTagIsUniqueAcrossTheSession) {
+  auto a = lead(1);
+  RawInitiator::LoginResult jr;
+  auto b = join(2, &jr);
+  ASSERT_TRUE(jr.ok);
+  constexpr uint8_t kTaskInProgress = 0x07;
+  uint32_t witt = ++itt_;
+  uint32_t ttt = start_solicited_write(*a, witt, cmdsn_++, 30);  // live: waits for its data
+  std::string q(512, 'Q');
+  ASSERT_TRUE(send_command(*b, witt, cmdsn_++, rw10(0x2A, 31), false, 512, q));
+  EXPECT_EQ(await_reject(*b, witt), kTaskInProgress) << "same ITT on another connection";
+  ASSERT_TRUE(send_command(*a, witt, cmdsn_++, rw10(0x28, 31), true, 512));
+  EXPECT_EQ(await_reject(*a, witt), kTaskInProgress) << "same ITT on the same connection";
+  send_data_out(*a, witt, ttt);
+  Reply w = await(*a, witt);
+  ASSERT_TRUE(w.ok);
+  EXPECT_EQ(w.status, kGood) << "the task holding the tag goes on";
+  // The refused WRITE wrote nothing; once the tag is free it may be used.
+  ASSERT_TRUE(send_command(*b, witt, cmdsn_++, rw10(0x28, 31), true, 512));
+  Reply r = await(*b, witt);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, kGood);
+  EXPECT_TRUE(r.data == std::string(512, '\0')) << "the rejected WRITE was executed";
+  ASSERT_TRUE(send_command(*a, ++itt_, cmdsn_++, rw10(0x28, 30), true, 512));
+  Reply r30 = await(*a, itt_);
+  ASSERT_TRUE(r30.ok);
+  EXPECT_TRUE(r30.data == std::string(512, 'W'));
 }
 
 // Many commands interleaved over two connections, each batch sent with the

@@ -9,9 +9,11 @@ namespace {
 
 using Order = Session::Order;
 
-Session make(uint32_t window, uint32_t first) {
-  return Session(SessionKey{"iqn.ini", {1, 2, 3, 4, 5, 6}, "iqn.tgt"}, 1, SessionParams{}, window,
-                 first);
+Session make(uint32_t window, uint32_t first, uint32_t max_connections = 1) {
+  SessionParams p;
+  p.max_connections = max_connections;
+  return Session(SessionKey{"iqn.ini", {1, 2, 3, 4, 5, 6}, "iqn.tgt"}, 1, p, window, first,
+                 window + 16);
 }
 
 TEST(SessionOrder, CommandsGoInCmdSnOrderAcrossConnections) {
@@ -56,6 +58,44 @@ TEST(SessionOrder, WindowIsSharedAndNeverShrinks) {
   EXPECT_EQ(s.max_cmdsn(), max) << "what was advertised stays valid";
   s.release_slot();
   EXPECT_TRUE(s.take_slot());
+}
+
+// RFC 7143 11.2.1.8: with several connections possible, a tag held by a task
+// of one connection is refused to every other task until released.
+TEST(SessionItt, TagsAreUniqueAcrossTheSession) {
+  Session single = make(4, 1, 1);
+  EXPECT_FALSE(single.tracks_itts()) << "one connection: its own table suffices";
+  Session s = make(4, 1, 2);
+  ASSERT_TRUE(s.tracks_itts());
+  Task* a = reinterpret_cast<Task*>(0x1000);
+  Task* b = reinterpret_cast<Task*>(0x2000);
+  using Insert = IttTable<Task>::Insert;
+  EXPECT_EQ(s.claim_itt(7, a), Insert::kDone);
+  EXPECT_EQ(s.claim_itt(7, b), Insert::kInUse);
+  s.release_itt(7, b);  // not b's: stays a's
+  EXPECT_EQ(s.claim_itt(7, b), Insert::kInUse);
+  s.release_itt(7, a);
+  EXPECT_EQ(s.claim_itt(7, b), Insert::kDone);
+}
+
+TEST(IttTable, FindInsertEraseKeepProbeChains) {
+  IttTable<int> t;
+  t.reset(64);
+  std::vector<int> owners(200);
+  // Tags that collide in the hash alike and not: every erase must leave the
+  // others findable (backward-shift deletion).
+  for (uint32_t i = 0; i < 64; ++i)
+    ASSERT_EQ(t.insert(i * 1024, &owners[i]), IttTable<int>::Insert::kDone);
+  for (uint32_t i = 0; i < 64; i += 3) ASSERT_TRUE(t.erase(i * 1024, &owners[i]));
+  for (uint32_t i = 0; i < 64; ++i)
+    EXPECT_EQ(t.find(i * 1024), i % 3 ? &owners[i] : nullptr) << i;
+  EXPECT_FALSE(t.erase(1024, &owners[2])) << "another owner's tag";
+  // Half the slots at most: the rest is refused, never an endless probe.
+  size_t added = 0;
+  for (uint32_t i = 0; i < 200 && t.insert(0x80000000u + i, &owners[i]) == IttTable<int>::Insert::kDone; ++i)
+    ++added;
+  EXPECT_GT(added, 0u);
+  EXPECT_EQ(t.insert(0xFFFFFFF0u, &owners[0]), IttTable<int>::Insert::kFull);
 }
 
 }  // namespace
