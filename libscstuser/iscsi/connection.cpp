@@ -291,7 +291,10 @@ void Connection::full_feature() {
     auto now = Clock::now();
     int timeout_ms = -1;
     std::chrono::milliseconds wait{0};
-    if (held_) {
+    if (held_ && held_fence_) {
+      // Behind a TMF fence: woken when the TMF's core action is done.
+      timeout_ms = -1;
+    } else if (held_) {
       // The initiator is alive (it sent this PDU): no ping, but a bound on
       // the wait for the CmdSN before it.
       // Past the bound handle_pdu() skips the gap, unless another

@@ -100,6 +100,7 @@ struct PendingTmf {
   scstu_tmf_response response = SCSTU_TMF_COMPLETE;
   bool cold_reset = false;
   bool internal = false;  // ours (a dropped connection's tasks): no response
+  bool fenced = false;    // raised a Session fence: lowered in finish_tmf()
   // MC/S: the other connections of the session mark their tasks first
   // (AbortMark); the last acknowledgement sends the TMF to the core, or, for
   // an ABORT TASK of another connection's task, answers it (remote_abort).
@@ -238,6 +239,7 @@ class Connection {
   bool cmdsn_ok_ = false;  // the PDU being handled is the session's next CmdSN
   // The PDU at rpos_ waits for a CmdSN gap to fill (session.h); since when.
   bool held_ = false;
+  bool held_fence_ = false;  // ... behind a TMF fence (Session::raise_fence), not a gap
   std::chrono::steady_clock::time_point held_since_;
 
   // receive buffer: [rpos_, wpos_) holds unread bytes

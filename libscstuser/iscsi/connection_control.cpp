@@ -55,17 +55,27 @@ bool Connection::handle_pdu() {
       return false;
     }
     auto now = Clock::now();
-    bool skip_gap = held_ && now - held_since_ >= server_.options().cmdsn_gap_timeout;
-    Session::Order o = sess_->order(cmdsn, this, skip_gap);
+    // The gap bound counts from when the PDU started waiting for a gap, not
+    // for a fence (a PDU before it may be behind the same fence).
+    bool skip_gap =
+        held_ && !held_fence_ && now - held_since_ >= server_.options().cmdsn_gap_timeout;
+    uint64_t lun = h.lun();
+    Session::Order o = sess_->order(cmdsn, this, skip_gap,
+                                    h.opcode() == Opcode::kScsiCommand ? &lun : nullptr);
+    if (o == Session::Order::kFenced) {
+      held_ = held_fence_ = true;
+      return true;
+    }
     if (o == Session::Order::kHold) {
-      if (!held_) held_since_ = now;
+      if (!held_ || held_fence_) held_since_ = now;
       held_ = true;
+      held_fence_ = false;
       return true;
     }
     if (skip_gap && o == Session::Order::kDeliver)
       log("CmdSN gap before %u open for %lld ms: skipped", cmdsn,
           static_cast<long long>(server_.options().cmdsn_gap_timeout.count()));
-    held_ = false;
+    held_ = held_fence_ = false;
     if (o == Session::Order::kDeliver) {
       cmdsn_ok_ = true;
       turn.s = sess_.get();
@@ -74,6 +84,10 @@ bool Connection::handle_pdu() {
       log("%s CmdSN %u outside the window (ExpCmdSN %u), ignored", opcode_name(h.opcode()), cmdsn,
           exp_cmdsn());
     }
+  } else if (h.opcode() == Opcode::kScsiCommand) {
+    // An immediate command takes no turn but waits for a fence all the same.
+    held_ = held_fence_ = sess_->fenced(h.lun(), this);
+    if (held_) return true;
   }
   AhsInfo ahs_info;
   std::array<uint8_t, kMaxAhsBytes> ahs_copy;
@@ -461,6 +475,9 @@ bool Connection::on_tmf(const Bhs& h) {
     // (RFC 7143 4.2.3.3 / SAM-5 7); those of other sessions are the core's.
     // Other connections of the session mark theirs before the core acts.
     bool all = core_fn == SCSTU_TMF_TARGET_RESET;
+    // Commands after it wait until the core has acted (Session fences).
+    sess_->raise_fence(p, m.lun, all);
+    p->fenced = true;
     for (auto& up : tasks_) {
       Task* t = up.get();
       if (t->in_use && !t->responded && (all || t->cmd.lun == m.lun)) t->aborted = true;
@@ -553,6 +570,9 @@ void Connection::apply_abort_marks() {
 
 void Connection::finish_tmf(PendingTmf* p) {
   --tmfs_pending_;
+  // The core has acted: commands held back by the fence may go (after this
+  // TMF's response, which is queued below before any of them is read again).
+  if (p->fenced) sess_->lower_fence(p);
   if (p->parent) ack_tmf(p->parent);  // the ABORT TASK another connection got
   TmfResponse resp;
   switch (p->response) {

@@ -47,24 +47,65 @@ void Session::apply_session_wide(SessionParams& p) const {
   p.error_recovery_level = params_.error_recovery_level;
 }
 
-Session::Order Session::order(uint32_t cmdsn, Connection* waiter, bool skip_gap) {
+Session::Order Session::order(uint32_t cmdsn, Connection* waiter, bool skip_gap,
+                              const uint64_t* command_lun) {
   std::lock_guard lock(mutex_);
   uint32_t exp = expcmdsn_.load(std::memory_order_relaxed);
   uint32_t max = advertised_.load(std::memory_order_relaxed);
   bool in_window = sn_le(exp, cmdsn) && sn_le(cmdsn, max);
   if (!in_window) return Order::kIgnore;
+  if (command_lun && fence_covers_locked(*command_lun)) {
+    add_waiter_locked(waiter);
+    return Order::kFenced;
+  }
   if (!delivering_) {
     bool take = cmdsn == exp;
-    if (!take && (skip_gap || connections.load(std::memory_order_acquire) <= 1)) take = true;
+    // A number held back by a fence is not lost: its gap is not skipped.
+    bool may_skip = skip_gap && fences_.empty();
+    if (!take && (may_skip || connections.load(std::memory_order_acquire) <= 1)) take = true;
     if (take) {
       delivering_ = true;
       expcmdsn_.store(cmdsn + 1, std::memory_order_release);
       return Order::kDeliver;
     }
   }
+  add_waiter_locked(waiter);
+  return Order::kHold;
+}
+
+void Session::add_waiter_locked(Connection* waiter) {
   if (waiter && std::find(waiters_.begin(), waiters_.end(), waiter) == waiters_.end())
     waiters_.push_back(waiter);
-  return Order::kHold;
+}
+
+bool Session::fence_covers_locked(uint64_t lun) const {
+  for (const Fence& f : fences_)
+    if (f.all_luns || f.lun == lun) return true;
+  return false;
+}
+
+void Session::raise_fence(const void* id, uint64_t lun, bool all_luns) {
+  std::lock_guard lock(mutex_);
+  fences_.push_back(Fence{id, lun, all_luns});
+  fence_count_.store(static_cast<uint32_t>(fences_.size()), std::memory_order_release);
+}
+
+void Session::lower_fence(const void* id) {
+  std::lock_guard lock(mutex_);
+  fences_.erase(std::remove_if(fences_.begin(), fences_.end(),
+                               [id](const Fence& f) { return f.id == id; }),
+                fences_.end());
+  fence_count_.store(static_cast<uint32_t>(fences_.size()), std::memory_order_release);
+  for (Connection* c : waiters_) c->wake();
+  waiters_.clear();
+}
+
+bool Session::fenced(uint64_t lun, Connection* waiter) {
+  if (fence_count_.load(std::memory_order_acquire) == 0) return false;
+  std::lock_guard lock(mutex_);
+  if (!fence_covers_locked(lun)) return false;
+  add_waiter_locked(waiter);
+  return true;
 }
 
 void Session::delivered() {

@@ -77,9 +77,12 @@ class Session {
     kDeliver,  // the next number: handle it now, then call delivered()
     kHold,     // beyond ExpCmdSN: keep it unread; `waiter` is woken later
     kIgnore,   // outside [ExpCmdSN, MaxCmdSN]: 4.2.2.1 says drop it silently
+    kFenced,   // a SCSI command a TMF in progress would catch: keep it unread
   };
   // `skip_gap`: the gap before `cmdsn` has been open too long; take it.
-  Order order(uint32_t cmdsn, Connection* waiter, bool skip_gap);
+  // `command_lun`: the LUN field of a SCSI Command, else nullptr.
+  Order order(uint32_t cmdsn, Connection* waiter, bool skip_gap,
+              const uint64_t* command_lun = nullptr);
   void delivered();
   // A connection that leaves stops waiting; waiting connections re-check (a
   // gap nobody can fill any more is skipped).
@@ -92,6 +95,21 @@ class Session {
   uint32_t max_cmdsn();
   bool take_slot();
   void release_slot() { active_.fetch_sub(1, std::memory_order_acq_rel); }
+
+  // ---- TMF fences (any connection thread) ----
+  // RFC 7143 11.5.1: a TMF acts on the commands numbered before it. One
+  // that terminates task sets (ABORT/CLEAR TASK SET, LOGICAL UNIT RESET,
+  // TARGET RESET) raises a fence before it marks the session's tasks and
+  // lowers it once the core has acted (its done()): a SCSI command for
+  // those LUNs arriving in between, on any connection, stays unread until
+  // then, so it is neither caught by the core's abort (and then answered,
+  // or silently lost) nor older than the TMF. Its CmdSN is not taken, so
+  // later numbers wait behind it; gaps are not skipped while a fence is up.
+  void raise_fence(const void* id, uint64_t lun, bool all_luns);
+  void lower_fence(const void* id);
+  // For an immediate SCSI command (no CmdSN turn): true = hold it; `waiter`
+  // is woken when the fence goes.
+  bool fenced(uint64_t lun, Connection* waiter);
 
   // ---- Initiator Task Tags (any connection thread) ----
   // RFC 7143 11.2.1.8: a tag is unique within the session, not just within
@@ -132,6 +150,15 @@ class Session {
   std::atomic<uint32_t> active_{0};
   bool delivering_ = false;
   std::vector<Connection*> waiters_;
+  struct Fence {
+    const void* id;
+    uint64_t lun;
+    bool all_luns;
+  };
+  std::vector<Fence> fences_;
+  std::atomic<uint32_t> fence_count_{0};  // fences_.size(): a lock-free "none"
+  bool fence_covers_locked(uint64_t lun) const;
+  void add_waiter_locked(Connection* waiter);
 };
 
 }  // namespace scstu::iscsi

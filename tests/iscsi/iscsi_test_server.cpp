@@ -6,7 +6,7 @@
 //                     [--chap USER:SECRET] [--mutual USER:SECRET]
 //                     [--discovery-chap USER:SECRET] [--seed-example]
 //                     [--nop-interval-ms N] [--nop-timeout-ms N] [--extra-targets N]
-//                     [--max-connections N] [--ipv6]
+//                     [--max-connections N] [--ipv6] [--gate-lba N]
 //
 // Prints "PORT <n>" once listening, serves until SIGINT/SIGTERM.
 // --seed-example builds the access control example of the SCST README: the
@@ -14,15 +14,20 @@
 // Default_<target>), while initiator "...spec_ini.xyz" sees only dev2, as LUN 0.
 // --extra-targets N adds N more targets with long names, each exporting dev1
 // as LUN 0 (a SendTargets answer longer than one PDU). --ipv6 listens on ::1
-// only (and prints "PORT <n>" for it).
+// only (and prints "PORT <n>" for it). --gate-lba N keeps READs of block N
+// running at the device until a WRITE reaches block N + 1 (see Gate).
 #include <signal.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/local_device.h"
@@ -70,8 +75,69 @@ class RamDisk final : public SimpleBlockDevice {
   std::vector<uint8_t> data_;
 };
 
+// --gate-lba N: a READ of block N, on any disk, stays running at the device
+// until a WRITE reaches block N + 1 (on any disk), or 20 s pass: a command a
+// test can keep in the device's task set while it races a TMF against it.
+class Gate {
+ public:
+  explicit Gate(uint64_t lba) : lba_(lba) {}
+  ~Gate() {
+    open();
+    for (auto& t : waiting_) t.join();
+  }
+  bool holds(const BlockRequest& r) const {
+    return r.op == BlockOp::kRead && r.lba <= lba_ && lba_ < r.lba + r.blocks;
+  }
+  bool opens(const BlockRequest& r) const {
+    return r.op == BlockOp::kWrite && r.lba <= lba_ + 1 && lba_ + 1 < r.lba + r.blocks;
+  }
+  // Runs `then` once the gate is open, on a thread of its own.
+  void wait(std::function<void()> then) {
+    std::lock_guard lock(mutex_);
+    waiting_.emplace_back([this, then = std::move(then)] {
+      {
+        std::unique_lock lock(mutex_);
+        opened_.wait_for(lock, std::chrono::seconds(20), [this] { return open_; });
+      }
+      then();
+    });
+  }
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    opened_.notify_all();
+  }
+
+ private:
+  const uint64_t lba_;
+  std::mutex mutex_;
+  std::condition_variable opened_;
+  bool open_ = false;
+  std::vector<std::thread> waiting_;
+};
+
+// A RAM disk behind the gate (when there is one).
+class GatedDisk final : public BlockDevice {
+ public:
+  GatedDisk(std::unique_ptr<RamDisk> ram, Gate* gate) : ram_(std::move(ram)), gate_(gate) {}
+  BlockGeometry geometry() const override { return ram_->geometry(); }
+  BlockCapabilities capabilities() const override { return ram_->capabilities(); }
+  void submit(BlockRequest& req) override {
+    if (gate_ && gate_->holds(req)) {
+      gate_->wait([this, &req] { ram_->submit(req); });
+      return;
+    }
+    ram_->submit(req);
+    if (gate_ && gate_->opens(req)) gate_->open();
+  }
+
+ private:
+  std::unique_ptr<RamDisk> ram_;
+  Gate* gate_;
+};
+
 struct Disk {
-  std::unique_ptr<RamDisk> ram;
+  std::unique_ptr<GatedDisk> ram;
   std::shared_ptr<scsi::LogicalUnit> lu;
 };
 
@@ -89,7 +155,7 @@ void usage() {
       "usage: iscsi_test_server [--port N] [--target IQN] [--size-mb N] [--disks N]\n"
       "         [--chap USER:SECRET] [--mutual USER:SECRET] [--discovery-chap USER:SECRET]\n"
       "         [--seed-example] [--nop-interval-ms N] [--nop-timeout-ms N]\n"
-      "         [--extra-targets N] [--max-connections N] [--ipv6]\n"
+      "         [--extra-targets N] [--max-connections N] [--ipv6] [--gate-lba N]\n"
       "example: iscsi_test_server --port 0 --target iqn.2026-11.test:disk --size-mb 64");
 }
 
@@ -103,6 +169,7 @@ int main(int argc, char** argv) {
   bool seed = false;
   int extra_targets = 0;
   bool ipv6 = false;
+  std::optional<uint64_t> gate_lba;
   iscsi::ServerOptions opts;
   std::vector<iscsi::ChapCredentials> chap;
   std::optional<iscsi::ChapCredentials> mutual;
@@ -142,6 +209,8 @@ int main(int argc, char** argv) {
       ipv6 = true;
     } else if (a == "--extra-targets") {
       extra_targets = std::atoi(next());
+    } else if (a == "--gate-lba") {
+      gate_lba = std::strtoull(next(), nullptr, 10);
     } else if (a == "--max-connections") {
       opts.max_connections = static_cast<uint32_t>(std::atoi(next()));
     } else {
@@ -160,6 +229,8 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 
+  std::unique_ptr<Gate> gate;
+  if (gate_lba) gate = std::make_unique<Gate>(*gate_lba);
   core::TargetCore core;
   auto& acl = core.access();
   std::vector<Disk> store;
@@ -170,7 +241,7 @@ int main(int argc, char** argv) {
     cfg.serial = name;
     cfg.thin = true;
     Disk disk;
-    disk.ram = std::make_unique<RamDisk>(size_mb << 20);
+    disk.ram = std::make_unique<GatedDisk>(std::make_unique<RamDisk>(size_mb << 20), gate.get());
     disk.lu = std::make_shared<scsi::LogicalUnit>(cfg, disk.ram.get());
     core::LocalDeviceOptions lo;
     lo.info.name = name;
@@ -224,6 +295,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   int sig = 0;
   sigwait(&set, &sig);
+  if (gate) gate->open();  // nothing held back delays the stop
   server.stop();
   return 0;
 }

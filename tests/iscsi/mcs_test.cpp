@@ -527,6 +527,136 @@ TEST_F(McsTest, InterleavedBatchesAcrossConnections) {
   }
 }
 
+class McsGateTest : public McsTest {
+  std::vector<std::string> server_args() override {
+    return {"--size-mb", "4", "--disks", "2", "--gate-lba", std::to_string(kGateLba)};
+  }
+
+ protected:
+  static constexpr uint32_t kGateLba = 40;  // READs wait until block 41 is written
+};
+
+// RFC 7143 11.5.1: a TMF acts on the commands numbered before it. A command
+// sent after a LOGICAL UNIT RESET, while the reset waits for another
+// connection of the session to mark its tasks, must neither be caught by
+// the core's reset nor answered as aborted: it runs once the reset is done.
+// The race is made wide and certain: connection D is stuck in the middle of
+// a PDU (it cannot acknowledge the TMF's abort marks), and an ORDERED READ
+// on LUN 0 stays running at the gate, so a command entering LUN 0's task set
+// queues behind it, where the reset would find it.
+TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
+  constexpr uint64_t kLun1 = uint64_t{1} << 48;  // SAM-5 peripheral addressing
+  auto a = lead(1);
+  RawInitiator::LoginResult jr;
+  auto d = join(2, &jr);
+  ASSERT_TRUE(jr.ok);
+  auto command = [&](uint64_t lun, uint32_t itt, uint32_t cmdsn, std::array<uint8_t, 16> cdb,
+                     bool read, bool immediate, uint8_t attr, uint32_t data_length) {
+    ScsiCommandPdu p;
+    p.immediate = immediate;
+    p.read = read;
+    p.write = !read && data_length > 0;
+    p.attr = attr;
+    p.lun = lun;
+    p.itt = itt;
+    p.expected_length = 512;
+    p.cmdsn = cmdsn;
+    p.cdb = cdb;
+    Bhs h;
+    p.encode(h);
+    h.set_data_length(data_length);
+    return h;
+  };
+  std::string block(512, 'C');
+  // LUN 1's unit attention for the new nexus is reported first, out of the way.
+  ASSERT_TRUE(a->send_pdu(command(kLun1, ++itt_, cmdsn_++, {}, false, false, 1, 0)));
+  ASSERT_TRUE(await(*a, itt_).ok);
+
+  // X: running at LUN 0 until the gate opens; ORDERED, so LUN 0's newer tasks queue.
+  uint32_t xitt = ++itt_;
+  ASSERT_TRUE(a->send_pdu(command(0, xitt, cmdsn_++, rw10(0x28, kGateLba), true, false, 2, 0)));
+  // D: an immediate WRITE to LUN 1 whose data stops after 100 bytes.
+  uint32_t ditt = ++itt_;
+  Bhs dh = command(kLun1, ditt, cmdsn_, rw10(0x2A, 50), false, true, 1, 512);
+  std::string dwire(reinterpret_cast<const char*>(dh.b.data()), kBhsSize);
+  dwire += block;
+  ASSERT_TRUE(d->send_bytes(dwire.data(), kBhsSize + 100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // D now waits for the rest
+
+  // The reset (immediate: CmdSN not advanced), then C, numbered after it.
+  uint32_t titt = ++itt_;
+  TmfRequestPdu m;
+  m.immediate = true;
+  m.function = 5;  // LOGICAL UNIT RESET
+  m.itt = titt;
+  m.referenced_itt = kReservedTag;
+  m.cmdsn = cmdsn_;
+  Bhs mh;
+  m.encode(mh);
+  ASSERT_TRUE(a->send_pdu(mh));
+  uint32_t citt = ++itt_;
+  ASSERT_TRUE(a->send_pdu(command(0, citt, cmdsn_++, rw10(0x2A, 60), false, false, 1, 512),
+                          block.data(), block.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // C reaches LUN 0 if it may
+
+  // D completes its PDU: it marks its tasks, and the reset acts.
+  ASSERT_TRUE(d->send_bytes(dwire.data() + kBhsSize + 100, 412));
+  Reply dw = await(*d, ditt);
+  ASSERT_TRUE(dw.ok);
+  EXPECT_EQ(dw.status, kGood) << "LUN 1 is not reset";
+  // Open the gate (an immediate WRITE of block 41 of LUN 1 takes no CmdSN turn).
+  ASSERT_TRUE(d->send_pdu(command(kLun1, ++itt_, cmdsn_, rw10(0x2A, kGateLba + 1), false, true, 1,
+                                  512),
+                          block.data(), block.size()));
+  ASSERT_TRUE(await(*d, itt_).ok);
+
+  // On A: the reset's response, then C's; none for X (the reset aborted it).
+  bool tmf_seen = false;
+  Reply c;
+  for (int pdus = 0; pdus < 2;) {
+    Bhs h;
+    std::string data;
+    ASSERT_TRUE(a->recv_pdu(h, data, kAnswerMs)) << "reset or C unanswered";
+    if (h.opcode() == Opcode::kNopIn) continue;
+    ++pdus;
+    ASSERT_NE(h.itt(), xitt) << opcode_name(h.opcode()) << " for the aborted READ";
+    if (h.opcode() == Opcode::kTaskManagementResponse) {
+      ASSERT_EQ(h.itt(), titt);
+      EXPECT_EQ(TmfResponsePdu::decode(h).response, 0) << "function complete";
+      a->saw_statsn(TmfResponsePdu::decode(h).statsn);
+      tmf_seen = true;
+      continue;
+    }
+    ASSERT_EQ(h.opcode(), Opcode::kScsiResponse);
+    ASSERT_EQ(h.itt(), citt);
+    EXPECT_TRUE(tmf_seen) << "C answered before the reset it came after";
+    ScsiResponsePdu r = ScsiResponsePdu::decode(h);
+    c.status = r.status;
+    c.data = data;
+    a->saw_statsn(r.statsn);
+  }
+  // C runs after the reset: it reports the reset's unit attention (SAM-5
+  // 6.3: for every nexus, once), or succeeds; TASK ABORTED (0x40) means the
+  // reset caught it.
+  auto unit_attention = [](const std::string& d) {
+    if (d.size() < 2 + 3) return false;  // SenseLength, then fixed or descriptor sense
+    auto* sense = reinterpret_cast<const uint8_t*>(d.data()) + 2;
+    uint8_t key = (sense[0] & 0x7F) >= 0x72 ? sense[1] & 0x0F : sense[2] & 0x0F;
+    return key == 0x06;
+  };
+  if (c.status == kCheckCondition) {
+    EXPECT_TRUE(unit_attention(c.data)) << "C failed otherwise than with the reset's UA";
+    ASSERT_TRUE(send_command(*a, ++itt_, cmdsn_++, rw10(0x2A, 60), false, 512, block));
+    c = await(*a, itt_);
+  }
+  EXPECT_EQ(c.status, kGood) << "C, sent after the reset, was caught by it (0x40: TASK ABORTED)";
+  ASSERT_TRUE(send_command(*a, ++itt_, cmdsn_++, rw10(0x28, 60), true, 512));
+  Reply r = await(*a, itt_);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, kGood);
+  EXPECT_TRUE(r.data == block) << "C's data was not written";
+}
+
 class McsLimitTest : public McsTest {
   std::vector<std::string> server_args() override {
     return {"--size-mb", "4", "--max-connections", "2"};

@@ -52,6 +52,11 @@ class RawInitiator {
     return send(fd_, wire.data(), wire.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(wire.size());
   }
 
+  // Bytes as they are: a PDU cut short, the rest of it later.
+  bool send_bytes(const void* p, size_t n) {
+    return send(fd_, p, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
+  }
+
   // The next PDU; false on EOF or nothing within `ms`.
   bool recv_pdu(Bhs& h, std::string& data, int ms = 5000) {
     if (!recv_exact(h.b.data(), kBhsSize, ms)) return false;
