@@ -8,6 +8,7 @@
 
 #include "handler/ring_attachment.h"
 #include "ring/idle_spin.h"
+#include "ring/zero_fill.h"
 
 namespace scstu {
 namespace {
@@ -260,7 +261,10 @@ void QueueRunner::fail_invalid(uint32_t tag, const char* why) {
 }
 
 void QueueRunner::complete(uint32_t tag, const CommandReply& reply) {
-  scstu_cpl cpl{};
+  // Only the fixed fields and sense_len bytes of sense are written (post()):
+  // zeroing all 128 bytes was a `rep stos` per command.
+  scstu_cpl cpl;
+  ring::zero_fill<ring::kCplHeaderBytes>(&cpl);
   cpl.status = reply.status;
   cpl.transferred = std::min(reply.transferred, slots_[tag].cmd.data_length);
   cpl.sense_len = static_cast<uint8_t>(std::min<size_t>(reply.sense.size(), SCSTU_SENSE_MAX));
@@ -270,9 +274,8 @@ void QueueRunner::complete(uint32_t tag, const CommandReply& reply) {
 
 // Fills in tag/seq (and TASK ABORTED for an aborted command), writes the
 // descriptor and publishes the tag.
-void QueueRunner::post(uint32_t tag, const scstu_cpl& in) {
+void QueueRunner::post(uint32_t tag, scstu_cpl& cpl) {
   TaskRecord& task = tasks_[tag];
-  scstu_cpl cpl = in;
   cpl.tag = static_cast<uint16_t>(tag);
   cpl.seq = slots_[tag].cmd.seq;
   if (task.state.exchange(TaskRecord::kIdle, std::memory_order_acq_rel) == TaskRecord::kAborted &&

@@ -93,7 +93,8 @@ class QueueRunner final : public CommandSink {
   void handle_tmf(uint32_t tag, Slot& slot);
   void handle_session(uint32_t tag, Slot& slot);
   void fail_invalid(uint32_t tag, const char* why);
-  void post(uint32_t tag, const scstu_cpl& cpl);
+  // Completes `cpl` (tag, seq, TASK ABORTED) in place, then writes and publishes it.
+  void post(uint32_t tag, scstu_cpl& cpl);
   void flush_batch();
   bool wait_for_work();
   void lock() { cq_lock_.lock(); }

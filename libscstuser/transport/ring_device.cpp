@@ -12,6 +12,7 @@
 #include "core/session.h"
 #include "ring/idle_spin.h"
 #include "ring/spin_lock.h"
+#include "ring/zero_fill.h"
 
 namespace scstu::transport {
 namespace {
@@ -573,7 +574,8 @@ RingDevice::Submitted RingDevice::submit_entry(uint32_t qi, Inflight what, uint3
   // A scratch page from before a reattach belongs to the dropped handler's region.
   if (what.scratch_offset != UINT64_MAX && what.scratch_epoch != r.epoch)
     return Submitted::kNotAccepting;
-  scstu_cmd c{};
+  scstu_cmd c;
+  ring::zero_fill<sizeof(c)>(&c);  // reserved fields and unused iovs are 0
   if (!fill(c, r)) return Submitted::kForeignBuffer;
   const uint32_t tag = q.free_tags.back();
   q.free_tags.pop_back();
