@@ -8,7 +8,7 @@
 
 #include "handler/ring_attachment.h"
 #include "ring/idle_spin.h"
-#include "ring/zero_fill.h"
+#include "ring/descriptor_store.h"
 
 namespace scstu {
 namespace {
@@ -85,6 +85,8 @@ void QueueRunner::prefetch_cmd(uint32_t tag) const {
   const char* p = reinterpret_cast<const char*>(&region_.cmds(queue_)[tag]);
   __builtin_prefetch(p);
   __builtin_prefetch(p + 64);
+  // Its completion is written soon: the fixed fields' line, in exclusive state.
+  ring::prefetch_for_write(&region_.cpls(queue_)[tag]);
 }
 
 bool QueueRunner::wait_for_work() {

@@ -12,7 +12,7 @@
 #include "core/session.h"
 #include "ring/idle_spin.h"
 #include "ring/spin_lock.h"
-#include "ring/zero_fill.h"
+#include "ring/descriptor_store.h"
 
 namespace scstu::transport {
 namespace {
@@ -112,6 +112,42 @@ struct RingDevice::Queue {
   // The data allocator (region->alloc[q]) has its own lock: buffers come and
   // go outside submit.
   ring::SpinLock alloc_lock;
+  // `region` for threads' run caches, read without either lock: a cached run
+  // is handed out only while its region is this one.
+  std::atomic<Region*> live{nullptr};
+};
+
+// One device's runs in one thread's cache ("Buffers" in ring_device.h). Only
+// that thread touches it; its runs count as allocated in their region's
+// bitmap (and in a retired region's pages_out, which keeps it mapped).
+struct RingDevice::RunShelf {
+  struct Run {
+    Region* region;
+    uint64_t offset;  // in the data area
+    uint32_t pages;
+    uint32_t queue;
+  };
+  uint64_t device_id = 0;  // 0: free
+  std::weak_ptr<RingDevice> device;
+  uint32_t n = 0;
+  uint64_t pages = 0;  // in runs[0, n)
+  Run runs[kCacheRuns];
+};
+
+struct RingDevice::RunCache {
+  RunShelf shelves[kCacheDevices];
+  bool closing = false;  // the thread is exiting: park nothing more
+  // Thread exit: runs of devices still alive go back to their allocators.
+  // (Dropping the last reference to a device here runs its destructor, whose
+  // failed commands may release buffers on this thread: `closing` sends those
+  // straight to the allocator.)
+  ~RunCache() {
+    closing = true;
+    for (RunShelf& s : shelves) {
+      if (s.n == 0) continue;
+      if (std::shared_ptr<RingDevice> d = s.device.lock()) d->flush_shelf(s);
+    }
+  }
 };
 
 std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, std::string* error) {
@@ -138,6 +174,7 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
   for (uint32_t q = 0; q < h.nr_queues; ++q) {
     auto queue = std::make_unique<Queue>();
     queue->region = dev->current_;
+    queue->live.store(dev->current_, std::memory_order_release);
     queue->outstanding.resize(h.queue_depth);
     queue->inflight.resize(h.queue_depth);
     for (uint32_t t = h.queue_depth; t-- > 0;) queue->free_tags.push_back(t);
@@ -145,6 +182,8 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
     dev->queues_.push_back(std::move(queue));
   }
   dev->dirty_queues_.reserve(h.nr_queues);
+  dev->cache_page_limit_ = std::min<uint64_t>(kCacheRuns * kCacheMaxRunPages,
+                                              h.data_per_queue / SCSTU_DATA_ALIGN / 16);
   dev->set_info(static_cast<uint8_t>(params.device_type), 512);
   dev->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   dev->ctl_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -158,7 +197,12 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
   return dev;
 }
 
-RingDevice::RingDevice(const RingDeviceConfig& config) : config_(config) {}
+namespace {
+std::atomic<uint64_t> g_next_device_id{1};
+}  // namespace
+
+RingDevice::RingDevice(const RingDeviceConfig& config)
+    : id_(g_next_device_id.fetch_add(1, std::memory_order_relaxed)), config_(config) {}
 
 std::unique_ptr<RingDevice::Region> RingDevice::make_region(uint8_t epoch, uint64_t generation,
                                                             std::string* error) {
@@ -316,6 +360,7 @@ bool RingDevice::attach(int conn, const ring::AttachHello& hello, std::string* e
         std::lock_guard ql(q.lock);
         out += old->alloc[i].total_pages() - old->alloc[i].free_pages();
         q.region = fresh.get();
+        q.live.store(fresh.get(), std::memory_order_release);
       }
       old->pages_out = out;
       current_ = fresh.get();
@@ -489,13 +534,45 @@ bool RingDevice::alloc_buffer_on(core::TargetCommand& cmd, uint32_t queue) {
   if (cmd.data_length > layout_.max_io_bytes) return false;
   Queue& q = *queues_[qi];
   const uint64_t pages = (cmd.data_length + SCSTU_DATA_ALIGN - 1) / SCSTU_DATA_ALIGN;
-  std::lock_guard lock(q.alloc_lock);
-  Region& r = *q.region;
-  std::optional<uint64_t> off = r.alloc[qi].allocate(cmd.data_length);
-  if (!off) return false;
-  cmd.buffer.push_back(iovec{r.view.data() + *off, cmd.data_length});
-  cmd.device_cookie = buffer_cookie(qi, r.epoch, *off, pages);
-  return true;
+  RunShelf* s = pages <= kCacheMaxRunPages ? shelf(false) : nullptr;
+  if (s && s->n) {
+    // The thread's own cache, newest run first (the one just released is
+    // the likeliest to be in this CPU's cache).
+    Region* live = q.live.load(std::memory_order_acquire);
+    for (uint32_t i = s->n; i-- > 0;) {
+      const RunShelf::Run run = s->runs[i];
+      if (run.region != live) {
+        // Of a region a reattach retired: back to it (unmapped once all are in).
+        s->runs[i] = s->runs[--s->n];
+        s->pages -= run.pages;
+        release_pages(run.queue, run.region->epoch, run.offset,
+                      uint64_t{run.pages} * SCSTU_DATA_ALIGN);
+        continue;
+      }
+      if (run.queue != qi || run.pages != pages) continue;
+      s->runs[i] = s->runs[--s->n];
+      s->pages -= run.pages;
+      cmd.buffer.push_back(iovec{live->view.data() + run.offset, cmd.data_length});
+      cmd.device_cookie = buffer_cookie(qi, live->epoch, run.offset, pages);
+      return true;
+    }
+  }
+  for (int attempt = 0;; ++attempt) {
+    {
+      std::lock_guard lock(q.alloc_lock);
+      Region& r = *q.region;
+      std::optional<uint64_t> off = r.alloc[qi].allocate(cmd.data_length);
+      if (off) {
+        cmd.buffer.push_back(iovec{r.view.data() + *off, cmd.data_length});
+        cmd.device_cookie = buffer_cookie(qi, r.epoch, *off, pages);
+        return true;
+      }
+    }
+    // Full: the runs this thread parked may make the difference.
+    if (!s) s = shelf(false);
+    if (attempt > 0 || !s || s->n == 0) return false;
+    flush_shelf(*s);
+  }
 }
 
 void RingDevice::release_buffer(core::TargetCommand& cmd) {
@@ -508,7 +585,61 @@ void RingDevice::release_buffer(core::TargetCommand& cmd) {
   const uint64_t offset = ((c >> 27) & ((1ull << 28) - 1)) * SCSTU_DATA_ALIGN;
   const uint64_t bytes = ((c >> 6) & ((1ull << 21) - 1)) * SCSTU_DATA_ALIGN;
   if (qi >= queues_.size()) return;
+  const uint32_t pages = static_cast<uint32_t>(bytes / SCSTU_DATA_ALIGN);
+  Queue& q = *queues_[qi];
+  Region* live = q.live.load(std::memory_order_acquire);
+  // Parked in the thread's cache: a run of the current region inside this
+  // queue's share. release() would also refuse a run that is not allocated,
+  // which the cache cannot see without the lock; a buffer released twice is
+  // still caught while parked (the scan below), and the core cannot release
+  // one twice (release_buffer clears device_cookie).
+  if (pages <= kCacheMaxRunPages && live->epoch == epoch && offset >= qi * layout_.data_per_queue &&
+      offset + bytes <= (uint64_t{qi} + 1) * layout_.data_per_queue) {
+    if (RunShelf* s = shelf(true);
+        s && s->n < kCacheRuns && s->pages + pages <= cache_page_limit_) {
+      bool twice = false;
+      for (uint32_t i = 0; i < s->n; ++i) twice |= s->runs[i].offset == offset && s->runs[i].queue == qi;
+      if (twice) return;  // parked already: ignored, as the allocator ignores a free run
+      s->runs[s->n++] = RunShelf::Run{live, offset, pages, qi};
+      s->pages += pages;
+      return;
+    }
+  }
   release_pages(qi, epoch, offset, bytes);
+}
+
+RingDevice::RunCache& RingDevice::run_cache() {
+  thread_local RunCache cache;
+  return cache;
+}
+
+RingDevice::RunShelf* RingDevice::shelf(bool claim) {
+  RunCache& c = run_cache();
+  if (c.closing) return nullptr;
+  for (RunShelf& s : c.shelves)
+    if (s.device_id == id_) return &s;
+  if (!claim || cache_page_limit_ == 0) return nullptr;
+  std::weak_ptr<RingDevice> self = weak_from_this();
+  if (self.expired()) return nullptr;  // being destroyed
+  for (RunShelf& s : c.shelves) {
+    // A free shelf, or one of a device that is gone (its memory with it).
+    if (s.device_id != 0 && !s.device.expired()) continue;
+    s.n = 0;
+    s.pages = 0;
+    s.device_id = id_;
+    s.device = std::move(self);
+    return &s;
+  }
+  return nullptr;  // busy with other devices: this one goes without
+}
+
+void RingDevice::flush_shelf(RunShelf& s) {
+  for (uint32_t i = 0; i < s.n; ++i) {
+    const RunShelf::Run& run = s.runs[i];
+    release_pages(run.queue, run.region->epoch, run.offset, uint64_t{run.pages} * SCSTU_DATA_ALIGN);
+  }
+  s.n = 0;
+  s.pages = 0;
 }
 
 void RingDevice::release_pages(uint32_t qi, uint8_t epoch, uint64_t offset, uint64_t bytes) {
@@ -857,9 +988,16 @@ bool RingDevice::drain_completions(uint32_t qi) {
       q.outstanding[tag].in_flight = false;
       // The slot's other fields are dead until the tag is reused (and overwritten).
       f.what = std::move(q.inflight[tag]);
-      q.free_tags.push_back(tag);
     }
     if (i > 0) q.cq.consume(i);
+    // The freed tags are the next ones submit() uses (free_tags is LIFO):
+    // fetch their descriptor lines for writing while the chunk is delivered.
+    scstu_cmd* cmds = q.region->view.cmds(qi);
+    for (const Finished& f : q.finished) {
+      q.free_tags.push_back(f.cpl.tag);
+      ring::prefetch_for_write(&cmds[f.cpl.tag]);
+      ring::prefetch_for_write(reinterpret_cast<const char*>(&cmds[f.cpl.tag]) + 64);
+    }
   }
   t_completing = this;
   for (Finished& f : q.finished) deliver(f);

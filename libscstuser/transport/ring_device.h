@@ -22,6 +22,17 @@
 // region stays mapped here only until the transport has released the buffers
 // it still holds in it (those commands fail with the same sense).
 //
+// Buffers: alloc_buffer/release_buffer take a queue's allocator lock only
+// when the calling thread's own cache cannot serve them. Each thread keeps up
+// to kCacheRuns runs of up to kCacheMaxRunPages pages it released, per device
+// (at most 1/16 of a queue's share), and hands them out again to its own
+// allocations of the same size on the same queue: the common pattern (a
+// transport thread releasing a buffer and allocating the next, a completion
+// callback resubmitting) costs no lock, no atomic read-modify-write and no
+// cache line another thread writes. The runs go back to the allocator when
+// the thread exits, when an allocation would otherwise fail, or once they
+// belong to a region a reattach retired.
+//
 // A task management request the handler does not answer within
 // tmf_timeout_ms means its queue thread is stuck: the handler is dropped as
 // above, and the TMF is answered SERVICE DELIVERY OR TARGET FAILURE.
@@ -58,7 +69,7 @@ struct RingDeviceConfig {
   uint32_t tmf_timeout_ms = 30000;   // unanswered TMF: drop the handler (see above)
 };
 
-class RingDevice final : public core::Device {
+class RingDevice final : public core::Device, public std::enable_shared_from_this<RingDevice> {
  public:
   static std::shared_ptr<RingDevice> create(const RingDeviceConfig& config, std::string* error);
   ~RingDevice() override;
@@ -81,7 +92,8 @@ class RingDevice final : public core::Device {
   // Why the last handler was dropped ("" if none was).
   std::string last_drop_reason() const;
   // The shared data area's use now, summed over the queues (for tools: takes
-  // each queue's allocator lock).
+  // each queue's allocator lock). Runs parked in threads' caches (see
+  // "Buffers" above) count as in use.
   struct DataAreaUsage {
     uint64_t total_bytes = 0;
     uint64_t free_bytes = 0;
@@ -103,6 +115,8 @@ class RingDevice final : public core::Device {
  private:
   struct ControlWait;
   struct Region;
+  struct RunCache;
+  struct RunShelf;
   struct Inflight {
     uint8_t kind = 0;
     uint8_t scratch_epoch = 0;  // region of the scratch page
@@ -150,6 +164,12 @@ class RingDevice final : public core::Device {
   // Gives pages back to the region they came from (current or retired).
   void release_pages(uint32_t q, uint8_t epoch, uint64_t offset, uint64_t bytes);
   void free_scratch(const Inflight& w);
+  // The calling thread's run cache (see "Buffers"); its shelf for this
+  // device, or nullptr (with `claim`: a free shelf is taken if there is one).
+  static RunCache& run_cache();
+  RunShelf* shelf(bool claim);
+  // Gives a shelf's runs back to the allocators.
+  void flush_shelf(RunShelf& s);
   std::unique_ptr<Region> make_region(uint8_t epoch, uint64_t generation, std::string* error);
   void set_info(uint8_t device_type, uint32_t block_size);
   // Event thread: drops the handler when a TMF is overdue; returns the
@@ -158,6 +178,13 @@ class RingDevice final : public core::Device {
 
   // Completions delivered (and their resubmissions published) per chunk.
   static constexpr uint32_t kDeliverEvery = 16;
+  // Per-thread run cache bounds (see "Buffers").
+  static constexpr uint32_t kCacheRuns = 8;
+  static constexpr uint32_t kCacheMaxRunPages = 16;
+  static constexpr uint32_t kCacheDevices = 4;
+
+  const uint64_t id_;           // never reused: names this device in threads' run caches
+  uint64_t cache_page_limit_ = 0;  // pages one thread may park per device
 
   RingDeviceConfig config_;
   ring::RegionParams params_;
