@@ -84,6 +84,8 @@ int run_embedded(const FileioOptions& options, std::vector<DiskUnit>& units, Sig
   iscsi::ServerOptions so;
   so.portals = {portal};
   so.nop_interval = std::chrono::seconds(options.nop_interval_s);  // 0: no pings
+  so.max_connections = options.max_connections;
+  so.cmdsn_gap_timeout = std::chrono::milliseconds(options.cmdsn_gap_timeout_ms);
   iscsi::Server server(core, so);
   if (!server.start(&error)) return fail(error);
   for (const iscsi::PortalAddress& p : server.portals()) {

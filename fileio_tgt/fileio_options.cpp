@@ -5,6 +5,7 @@
 
 #include "disk_unit.h"
 #include "embedded_mode.h"
+#include "iscsi/server.h"
 
 namespace po = boost::program_options;
 
@@ -52,6 +53,13 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
       "nop-interval", po::value(&o.nop_interval_s)->value_name("SECONDS"),
       "embedded mode: NOP-In ping after SECONDS of silence, the connection dropped if the "
       "initiator stays silent 15 s more (default 10; 0: no keepalive)")(
+      "max-connections", po::value(&o.max_connections)->value_name("N"),
+      "embedded mode: connections per session (MC/S, RFC 7143 MaxConnections) agreed to at "
+      "most, 1..64 (default 8; 1: no MC/S)")(
+      "cmdsn-gap-timeout", po::value(&o.cmdsn_gap_timeout_ms)->value_name("MS"),
+      "embedded mode: how long a command numbered after one still on its way on another "
+      "connection of the session waits for it before the gap is skipped, 1..600000 "
+      "(default 5000)")(
       "attach", po::value(&o.attach_socket)->value_name("SOCKET"),
       "split mode: attach each device to the scstu-target daemon listening on SOCKET")(
       "no-reconnect", "split mode: exit when the daemon goes away instead of re-attaching")(
@@ -161,6 +169,18 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
     return fail(
         "--no-reconnect applies to --attach only (in kernel mode fileio_tgt exits when "
         "the device goes away; start it again to re-attach)");
+  }
+  for (const char* option : {"max-connections", "cmdsn-gap-timeout"}) {
+    if (!embedded && vm.count(option)) {
+      return fail(std::string("--") + option + " applies to --iscsi (embedded mode) only; in split " +
+                  "and kernel mode the daemon or the kernel serves the initiators");
+    }
+  }
+  if (std::string e = iscsi::check_max_connections(o.max_connections); !e.empty()) {
+    return fail("--max-connections " + e);
+  }
+  if (std::string e = iscsi::check_cmdsn_gap_timeout_ms(o.cmdsn_gap_timeout_ms); !e.empty()) {
+    return fail("--cmdsn-gap-timeout " + e);
   }
   if (embedded) {
     std::string host, error;

@@ -18,6 +18,10 @@ struct FileioOptions {
   std::string target = "iqn.2026-11.org.scstu:fileio";
   // NOP-In keepalive of the iSCSI portal, in seconds; 0 disables it.
   uint32_t nop_interval_s = 10;
+  // Multiple connections per session (MC/S): the most MaxConnections agreed
+  // to, and how long a CmdSN gap between connections is waited for.
+  uint32_t max_connections = 8;
+  uint32_t cmdsn_gap_timeout_ms = 5000;
   // Split mode: --attach SOCKET
   std::string attach_socket;
   bool reconnect = true;

@@ -54,6 +54,21 @@ void PortalSet::set_discovery_chap(const config::Chap& chap) {
     options_.discovery_auth.incoming.push_back({chap.user(), chap.secret()});
 }
 
+std::string PortalSet::set_session_limits(const config::Config& config) {
+  if (config.max_connections() != 0) {
+    if (std::string e = iscsi::check_max_connections(config.max_connections()); !e.empty())
+      return "max_connections " + e;
+    options_.max_connections = config.max_connections();
+  }
+  if (config.cmdsn_gap_timeout_ms() != 0) {
+    if (std::string e = iscsi::check_cmdsn_gap_timeout_ms(config.cmdsn_gap_timeout_ms());
+        !e.empty())
+      return "cmdsn_gap_timeout_ms " + e;
+    options_.cmdsn_gap_timeout = std::chrono::milliseconds(config.cmdsn_gap_timeout_ms());
+  }
+  return {};
+}
+
 std::string PortalSet::start() {
   if (portal_defaulted_) return "no portals configured (portals: \"127.0.0.1:3260\")";
   server_ = std::make_unique<iscsi::Server>(core_, options_);

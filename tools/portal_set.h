@@ -26,6 +26,9 @@ class PortalSet {
   std::string add_portal(const std::string& address);
   void set_target(const config::Target& target);
   void set_discovery_chap(const config::Chap& chap);
+  // Config's max_connections and cmdsn_gap_timeout_ms (0: the default);
+  // before start(). "" or the error naming the field.
+  std::string set_session_limits(const config::Config& config);
   // Binds every portal and starts serving. "" or the error.
   std::string start();
   bool started() const { return server_ != nullptr; }

@@ -25,6 +25,8 @@ FILE is protobuf text format (tools/config.proto, message Config), e.g.:
   devices { name: "disk1" file { path: "/srv/disk1.img" thin: true } }
   groups { name: "Default_iqn.2026-11.org.example:storage"
            luns { lun: 0 device: "disk0" } luns { lun: 1 device: "disk1" read_only: true } }
+  max_connections: 4          # MC/S: connections per session, 1..64 (default 8)
+  cmdsn_gap_timeout_ms: 5000  # a CmdSN gap across connections is skipped after this
 
 Then attach a handler:   fileio_tgt --attach /run/scstu/target.sock disk0 disk0.img
 and administer it with:  scstuadmin --socket /run/scstu/admin.sock list devices

@@ -171,6 +171,9 @@ void TargetDaemon::start() {
   portals_ = std::make_unique<PortalSet>(core_);
   for (const auto& t : targets_) portals_->set_target(t.second);
   if (config_.has_discovery_chap()) portals_->set_discovery_chap(config_.discovery_chap());
+  if (std::string e = portals_->set_session_limits(config_); !e.empty()) {
+    throw std::runtime_error(config_path_ + ": " + e);
+  }
   for (const std::string& p : config_.portals()) {
     if (std::string e = portals_->add_portal(p); !e.empty()) throw std::runtime_error(e);
   }

@@ -22,6 +22,18 @@
 
 namespace scstu::iscsi {
 
+std::string check_max_connections(uint64_t value) {
+  if (value >= 1 && value <= kMaxConnectionsLimit) return {};
+  return std::to_string(value) + ": connections per session must be 1.." +
+         std::to_string(kMaxConnectionsLimit) + " (1: one connection, no MC/S)";
+}
+
+std::string check_cmdsn_gap_timeout_ms(uint64_t value) {
+  if (value >= 1 && value <= kMaxCmdsnGapTimeoutMs) return {};
+  return std::to_string(value) + ": the CmdSN gap timeout must be 1.." +
+         std::to_string(kMaxCmdsnGapTimeoutMs) + " ms";
+}
+
 Server::Server(core::TargetCore& core, ServerOptions options)
     : impl_(std::make_unique<ServerImpl>(core, std::move(options))) {}
 Server::~Server() { impl_->stop(); }

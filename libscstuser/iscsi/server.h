@@ -59,6 +59,7 @@ struct ServerOptions {
   TargetLimits limits;
   // Connections per session (RFC 7143 13.2 MaxConnections) we agree to at
   // most; the initiator's offer may lower it. 1 turns MC/S off.
+  // check_max_connections() says what a user may set.
   uint32_t max_connections = 8;
   // A CmdSN gap between connections of a session (a command still on its
   // way on another connection) is waited for at most this long, then skipped.
@@ -78,6 +79,17 @@ struct ServerOptions {
   // Log lines (connection drops, login failures) go to stderr when set.
   bool log = true;
 };
+
+// The bounds of the session options a user sets (fileio_tgt's command line,
+// the daemon's configuration): "" or why `value` is refused; the caller
+// names the option. MaxConnections: 1..64 (RFC 7143 13.2 allows 65535, but
+// each connection is a thread with a 512 KiB receive buffer and its own task
+// pool). CmdSN gap timeout: 1..600000 ms (a gap is a command lost on another
+// connection; the initiator's own command timeout is far shorter than 10 min).
+inline constexpr uint32_t kMaxConnectionsLimit = 64;
+inline constexpr uint32_t kMaxCmdsnGapTimeoutMs = 600000;
+std::string check_max_connections(uint64_t value);
+std::string check_cmdsn_gap_timeout_ms(uint64_t value);
 
 class ServerImpl;
 

@@ -118,3 +118,21 @@ for bad in "--iscsi 127.0.0.1:0 --block-size 1000 d $WORK/disk.img" \
 done
 expect_contains "$("$FILEIO_TGT" --iscsi 127.0.0.1:0 --block-size 1000 d "$WORK/disk.img" 2>&1 || true)" \
   "not a power of two" "block size error"
+
+step "--max-connections / --cmdsn-gap-timeout: bounds checked, embedded mode only"
+for bad in "--max-connections 0" "--max-connections 65" "--cmdsn-gap-timeout 0" \
+  "--cmdsn-gap-timeout 600001"; do
+  # shellcheck disable=SC2086
+  if "$FILEIO_TGT" --iscsi 127.0.0.1:0 $bad d "$WORK/disk.img" 2>"$WORK/err.txt"; then
+    fail "accepted: fileio_tgt $bad"
+  fi
+  expect_contains "$(cat "$WORK/err.txt")" "fileio_tgt: ${bad}: " "error for $bad"
+done
+if "$FILEIO_TGT" --attach "$WORK/none.sock" --max-connections 2 d "$WORK/disk.img" \
+  2>"$WORK/err.txt"; then
+  fail "accepted --max-connections in split mode"
+fi
+expect_contains "$(cat "$WORK/err.txt")" "--max-connections applies to --iscsi" "split-mode error"
+start_fileio mcs --target "$IQN" --max-connections 1 --cmdsn-gap-timeout 100 disk "$WORK/disk.img"
+qemu-io -r -f raw -c "read 0 4k" "$(url)" >/dev/null || fail "read with --max-connections 1"
+stop_pid "$LAST_PID"

@@ -45,6 +45,17 @@ class TempDir {
   std::string path_;
 };
 
+TEST(ConfigFile, SessionLimitsParseAndDefaultToUnset) {
+  config::Config c = parse_config(
+      "portals: \"127.0.0.1:3260\"\nmax_connections: 4  # MC/S\ncmdsn_gap_timeout_ms: 750\n",
+      "limits");
+  EXPECT_EQ(c.max_connections(), 4u);
+  EXPECT_EQ(c.cmdsn_gap_timeout_ms(), 750u);
+  config::Config d = parse_config(kSample, "sample");
+  EXPECT_EQ(d.max_connections(), 0u) << "unset: PortalSet keeps the server's default";
+  EXPECT_EQ(d.cmdsn_gap_timeout_ms(), 0u);
+}
+
 TEST(ConfigFile, ParsesTheSeedsExample) {
   config::Config c = parse_config(kSample, "sample");
   ASSERT_EQ(c.targets_size(), 1);
