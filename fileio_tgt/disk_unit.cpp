@@ -16,7 +16,7 @@ bool valid_device_name(const std::string& name) {
 
 DiskUnit DiskUnit::open(const std::string& name, const std::string& path,
                         const io::FileDeviceOptions& options, uint32_t max_transfer_bytes,
-                        const UnitIdentity& identity) {
+                        const UnitIdentity& identity, const std::string& state_dir) {
   DiskUnit unit;
   unit.name = name;
   unit.file = io::FileDevice::open(path, options);
@@ -45,6 +45,11 @@ DiskUnit DiskUnit::open(const std::string& name, const std::string& path,
   if (o.thin) {
     cfg.unmap_granularity =
         std::max<uint32_t>({1, 4096 / o.block_size, 1u << cfg.physical_block_exponent});
+  }
+  if (!state_dir.empty()) {
+    cfg.sanitize_state_file = state_dir + "/" + name + ".sanitize";
+    cfg.aptpl_file = state_dir + "/" + name + ".pr";
+    cfg.mode_file = state_dir + "/" + name + ".modes";
   }
   unit.lu = std::make_shared<scsi::LogicalUnit>(cfg, unit.file.get());
   return unit;

@@ -26,9 +26,11 @@ struct DiskUnit {
   std::shared_ptr<scsi::LogicalUnit> lu;
 
   // Opens `path`; throws io::FileDeviceError naming the file and the cause.
+  // `state_dir`: where the unit keeps state across restarts (NAME.sanitize,
+  // NAME.pr, NAME.modes); empty: in memory only.
   static DiskUnit open(const std::string& name, const std::string& path,
                        const io::FileDeviceOptions& options, uint32_t max_transfer_bytes,
-                       const UnitIdentity& identity = {});
+                       const UnitIdentity& identity = {}, const std::string& state_dir = {});
 
   // The seed's resync_size: re-read the size; when it changed, the LU raises
   // CAPACITY DATA HAS CHANGED. Returns a line for the log.

@@ -1,5 +1,7 @@
 #include "fileio_options.h"
 
+#include <sys/stat.h>
+
 #include <boost/program_options.hpp>
 #include <iostream>
 
@@ -37,6 +39,9 @@ Examples:
   fileio_tgt --kernel disk0 disk0.img
   # After a crash just start it again: the module holds (then requeues) the
   # commands while no handler is attached.
+
+  # a SANITIZE interrupted by a crash or restart resumes when started again
+  fileio_tgt --iscsi 127.0.0.1:3260 --state-dir /var/lib/scstu disk0 disk0.img
 
 Signals: SIGUSR1 re-reads every device's size (resync_size; initiators get
 CAPACITY DATA HAS CHANGED); SIGINT/SIGTERM shut down cleanly.
@@ -90,7 +95,11 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
       "worker threads of the threads engine (default 4)")(
       "max-transfer", po::value(&o.max_transfer_bytes)->value_name("BYTES"),
       "largest transfer advertised (VPD Block Limits); default 8 MiB embedded, 1 MiB split, "
-      "the device's max_io_bytes in kernel mode");
+      "the device's max_io_bytes in kernel mode")(
+      "state-dir", po::value(&o.state_dir)->value_name("DIR"),
+      "keep each device's state across restarts in DIR: NAME.sanitize (a SANITIZE in "
+      "progress resumes after a restart, a failed one stays failed), NAME.pr (APTPL persistent "
+      "reservations), NAME.modes (saved mode pages); default: in memory only");
   po::options_description hidden;
   std::vector<std::string> positional;
   hidden.add_options()("args", po::value(&positional));
@@ -200,6 +209,12 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
       if (other == name) return fail("device name '" + name + "' given twice");
     }
     o.devices.emplace_back(name, positional[i + 1]);
+  }
+  if (!o.state_dir.empty()) {
+    struct stat st {};
+    if (::stat(o.state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return fail("--state-dir " + o.state_dir + ": not a directory (create it first)");
+    }
   }
   if (o.max_transfer_bytes == 0 && !o.kernel) {
     o.max_transfer_bytes = embedded ? (8u << 20) : (1u << 20);

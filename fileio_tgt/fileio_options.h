@@ -28,6 +28,8 @@ struct FileioOptions {
   // Kernel mode: --kernel, each NAME attaches to the kernel shim's /dev/scstu/NAME
   bool kernel = false;
 
+  // --state-dir: per device NAME.sanitize, NAME.pr, NAME.modes; empty: none.
+  std::string state_dir;
   uint32_t max_transfer_bytes = 0;  // 0: the mode's default (kernel: the device's max_io_bytes)
 };
 

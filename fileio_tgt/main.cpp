@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
       identity.third_party_copy = false;  // no copy manager behind the kernel shim
     }
     try {
-      units.push_back(DiskUnit::open(name, path, options.device, max_transfer, identity));
+      units.push_back(
+          DiskUnit::open(name, path, options.device, max_transfer, identity, options.state_dir));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "fileio_tgt: %s\n", e.what());
       return 1;

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/durable_file.h"
+
 namespace scstu::core {
 
 namespace {
@@ -696,16 +698,14 @@ bool PersistentReservations::is_holder(const SessionInfo& session) const {
 //   reservation <type hex> <holder index> | reservation none
 //   reg <key hex> <relative port> <all_tg_pt 0|1> <protocol> <name hex> <isid|->
 //
-// Written whole to "<file>.tmp", fsync'ed, renamed over the file, and the
-// directory fsync'ed: a crash leaves the old or the new state, never a mix.
+// Replaced whole (core/durable_file.h): a crash leaves the old or the new
+// state, never a mix.
 
 std::string PersistentReservations::persist(const State& s) const {
   const std::string& path = options_.state_file;
   if (!s.aptpl) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return "persistent reservations state " + path + ": unlink: " + std::strerror(errno);
-    }
-    return "";
+    const std::string error = remove_file_durably(path);
+    return error.empty() ? "" : "persistent reservations state " + error;
   }
   std::ostringstream o;
   o << "scstu-pr-state 1\n";
@@ -721,40 +721,9 @@ std::string PersistentReservations::persist(const State& s) const {
       << (r.all_target_ports ? 1 : 0) << " " << static_cast<int>(r.port.protocol_id) << " "
       << hex(r.port.name) << " " << (r.port.isid.empty() ? "-" : hex(r.port.isid)) << "\n";
   }
-  const std::string text = o.str();
-  const std::string tmp = path + ".tmp";
-  auto fail = [&](const char* what) {
-    std::string msg = "persistent reservations state " + tmp + ": " + what + ": " +
-                      std::strerror(errno) + " (check the directory exists and is writable)";
-    ::unlink(tmp.c_str());
-    return msg;
-  };
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return fail("open");
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      return fail("write");
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    return fail("fsync");
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename");
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return "";
+  const std::string error = replace_file_durably(path, o.str());
+  if (error.empty()) return "";
+  return "persistent reservations state " + error + " (check the directory exists and is writable)";
 }
 
 std::string PersistentReservations::load() {

@@ -90,11 +90,16 @@ LogicalUnit::LogicalUnit(LogicalUnitConfig config, BlockDevice* device)
   runtime_ = std::make_unique<LuRuntime>(core::PersistentReservations::Options{config_.aptpl_file},
                                          std::move(hooks));
   runtime_->sbc = &sbc_advanced_state(*this);
-  runtime_->sanitize = std::make_unique<SanitizeOperation>(*this);
+  runtime_->sanitize = std::make_unique<SanitizeOperation>(*this, config_.sanitize_state_file);
   if (!config_.aptpl_file.empty()) {
     const std::string err = runtime_->persistent.load();
     if (!err.empty())
       std::fprintf(stderr, "scstu: logical unit %s: %s\n", config_.serial.c_str(), err.c_str());
+  }
+  // Last: an interrupted sanitize resumes on its own thread, which may use
+  // everything above.
+  if (const std::string err = runtime_->sanitize->restore(); !err.empty()) {
+    std::fprintf(stderr, "scstu: logical unit %s: %s\n", config_.serial.c_str(), err.c_str());
   }
 }
 

@@ -106,6 +106,9 @@ struct LogicalUnitConfig {
 
   std::string aptpl_file;  // persistent reservations' APTPL state; empty: not persisted
   std::string mode_file;   // saved mode pages (MODE SELECT SP = 1); empty: in memory only
+  // A sanitize operation in progress or failed (scsi/sanitize.h), kept across
+  // a restart; empty: in memory only.
+  std::string sanitize_state_file;
 
   // Raw passthrough: these opcodes go straight to `passthrough` (low-level
   // API), the rest stays emulated.

@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <utility>
 
+#include "core/durable_file.h"
 #include "scsi/command_context.h"
 #include "scsi/logical_unit.h"
 #include "scsi/lu_runtime.h"
@@ -67,13 +71,22 @@ bool SanitizeOperation::admit_slow(CommandContext& ctx) {
   return true;
 }
 
-bool SanitizeOperation::start(Plan plan, CommandContext* waiter) {
+SanitizeOperation::StartResult SanitizeOperation::start(Plan plan, CommandContext* waiter) {
   // A previous operation's thread has called finished() (nothing is in
   // progress, or SANITIZE would not have been admitted); let it end.
   if (thread_.joinable()) thread_.join();
   {
     std::lock_guard lock(mutex_);
-    if (failed_ && !failed_ause_ && plan.ause) return false;
+    if (failed_ && !failed_ause_ && plan.ause) return StartResult::kAuseRefused;
+    running_.ause = plan.ause;
+    running_.deallocate = plan.deallocate;
+    running_.passes = plan.passes;
+    // SBC-4 4.11.2: once SANITIZE has completed, a restart must find the
+    // operation: durable before the command (IMMED or not) can complete.
+    if (const std::string error = record(SanitizeState::Phase::kInProgress); !error.empty()) {
+      std::fprintf(stderr, "scstu: SANITIZE not started: %s\n", error.c_str());
+      return StartResult::kNotRecorded;
+    }
     const uint64_t capacity = lu_.capacity_blocks();
     const uint64_t passes = plan.passes.empty() ? 1 : plan.passes.size();
     total_.store(capacity * passes, std::memory_order_relaxed);
@@ -85,7 +98,65 @@ bool SanitizeOperation::start(Plan plan, CommandContext* waiter) {
     busy_.store(true, std::memory_order_release);
   }
   thread_ = std::thread([this, p = std::move(plan)]() mutable { run(std::move(p)); });
-  return true;
+  return StartResult::kStarted;
+}
+
+std::string SanitizeOperation::restore() {
+  if (state_file_.empty()) return "";
+  std::ifstream in(state_file_);
+  if (!in && errno == ENOENT) return "";
+  std::string error;
+  SanitizeState state;
+  if (!in) {
+    error = std::strerror(errno);
+  } else {
+    std::stringstream text;
+    text << in.rdbuf();
+    error = parse_sanitize_state(text.str(), lu_.block_size(), &state);
+  }
+  if (!error.empty()) {
+    // Unknown whether the medium was being erased: keep its data from being
+    // used until a sanitize succeeds (SBC-4 4.11.4, restricted mode).
+    std::lock_guard lock(mutex_);
+    failed_ = true;
+    failed_ause_ = false;
+    busy_.store(true, std::memory_order_release);
+    return "sanitize state " + state_file_ + ": " + error +
+           "; the unit stays in sanitize failure mode until a SANITIZE succeeds (or remove the "
+           "file if no sanitize was running)";
+  }
+  if (state.phase == SanitizeState::Phase::kFailed) {
+    std::lock_guard lock(mutex_);
+    failed_ = true;
+    failed_ause_ = state.ause;
+    running_ = std::move(state);
+    busy_.store(true, std::memory_order_release);
+    return "";
+  }
+  Plan plan;
+  plan.passes = std::move(state.passes);
+  plan.deallocate = state.deallocate;
+  plan.ause = state.ause;
+  if (start(std::move(plan), nullptr) != StartResult::kStarted) {
+    return "sanitize state " + state_file_ + ": could not resume the sanitize operation";
+  }
+  std::fprintf(stderr, "scstu: sanitize state %s: resuming the interrupted sanitize operation\n",
+               state_file_.c_str());
+  return "";
+}
+
+std::string SanitizeOperation::record(SanitizeState::Phase phase) {
+  if (state_file_.empty()) return "";
+  running_.phase = phase;
+  const std::string error =
+      core::replace_file_durably(state_file_, format_sanitize_state(running_));
+  return error.empty() ? "" : "sanitize state " + error;
+}
+
+std::string SanitizeOperation::forget() {
+  if (state_file_.empty()) return "";
+  const std::string error = core::remove_file_durably(state_file_);
+  return error.empty() ? "" : "sanitize state " + error;
 }
 
 bool SanitizeOperation::exit_failure_mode() {
@@ -94,6 +165,9 @@ bool SanitizeOperation::exit_failure_mode() {
   if (!failed_ause_) return false;
   failed_ = false;
   busy_.store(in_progress_.load(std::memory_order_acquire), std::memory_order_release);
+  if (const std::string error = forget(); !error.empty()) {
+    std::fprintf(stderr, "scstu: %s\n", error.c_str());
+  }
   return true;
 }
 
@@ -108,7 +182,7 @@ void SanitizeOperation::release_aborted_waiter() {
 }
 
 void SanitizeOperation::shutdown() {
-  stop_.store(true, std::memory_order_release);
+  stop();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -117,20 +191,16 @@ int SanitizeOperation::io(BlockOp op, uint64_t lba, uint64_t blocks, std::span<c
     std::lock_guard lock(io_mutex_);
     io_done_ = false;
   }
-  request_ = BlockRequest{};
-  request_.op = op;
-  request_.lba = lba;
-  request_.blocks = blocks;
-  request_.iov = iov;
-  request_.context = this;
-  request_.done = [](BlockRequest* req, int error) {
-    auto* self = static_cast<SanitizeOperation*>(req->context);
-    std::lock_guard lock(self->io_mutex_);
-    self->io_error_ = error;
-    self->io_done_ = true;
-    self->io_cv_.notify_all();
-  };
-  lu_.block_device()->submit(request_);
+  submit_block_io(
+      *lu_.block_device(), request_, BlockIo{op, lba, blocks, iov, 0},
+      [](BlockRequest* req, int error) {
+        auto* self = static_cast<SanitizeOperation*>(req->context);
+        std::lock_guard lock(self->io_mutex_);
+        self->io_error_ = error;
+        self->io_done_ = true;
+        self->io_cv_.notify_all();
+      },
+      this);
   std::unique_lock lock(io_mutex_);
   io_cv_.wait(lock, [&] { return io_done_; });
   return io_error_;
@@ -201,6 +271,12 @@ void SanitizeOperation::finished(int error) {
   CommandContext* w = nullptr;
   {
     std::lock_guard lock(mutex_);
+    // The unit going away (shutdown) suspends the operation: the state file
+    // keeps it in progress, so the next start resumes it (SBC-4 4.11.2).
+    const bool suspended = error == -ECANCELED && stop_.load(std::memory_order_acquire);
+    std::string file_error;
+    if (!suspended) file_error = error != 0 ? record(SanitizeState::Phase::kFailed) : forget();
+    if (!file_error.empty()) std::fprintf(stderr, "scstu: %s\n", file_error.c_str());
     failed_ = error != 0;
     failed_ause_ = failed_ && running_ause_;
     busy_.store(failed_, std::memory_order_release);

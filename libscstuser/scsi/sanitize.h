@@ -16,8 +16,14 @@
 // until a sanitize completes without error, or, when the failed one was
 // started with AUSE = 1, until EXIT FAILURE MODE.
 //
-// Not kept across a restart of the handler (a real drive resumes a sanitize
-// after power on; this unit's state lives in memory only).
+// Across a restart of the handler (SBC-4 4.11.2: a power on suspends the
+// operation, which resumes after the logical unit reset that follows), when
+// the unit has a state file (LogicalUnitConfig::sanitize_state_file,
+// scsi/sanitize_state_file.h): SANITIZE completes only once "in progress" is
+// durable there; a restarted unit finds it and starts the operation again from
+// the first block (no checkpoint: overwriting again is harmless), answering
+// 04/1B meanwhile; a failure is recorded, so failure mode (31/03) survives the
+// restart too. Without a state file the state lives in memory only.
 #pragma once
 
 #include <atomic>
@@ -25,9 +31,11 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "scsi/sanitize_state_file.h"
 #include "scsi/sbc_advanced_job.h"
 
 namespace scstu::scsi {
@@ -47,7 +55,9 @@ class SanitizeOperation {
     bool ause = false;        // AUSE: EXIT FAILURE MODE may leave a failure
   };
 
-  explicit SanitizeOperation(LogicalUnit& lu) : lu_(lu) {}
+  // `state_file`: where the state is kept across restarts; empty: nowhere.
+  explicit SanitizeOperation(LogicalUnit& lu, std::string state_file = {})
+      : lu_(lu), state_file_(std::move(state_file)) {}
   // Calls shutdown().
   ~SanitizeOperation();
   SanitizeOperation(const SanitizeOperation&) = delete;
@@ -66,29 +76,47 @@ class SanitizeOperation {
   // What REQUEST SENSE reports for the operation, if anything.
   std::optional<SenseData> sense(SenseFormat format) const;
 
+  enum class StartResult : uint8_t {
+    kStarted,
+    kAuseRefused,  // SBC-4 5.30 AUSE: INVALID FIELD IN CDB
+    kNotRecorded,  // the state file could not be written: nothing started
+  };
+
+  // Once, after the unit is built: picks up the state file's operation (runs
+  // it again) or failure. Returns "" or an error naming the file; a file that
+  // cannot be read leaves the unit in failure mode (AUSE = 0): whether its
+  // data was erased is unknown.
+  std::string restore();
+
   // SANITIZE, once validated. `waiter`: the IMMED = 0 command, completed when
   // the operation ends (or let go if aborted); nullptr for IMMED = 1. The
   // operation runs on a thread of its own, so IMMED = 1 returns at once
-  // whatever the BlockDevice does. Returns false (and starts nothing) when a
-  // failed operation with AUSE = 0 forbids `plan.ause` (SBC-4 5.30,
-  // AUSE: the caller answers INVALID FIELD IN CDB).
-  bool start(Plan plan, CommandContext* waiter);
+  // whatever the BlockDevice does. Starts nothing when a failed operation
+  // with AUSE = 0 forbids `plan.ause`, or the state file cannot be written.
+  StartResult start(Plan plan, CommandContext* waiter);
   // EXIT FAILURE MODE: false when the failure may not be left that way.
   bool exit_failure_mode();
   // After a task management function: an IMMED = 0 SANITIZE that it aborted
   // completes now (the task set discards its reply); the operation goes on.
   void release_aborted_waiter();
   // The unit is going away: stop issuing I/O after the request in flight,
-  // fail a waiting command, join the thread.
+  // fail a waiting command, join the thread. The state file keeps the
+  // operation in progress (suspended, SBC-4 4.11.2).
   void shutdown();
+  // shutdown()'s first half: ask the thread to stop, without waiting.
+  void stop() { stop_.store(true, std::memory_order_release); }
 
  private:
   bool admit_slow(CommandContext& ctx);
   void run(Plan plan);  // the operation's thread
   int io(BlockOp op, uint64_t lba, uint64_t blocks, std::span<const iovec> iov);
   void finished(int error);
+  // The state file, with mutex_ held. "" or the error (logged by callers).
+  std::string record(SanitizeState::Phase phase);
+  std::string forget();
 
   LogicalUnit& lu_;
+  const std::string state_file_;
   std::atomic<bool> busy_{false};  // in progress or failed: admit() must look
   std::atomic<bool> in_progress_{false};
   std::atomic<bool> stop_{false};
@@ -98,6 +126,7 @@ class SanitizeOperation {
   bool failed_ = false;
   bool failed_ause_ = false;
   bool running_ause_ = false;
+  SanitizeState running_;  // what the state file says while it runs
   CommandContext* waiter_ = nullptr;
   std::thread thread_;
   // One request in flight at a time, waited for by run().

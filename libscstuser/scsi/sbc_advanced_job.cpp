@@ -13,17 +13,23 @@ namespace scstu::scsi {
 
 void BlockJob::start(std::unique_ptr<BlockJob> job) { job.release()->kick(0); }
 
+void submit_block_io(BlockDevice& device, BlockRequest& req, const BlockIo& io,
+                     void (*done)(BlockRequest* req, int error), void* context) {
+  req = BlockRequest{};
+  req.op = io.op;
+  req.flags = io.flags;
+  req.lba = io.lba;
+  req.blocks = io.blocks;
+  req.iov = io.iov;
+  req.done = done;
+  req.context = context;
+  device.submit(req);
+}
+
 void BlockJob::submit(BlockDevice* device, BlockOp op, uint64_t lba, uint64_t blocks,
                       std::span<const iovec> iov, uint32_t flags) {
-  request_ = BlockRequest{};
-  request_.op = op;
-  request_.flags = flags;
-  request_.lba = lba;
-  request_.blocks = blocks;
-  request_.iov = iov;
-  request_.done = &BlockJob::on_done;
-  request_.context = this;
-  device->submit(request_);
+  submit_block_io(*device, request_, BlockIo{op, lba, blocks, iov, flags}, &BlockJob::on_done,
+                  this);
 }
 
 void BlockJob::on_done(BlockRequest* req, int error) {

@@ -28,6 +28,22 @@ namespace scstu::scsi {
 
 class LbaRangeLock;
 
+// One request of the library's own block I/O (BlockJob's steps, the sanitize
+// operation): what to do, before the completion is attached.
+struct BlockIo {
+  BlockOp op = BlockOp::kRead;
+  uint64_t lba = 0;
+  uint64_t blocks = 0;
+  std::span<const iovec> iov;
+  uint32_t flags = 0;
+};
+
+// The one path by which the library submits its own block requests: `req` is
+// reset to `io` and handed to `device`; done(req, error) runs once, on any
+// thread or inline inside this call, with req->context == context.
+void submit_block_io(BlockDevice& device, BlockRequest& req, const BlockIo& io,
+                     void (*done)(BlockRequest* req, int error), void* context);
+
 class BlockJob {
  public:
   explicit BlockJob(CommandContext& ctx) : ctx_(ctx) {}

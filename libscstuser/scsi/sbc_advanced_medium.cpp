@@ -136,8 +136,14 @@ void sbc_sanitize(CommandContext& ctx) {
   }
   // SBC-4 5.30 (AUSE): after a failed sanitize with AUSE = 0, one with AUSE = 1
   // is refused (only a restricted one may clear the failure).
-  if (!op.start(std::move(plan), immed ? nullptr : &ctx)) {
-    return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 5});
+  switch (op.start(std::move(plan), immed ? nullptr : &ctx)) {
+    case SanitizeOperation::StartResult::kStarted:
+      break;
+    case SanitizeOperation::StartResult::kAuseRefused:
+      return ctx.complete_check(kInvalidFieldInCdb, {true, 1, 5});
+    case SanitizeOperation::StartResult::kNotRecorded:
+      // It could not be made to survive a restart (SBC-4 4.11.2): not started.
+      return ctx.complete_check(kInternalTargetFailure);
   }
   if (immed) ctx.complete_good(ctx.data_length());
 }

@@ -20,7 +20,9 @@
  *   e2e_client watch URL
  *       keeps one session (one I_T nexus) and runs a command per line of
  *       stdin: "tur" (TEST UNIT READY), "cap" (READ CAPACITY(10)), "prevent"
- *       / "allow" (PREVENT ALLOW MEDIUM REMOVAL); prints one line each:
+ *       / "allow" (PREVENT ALLOW MEDIUM REMOVAL), "sanitize" (SANITIZE IMMED
+ *       OVERWRITE, one pass of 0xA5), "read" (READ(16) of LBA 0, 512 bytes);
+ *       prints one line each:
  *       "<cmd> GOOD [blocks block_size]" or "<cmd> CHECK key/asc/ascq" (hex).
  *
  * write: the kill -9 durability test's writer.
@@ -188,6 +190,20 @@ static int do_watch(int argc, char **argv) {
       print_outcome(line, iscsi_testunitready_sync(iscsi, lun));
     } else if (strcmp(line, "cap") == 0) {
       print_outcome(line, iscsi_readcapacity10_sync(iscsi, lun, 0, 0));
+    } else if (strcmp(line, "sanitize") == 0) {
+      /* SANITIZE IMMED=1 OVERWRITE, one pass of 0xA5 (SBC-4 5.30.2.2). The
+       * list is 512 bytes (a 508-byte pattern): libiscsi rounds SANITIZE's
+       * expected transfer up to 512 and waits for that much otherwise. */
+      unsigned char p[512];
+      memset(p, 0xA5, sizeof p);
+      p[0] = 0x01;
+      p[1] = 0;
+      p[2] = (sizeof p - 4) >> 8;
+      p[3] = (sizeof p - 4) & 0xFF;
+      struct iscsi_data d = {sizeof p, p};
+      print_outcome(line, iscsi_sanitize_sync(iscsi, lun, 1, 0, 0x01, sizeof p, &d));
+    } else if (strcmp(line, "read") == 0) {
+      print_outcome(line, iscsi_read16_sync(iscsi, lun, 0, 512, 512, 0, 0, 0, 0, 0));
     } else if (strcmp(line, "prevent") == 0 || strcmp(line, "allow") == 0) {
       print_outcome(line, iscsi_preventallow_sync(iscsi, lun, line[0] == 'p'));
     } else {
