@@ -48,6 +48,11 @@ TEST(Wildcard, Table) {
       {"21:*:e0:?b:83:*", "21:00:00:e0:8c:83:00:01", false},
       {"blah.xxx", "blah.xxx", true},
       {"blah.xxx", "blah.xxy", false},
+      // access_control_fuzz: a '*' in the name opposite the pattern's '*'
+      // is still matched by the wildcard, which then covers the rest.
+      {"iqn.206-11.*", "iqn.206-11.*\x0fiq", true},
+      {"a*", "a*b", true},
+      {"*b", "*xb", true},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(wildcard_match(c.pattern, c.name), c.match)
