@@ -110,8 +110,8 @@ void check(core::AccessControl& acl, const std::string& initiator) {
       }
       if (g.name == "Default_" + t) target_default = &g;
     }
-    const std::string expected = exact     ? exact->name
-                                 : pattern ? pattern->name
+    const std::string expected = exact            ? exact->name
+                                 : pattern        ? pattern->name
                                  : target_default ? target_default->name
                                                   : std::string(core::kDefaultGroup);
     if (view->group != expected) std::abort();
@@ -139,23 +139,47 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint8_t op = in.byte();
     const std::string group = (op & 0x80) ? "Default_" + std::string(kTargets[op & 1]) : in.str();
     switch (op % 13) {
-      case 0: (void)acl.add_group(group); break;
-      case 1: (void)acl.remove_group(group); break;
+      case 0:
+        (void)acl.add_group(group);
+        break;
+      case 1:
+        (void)acl.remove_group(group);
+        break;
       case 2: {
         const uint64_t lun = in.byte() % 4 == 0 ? 0 : in.byte();
         (void)acl.add_lun(group, lun, kNames[in.byte() % 3], in.byte() & 1);
         break;
       }
-      case 3: (void)acl.remove_lun(group, in.byte() % 4); break;
-      case 4: (void)acl.remove_device_from_group(group, kNames[in.byte() % 3]); break;
-      case 5: (void)acl.clear_luns(group); break;
-      case 6: (void)acl.add_initiator(group, in.str()); break;
-      case 7: (void)acl.remove_initiator(group, in.str()); break;
-      case 8: (void)acl.clear_initiators(group); break;
-      case 9: (void)acl.add_target(kTargets[in.byte() & 1]); break;
-      case 10: (void)acl.remove_target(kTargets[in.byte() & 1]); break;
-      case 11: initiator = in.str(); break;
-      case 12: (void)acl.remove_device(kNames[in.byte() % 3]); break;
+      case 3:
+        (void)acl.remove_lun(group, in.byte() % 4);
+        break;
+      case 4:
+        (void)acl.remove_device_from_group(group, kNames[in.byte() % 3]);
+        break;
+      case 5:
+        (void)acl.clear_luns(group);
+        break;
+      case 6:
+        (void)acl.add_initiator(group, in.str());
+        break;
+      case 7:
+        (void)acl.remove_initiator(group, in.str());
+        break;
+      case 8:
+        (void)acl.clear_initiators(group);
+        break;
+      case 9:
+        (void)acl.add_target(kTargets[in.byte() & 1]);
+        break;
+      case 10:
+        (void)acl.remove_target(kTargets[in.byte() & 1]);
+        break;
+      case 11:
+        initiator = in.str();
+        break;
+      case 12:
+        (void)acl.remove_device(kNames[in.byte() % 3]);
+        break;
     }
     check(acl, initiator);
   }

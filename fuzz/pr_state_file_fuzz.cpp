@@ -21,8 +21,7 @@ using namespace scstu;
 namespace {
 
 const std::string& state_path() {
-  static const std::string path =
-      "/dev/shm/scstu-fuzz-" + std::to_string(getpid()) + "-pr-state";
+  static const std::string path = "/dev/shm/scstu-fuzz-" + std::to_string(getpid()) + "-pr-state";
   return path;
 }
 
@@ -49,9 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const bool cleanup = [] {
     (void)state_path();  // constructed first, so destroyed after the handler ran
     return std::atexit([] {
-      std::remove(state_path().c_str());
-      std::remove((state_path() + ".tmp").c_str());
-    }) == 0;
+             std::remove(state_path().c_str());
+             std::remove((state_path() + ".tmp").c_str());
+           }) == 0;
   }();
   (void)cleanup;
   write_file(state_path(), data, size);

@@ -138,9 +138,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Then a service action and type from the input, and the status again.
   std::fill(params.begin(), params.end(), 0);
   params[7] = 0x11;  // RESERVATION KEY
-  (void)run(lu, *s, {0x5F, static_cast<uint8_t>(sa & 0x1F), static_cast<uint8_t>(type), 0, 0, 0,
-                     0, 0, 24, 0},
-            params, DataDirection::kWrite);
+  (void)run(
+      lu, *s,
+      {0x5F, static_cast<uint8_t>(sa & 0x1F), static_cast<uint8_t>(type), 0, 0, 0, 0, 0, 24, 0},
+      params, DataDirection::kWrite);
   if (run(lu, *s, full_status, status, DataDirection::kRead) != status::kGood) std::abort();
   std::vector<uint8_t> vpd(1024);
   (void)run(lu, *s, {0x12, 0x01, 0x83, 0x04, 0x00, 0}, vpd, DataDirection::kRead);

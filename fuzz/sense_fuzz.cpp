@@ -18,8 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (SenseFormat f : {SenseFormat::kFixed, SenseFormat::kDescriptor}) {
     SenseBuilder b(f, SenseCode{static_cast<uint8_t>(p.code.key & 0x0F), p.code.asc, p.code.ascq});
     // Fixed format carries 32 bits of INFORMATION.
-    const bool info_fits = p.information && (f == SenseFormat::kDescriptor ||
-                                             *p.information <= UINT32_MAX);
+    const bool info_fits =
+        p.information && (f == SenseFormat::kDescriptor || *p.information <= UINT32_MAX);
     if (info_fits) b.information(*p.information);
     if (p.field) b.field_pointer(*p.field);
     if (p.progress && !p.field) b.progress(*p.progress);

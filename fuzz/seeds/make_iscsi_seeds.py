@@ -116,3 +116,74 @@ for name, (chap, pdus) in LOGIN_SEEDS.items():
     write("iscsi_login_keys_fuzz", name, bytes([chap]) + b"".join(pdus))
 for name, data in PDU_SEEDS.items():
     write("iscsi_pdu_fuzz", name, data)
+
+
+# iscsi_connection_fuzz: [mode][byte stream]. Mode 0 and 1 start in full
+# feature phase (the harness logs in with CmdSN 0, ExpStatSN 0); mode 2 is a
+# whole conversation. PDUs are padded to 4 bytes, without digests.
+def pad(data):
+    return data + bytes(-len(data) % 4)
+
+
+def stream_pdu(opcode, flags, data=b"", itt=1, cmdsn=0, lun=0, rest=None, immediate=False):
+    b = bytearray(48)
+    b[0] = opcode | (0x40 if immediate else 0)
+    b[1] = flags
+    b[5:8] = len(data).to_bytes(3, "big")
+    b[8:16] = lun.to_bytes(2, "big") + bytes(6)
+    b[16:20] = itt.to_bytes(4, "big")
+    b[24:28] = cmdsn.to_bytes(4, "big")
+    if rest:
+        for at, value in rest.items():
+            b[at:at + len(value)] = value
+    return bytes(b) + pad(data)
+
+
+def command(cdb, itt, cmdsn, expected, flags, data=b""):
+    return stream_pdu(0x01, flags, data, itt, cmdsn,
+                      rest={20: expected.to_bytes(4, "big"), 32: bytes(cdb) + bytes(16 - len(cdb))})
+
+
+def data_out(itt, offset, data, datasn=0, final=True, ttt=0xFFFFFFFF):
+    return stream_pdu(0x05, 0x80 if final else 0, data, itt,
+                      rest={20: ttt.to_bytes(4, "big"), 24: bytes(4),
+                            36: datasn.to_bytes(4, "big"), 40: offset.to_bytes(4, "big")})
+
+
+def text(keys, itt, cmdsn, final=True, cont=False, ttt=0xFFFFFFFF):
+    body = b"".join(k.encode() + b"\0" for k in keys)
+    return stream_pdu(0x04, (0x80 if final else 0) | (0x40 if cont else 0), body, itt, cmdsn,
+                      rest={20: ttt.to_bytes(4, "big")}, immediate=True)
+
+
+def stream_login(keys, csg, nsg, cmdsn=0):
+    body = b"".join(k.encode() + b"\0" for k in keys)
+    flags = 0x80 | (csg << 2) | nsg
+    return stream_pdu(0x03, flags, body, 0x100, cmdsn,
+                      rest={8: bytes([0x80, 0x00, 0x02, 0x3D, 0x00, 0x02, 0, 0])}, immediate=True)
+
+
+READ10 = [0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0]
+WRITE10 = [0x2A, 0, 0, 0, 0, 0x10, 0, 0, 8, 0]
+CONNECTION_SEEDS = {
+    "read-write-logout": bytes([0]) + command(READ10, 1, 0, 4096, 0xC0)
+    + command(WRITE10, 2, 1, 4096, 0x20, bytes([0x5A]) * 1024)
+    + data_out(2, 1024, bytes([0xA5]) * 3072)
+    + stream_pdu(0x00, 0x80, b"", 3, 2, rest={20: bytes([0xFF] * 4)}, immediate=True)
+    + stream_pdu(0x06, 0x80, b"", 4, 2, immediate=True),
+    "write-r2t": bytes([0]) + command([0x8A, 0] + [0] * 8 + [0, 0, 0, 64, 0, 0], 1, 0, 32768, 0xA0)
+    + data_out(1, 0, bytes(8192), final=False) + data_out(1, 8192, bytes(8192), datasn=1),
+    "text-continued-sendtargets": bytes([0]) + text(["SendTargets="], 1, 0, final=False, cont=True)
+    + text(["X-Unknown=1", "SendTargets=All"], 1, 0, ttt=1),
+    "tmf-abort-task": bytes([0]) + command(READ10, 1, 0, 4096, 0xC0)
+    + stream_pdu(0x02, 0x81, b"", 2, 1, rest={20: (1).to_bytes(4, "big")}, immediate=True),
+    "discovery-sendtargets": bytes([1]) + text(["SendTargets=All"], 1, 0)
+    + stream_pdu(0x06, 0x80, b"", 2, 0, immediate=True),
+    "login-then-inquiry": bytes([2])
+    + stream_login(["InitiatorName=iqn.2026-11.fuzz:j", "TargetName=iqn.2026-11.fuzz:t",
+                    "SessionType=Normal", "AuthMethod=None"], 0, 1)
+    + stream_login(["HeaderDigest=None", "DataDigest=None", "MaxRecvDataSegmentLength=4096"], 1, 3)
+    + command([0x12, 0, 0, 0, 96, 0], 1, 0, 96, 0xC0),
+}
+for name, data in CONNECTION_SEEDS.items():
+    write("iscsi_connection_fuzz", name, data)
