@@ -185,6 +185,11 @@ class Connection {
   bool on_tmf(const Bhs& h);
   bool on_text(const Bhs& h);
   bool on_logout(const Bhs& h);
+  bool on_snack(const Bhs& h);
+  bool on_login_in_full_feature(const Bhs& h);
+  bool on_unknown(const Bhs& h);
+  using PduHandler = bool (Connection::*)(const Bhs&);
+  static PduHandler handler(Opcode op);
   bool reject(const Bhs& h, RejectReason reason, const char* why);
   bool protocol_error(const Bhs& h, const char* why);
   bool check_cmdsn(const Bhs& h, uint32_t cmdsn, bool immediate);

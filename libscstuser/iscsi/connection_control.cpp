@@ -110,30 +110,48 @@ bool Connection::handle_pdu() {
   } else {
     ext_cdb_len_ = 0;
   }
-  switch (h.opcode()) {
+  return (this->*handler(h.opcode()))(h);
+}
+
+// One handler per opcode an initiator sends (RFC 7143 11); anything else is
+// answered by on_unknown().
+Connection::PduHandler Connection::handler(Opcode op) {
+  switch (op) {
     case Opcode::kScsiCommand:
-      return on_scsi_command(h);
+      return &Connection::on_scsi_command;
     case Opcode::kDataOut:
-      return on_data_out(h);
+      return &Connection::on_data_out;
     case Opcode::kNopOut:
-      return on_nop_out(h);
+      return &Connection::on_nop_out;
     case Opcode::kTaskManagementRequest:
-      return on_tmf(h);
+      return &Connection::on_tmf;
     case Opcode::kTextRequest:
-      return on_text(h);
+      return &Connection::on_text;
     case Opcode::kLogoutRequest:
-      return on_logout(h);
+      return &Connection::on_logout;
     case Opcode::kSnackRequest:
-      // ErrorRecoveryLevel 0: SNACK is not supported (RFC 7143 11.16).
-      if (!skip_payload(h.data_length())) return false;
-      return reject(h, RejectReason::kProtocolError, "SNACK at ErrorRecoveryLevel 0");
+      return &Connection::on_snack;
     case Opcode::kLoginRequest:
-      skip_payload(h.data_length());
-      return protocol_error(h, "Login Request in full feature phase");
+      return &Connection::on_login_in_full_feature;
     default:
-      if (!skip_payload(h.data_length())) return false;
-      return reject(h, RejectReason::kCommandNotSupported, "unknown opcode");
+      return &Connection::on_unknown;
   }
+}
+
+bool Connection::on_snack(const Bhs& h) {
+  // ErrorRecoveryLevel 0: SNACK is not supported (RFC 7143 11.16).
+  if (!skip_payload(h.data_length())) return false;
+  return reject(h, RejectReason::kProtocolError, "SNACK at ErrorRecoveryLevel 0");
+}
+
+bool Connection::on_login_in_full_feature(const Bhs& h) {
+  skip_payload(h.data_length());
+  return protocol_error(h, "Login Request in full feature phase");
+}
+
+bool Connection::on_unknown(const Bhs& h) {
+  if (!skip_payload(h.data_length())) return false;
+  return reject(h, RejectReason::kCommandNotSupported, "unknown opcode");
 }
 
 bool Connection::reject(const Bhs& h, RejectReason reason, const char* why) {
@@ -162,17 +180,9 @@ bool Connection::sequenced(const Bhs& h) const {
   // RFC 7143 4.2.2.1: non-immediate PDUs that carry a CmdSN take their turn
   // in the session's numbering; a NOP-Out answering our ping does not.
   if (h.immediate()) return false;
-  switch (h.opcode()) {
-    case Opcode::kScsiCommand:
-    case Opcode::kTaskManagementRequest:
-    case Opcode::kTextRequest:
-    case Opcode::kLogoutRequest:
-      return true;
-    case Opcode::kNopOut:
-      return h.itt() != kReservedTag;
-    default:
-      return false;
-  }
+  const OpcodeInfo* o = opcode_info(h.opcode());
+  if (!o || !o->numbered) return false;
+  return h.opcode() != Opcode::kNopOut || h.itt() != kReservedTag;
 }
 
 bool Connection::peer_closed() const {

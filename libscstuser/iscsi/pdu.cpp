@@ -1,56 +1,59 @@
 #include "iscsi/pdu.h"
 
+#include <bit>
 #include <cstring>
+#include <tuple>
 
 namespace scstu::iscsi {
 
+namespace {
+
+// RFC 7143 11.2.1.2: one row per opcode, everything the code asks of one.
+constexpr OpcodeInfo kOpcodes[] = {
+    // opcode                          name                         AHS    CmdSN
+    {Opcode::kNopOut, "NOP-Out", false, true},
+    {Opcode::kScsiCommand, "SCSI Command", true, true},
+    {Opcode::kTaskManagementRequest, "Task Management Request", false, true},
+    {Opcode::kLoginRequest, "Login Request", false, false},
+    {Opcode::kTextRequest, "Text Request", false, true},
+    {Opcode::kDataOut, "Data-Out", false, false},
+    {Opcode::kLogoutRequest, "Logout Request", false, true},
+    {Opcode::kSnackRequest, "SNACK Request", false, false},
+    {Opcode::kNopIn, "NOP-In", false, false},
+    {Opcode::kScsiResponse, "SCSI Response", false, false},
+    {Opcode::kTaskManagementResponse, "Task Management Response", false, false},
+    {Opcode::kLoginResponse, "Login Response", false, false},
+    {Opcode::kTextResponse, "Text Response", false, false},
+    {Opcode::kDataIn, "Data-In", false, false},
+    {Opcode::kLogoutResponse, "Logout Response", false, false},
+    {Opcode::kR2T, "R2T", false, false},
+    {Opcode::kAsyncMessage, "Asynchronous Message", false, false},
+    {Opcode::kReject, "Reject", false, false},
+};
+
+// The table by opcode value (6 bits).
+constexpr std::array<const OpcodeInfo*, 64> index_opcodes() {
+  std::array<const OpcodeInfo*, 64> by_value{};
+  for (const OpcodeInfo& o : kOpcodes) by_value[static_cast<uint8_t>(o.op)] = &o;
+  return by_value;
+}
+constexpr std::array<const OpcodeInfo*, 64> kByValue = index_opcodes();
+
+}  // namespace
+
+const OpcodeInfo* opcode_info(Opcode op) { return kByValue[static_cast<uint8_t>(op) & 0x3F]; }
+
 const char* opcode_name(Opcode op) {
-  switch (op) {
-    case Opcode::kNopOut:
-      return "NOP-Out";
-    case Opcode::kScsiCommand:
-      return "SCSI Command";
-    case Opcode::kTaskManagementRequest:
-      return "Task Management Request";
-    case Opcode::kLoginRequest:
-      return "Login Request";
-    case Opcode::kTextRequest:
-      return "Text Request";
-    case Opcode::kDataOut:
-      return "Data-Out";
-    case Opcode::kLogoutRequest:
-      return "Logout Request";
-    case Opcode::kSnackRequest:
-      return "SNACK Request";
-    case Opcode::kNopIn:
-      return "NOP-In";
-    case Opcode::kScsiResponse:
-      return "SCSI Response";
-    case Opcode::kTaskManagementResponse:
-      return "Task Management Response";
-    case Opcode::kLoginResponse:
-      return "Login Response";
-    case Opcode::kTextResponse:
-      return "Text Response";
-    case Opcode::kDataIn:
-      return "Data-In";
-    case Opcode::kLogoutResponse:
-      return "Logout Response";
-    case Opcode::kR2T:
-      return "R2T";
-    case Opcode::kAsyncMessage:
-      return "Asynchronous Message";
-    case Opcode::kReject:
-      return "Reject";
-  }
-  return "unknown opcode";
+  const OpcodeInfo* o = opcode_info(op);
+  return o ? o->name : "unknown opcode";
 }
 
 const char* check_lengths(const Bhs& bhs, uint32_t max_data) {
   if (bhs.data_length() > max_data) return "data segment longer than MaxRecvDataSegmentLength";
   if (bhs.ahs_bytes() != 0) {
-    // Only a SCSI Command carries AHS (11.2.2: extended CDB, bidi read length).
-    if (bhs.opcode() != Opcode::kScsiCommand) return "AHS on a PDU that takes none";
+    // 11.2.2: only a SCSI Command carries AHS (extended CDB, bidi read length).
+    const OpcodeInfo* o = opcode_info(bhs.opcode());
+    if (!o || !o->takes_ahs) return "AHS on a PDU that takes none";
   }
   return nullptr;
 }
@@ -106,404 +109,317 @@ size_t build_bidi_read_length_ahs(uint32_t length, std::span<uint8_t> out) {
   return 8;
 }
 
+// ---- the BHS layout of each PDU type ----
+//
+// Each PDU type has one table of its fields: F<member, byte offset[, mask]>.
+// decode() and encode() both run over it, so a field's place is written
+// once. Without a mask, an integer member is big-endian over its own size
+// (an array member is copied); with one, the member is the masked bits of
+// that byte (a flag, ATTR, CSG/NSG). What depends on the direction (fields of
+// a response only) or never varies (a fixed F bit) is written by encode().
+
 namespace {
-void clear(Bhs& h) { h.b.fill(0); }
+
+template <class T>
+struct MemberOf;
+template <class P, class T>
+struct MemberOf<T P::*> {
+  using type = T;
+};
+
+template <auto M, size_t Offset, uint8_t Mask = 0>
+struct F {
+  using T = typename MemberOf<decltype(M)>::type;
+  static_assert(Offset < kBhsSize);
+  template <class P>
+  static void get(const Bhs& h, P& p) {
+    const uint8_t* at = &h.b[Offset];
+    if constexpr (Mask != 0) {
+      p.*M = static_cast<T>((*at & Mask) >> std::countr_zero(Mask));
+    } else if constexpr (requires { std::tuple_size<T>::value; }) {
+      std::memcpy((p.*M).data(), at, std::tuple_size<T>::value);
+    } else if constexpr (sizeof(T) == 1) {
+      p.*M = *at;
+    } else if constexpr (sizeof(T) == 2) {
+      p.*M = get16(at);
+    } else if constexpr (sizeof(T) == 4) {
+      p.*M = get32(at);
+    } else {
+      p.*M = get64(at);
+    }
+  }
+  template <class P>
+  static void put(const P& p, Bhs& h) {
+    uint8_t* at = &h.b[Offset];
+    if constexpr (Mask != 0) {
+      *at |= static_cast<uint8_t>((static_cast<unsigned>(p.*M) << std::countr_zero(Mask)) & Mask);
+    } else if constexpr (requires { std::tuple_size<T>::value; }) {
+      std::memcpy(at, (p.*M).data(), std::tuple_size<T>::value);
+    } else if constexpr (sizeof(T) == 1) {
+      *at = p.*M;
+    } else if constexpr (sizeof(T) == 2) {
+      put16(at, p.*M);
+    } else if constexpr (sizeof(T) == 4) {
+      put32(at, p.*M);
+    } else {
+      put64(at, p.*M);
+    }
+  }
+};
+
+template <class... Fields>
+struct Layout {
+  template <class P>
+  static P decode(const Bhs& h) {
+    P p;
+    decode_into(h, p);
+    return p;
+  }
+  template <class P>
+  static void decode_into(const Bhs& h, P& p) {
+    (Fields::get(h, p), ...);
+  }
+  // Into a cleared header whose opcode byte is set.
+  template <class P>
+  static void encode(const P& p, Bhs& h) {
+    (Fields::put(p, h), ...);
+  }
+};
+
+// A cleared header with its opcode (and I bit); byte 1 starts with `flags`.
+void start(Bhs& h, Opcode op, bool immediate = false, uint8_t flags = 0) {
+  h.b.fill(0);
+  h.set_opcode(op, immediate);
+  h.b[1] = flags;
+}
+
+constexpr uint8_t kFinal = 0x80;  // the F bit of PDUs that are always final
+
+using P1 = ScsiCommandPdu;
+using ScsiCommandLayout =
+    Layout<F<&P1::immediate, 0, 0x40>, F<&P1::final, 1, 0x80>, F<&P1::read, 1, 0x40>,
+           F<&P1::write, 1, 0x20>, F<&P1::attr, 1, 0x07>, F<&P1::lun, 8>, F<&P1::itt, 16>,
+           F<&P1::expected_length, 20>, F<&P1::cmdsn, 24>, F<&P1::expstatsn, 28>,
+           F<&P1::cdb, 32>>;
+
+using P2 = ScsiResponsePdu;
+using ScsiResponseLayout =
+    Layout<F<&P2::bidi_overflow, 1, 0x10>, F<&P2::bidi_underflow, 1, 0x08>,
+           F<&P2::overflow, 1, 0x04>, F<&P2::underflow, 1, 0x02>, F<&P2::response, 2>,
+           F<&P2::status, 3>, F<&P2::itt, 16>, F<&P2::snack_tag, 20>, F<&P2::statsn, 24>,
+           F<&P2::expcmdsn, 28>, F<&P2::maxcmdsn, 32>, F<&P2::expdatasn, 36>,
+           F<&P2::bidi_residual, 40>, F<&P2::residual, 44>>;
+
+using P3 = TmfRequestPdu;
+using TmfRequestLayout =
+    Layout<F<&P3::immediate, 0, 0x40>, F<&P3::function, 1, 0x7F>, F<&P3::lun, 8>,
+           F<&P3::itt, 16>, F<&P3::referenced_itt, 20>, F<&P3::cmdsn, 24>,
+           F<&P3::expstatsn, 28>, F<&P3::refcmdsn, 32>, F<&P3::expdatasn, 36>>;
+
+using P4 = TmfResponsePdu;
+using TmfResponseLayout = Layout<F<&P4::response, 2>, F<&P4::itt, 16>, F<&P4::statsn, 24>,
+                                 F<&P4::expcmdsn, 28>, F<&P4::maxcmdsn, 32>>;
+
+using P5 = DataOutPdu;
+using DataOutLayout =
+    Layout<F<&P5::final, 1, 0x80>, F<&P5::lun, 8>, F<&P5::itt, 16>, F<&P5::ttt, 20>,
+           F<&P5::expstatsn, 28>, F<&P5::datasn, 36>, F<&P5::buffer_offset, 40>>;
+
+using P6 = DataInPdu;
+using DataInLayout =
+    Layout<F<&P6::final, 1, 0x80>, F<&P6::ack, 1, 0x40>, F<&P6::overflow, 1, 0x04>,
+           F<&P6::underflow, 1, 0x02>, F<&P6::has_status, 1, 0x01>, F<&P6::status, 3>,
+           F<&P6::lun, 8>, F<&P6::itt, 16>, F<&P6::ttt, 20>, F<&P6::statsn, 24>,
+           F<&P6::expcmdsn, 28>, F<&P6::maxcmdsn, 32>, F<&P6::datasn, 36>,
+           F<&P6::buffer_offset, 40>, F<&P6::residual, 44>>;
+
+using P7 = R2TPdu;
+using R2TLayout =
+    Layout<F<&P7::lun, 8>, F<&P7::itt, 16>, F<&P7::ttt, 20>, F<&P7::statsn, 24>,
+           F<&P7::expcmdsn, 28>, F<&P7::maxcmdsn, 32>, F<&P7::r2tsn, 36>,
+           F<&P7::buffer_offset, 40>, F<&P7::desired_length, 44>>;
+
+using P8 = AsyncMessagePdu;
+using AsyncMessageLayout =
+    Layout<F<&P8::lun, 8>, F<&P8::statsn, 24>, F<&P8::expcmdsn, 28>, F<&P8::maxcmdsn, 32>,
+           F<&P8::event, 36>, F<&P8::vcode, 37>, F<&P8::parameter1, 38>,
+           F<&P8::parameter2, 40>, F<&P8::parameter3, 42>>;
+
+// Request and response share these; the I bit and MaxCmdSN go one way only.
+using P9 = TextPdu;
+using TextLayout = Layout<F<&P9::final, 1, 0x80>, F<&P9::continue_, 1, 0x40>, F<&P9::lun, 8>,
+                          F<&P9::itt, 16>, F<&P9::ttt, 20>, F<&P9::sn, 24>, F<&P9::expsn, 28>>;
+
+using P10 = LoginPdu;
+using LoginLayout =
+    Layout<F<&P10::transit, 1, 0x80>, F<&P10::continue_, 1, 0x40>, F<&P10::csg, 1, 0x0C>,
+           F<&P10::nsg, 1, 0x03>, F<&P10::version_max, 2>, F<&P10::version_min, 3>,
+           F<&P10::isid, 8>, F<&P10::tsih, 14>, F<&P10::itt, 16>, F<&P10::sn, 24>,
+           F<&P10::expsn, 28>>;
+using LoginRequestOnly = Layout<F<&P10::cid, 20>>;
+using LoginResponseOnly =
+    Layout<F<&P10::maxcmdsn, 32>, F<&P10::status_class, 36>, F<&P10::status_detail, 37>>;
+
+using P11 = LogoutRequestPdu;
+using LogoutRequestLayout =
+    Layout<F<&P11::immediate, 0, 0x40>, F<&P11::reason, 1, 0x7F>, F<&P11::itt, 16>,
+           F<&P11::cid, 20>, F<&P11::cmdsn, 24>, F<&P11::expstatsn, 28>>;
+
+using P12 = LogoutResponsePdu;
+using LogoutResponseLayout =
+    Layout<F<&P12::response, 2>, F<&P12::itt, 16>, F<&P12::statsn, 24>, F<&P12::expcmdsn, 28>,
+           F<&P12::maxcmdsn, 32>, F<&P12::time2wait, 40>, F<&P12::time2retain, 42>>;
+
+using P13 = SnackPdu;
+using SnackLayout =
+    Layout<F<&P13::type, 1, 0x0F>, F<&P13::lun, 8>, F<&P13::itt, 16>, F<&P13::ttt, 20>,
+           F<&P13::expstatsn, 28>, F<&P13::begrun, 40>, F<&P13::runlength, 44>>;
+
+using P14 = RejectPdu;
+using RejectLayout = Layout<F<&P14::reason, 2>, F<&P14::statsn, 24>, F<&P14::expcmdsn, 28>,
+                            F<&P14::maxcmdsn, 32>, F<&P14::datasn, 36>>;
+
+// NOP-Out and NOP-In; the I bit and MaxCmdSN go one way only.
+using P15 = NopPdu;
+using NopLayout = Layout<F<&P15::lun, 8>, F<&P15::itt, 16>, F<&P15::ttt, 20>, F<&P15::sn, 24>,
+                         F<&P15::expsn, 28>>;
+
 }  // namespace
 
 ScsiCommandPdu ScsiCommandPdu::decode(const Bhs& h) {
-  ScsiCommandPdu p;
-  p.immediate = h.immediate();
-  p.final = h.b[1] & 0x80;
-  p.read = h.b[1] & 0x40;
-  p.write = h.b[1] & 0x20;
-  p.attr = h.b[1] & 0x07;
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.expected_length = get32(&h.b[20]);
-  p.cmdsn = get32(&h.b[24]);
-  p.expstatsn = get32(&h.b[28]);
-  std::memcpy(p.cdb.data(), &h.b[32], 16);
-  return p;
+  return ScsiCommandLayout::decode<ScsiCommandPdu>(h);
 }
 void ScsiCommandPdu::encode(Bhs& h) const {
-  clear(h);
-  h.set_opcode(Opcode::kScsiCommand, immediate);
-  h.b[1] = (final ? 0x80 : 0) | (read ? 0x40 : 0) | (write ? 0x20 : 0) | (attr & 7);
-  put64(&h.b[8], lun);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], expected_length);
-  put32(&h.b[24], cmdsn);
-  put32(&h.b[28], expstatsn);
-  std::memcpy(&h.b[32], cdb.data(), 16);
+  start(h, Opcode::kScsiCommand);
+  ScsiCommandLayout::encode(*this, h);
 }
 
 ScsiResponsePdu ScsiResponsePdu::decode(const Bhs& h) {
-  ScsiResponsePdu p;
-  p.bidi_overflow = h.b[1] & 0x10;
-  p.bidi_underflow = h.b[1] & 0x08;
-  p.overflow = h.b[1] & 0x04;
-  p.underflow = h.b[1] & 0x02;
-  p.response = h.b[2];
-  p.status = h.b[3];
-  p.itt = h.itt();
-  p.snack_tag = get32(&h.b[20]);
-  p.statsn = get32(&h.b[24]);
-  p.expcmdsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  p.expdatasn = get32(&h.b[36]);
-  p.bidi_residual = get32(&h.b[40]);
-  p.residual = get32(&h.b[44]);
-  return p;
+  return ScsiResponseLayout::decode<ScsiResponsePdu>(h);
 }
 void ScsiResponsePdu::encode(Bhs& h, uint32_t data_length) const {
-  clear(h);
-  h.set_opcode(Opcode::kScsiResponse);
-  h.b[1] = 0x80 | (bidi_overflow ? 0x10 : 0) | (bidi_underflow ? 0x08 : 0) | (overflow ? 0x04 : 0) |
-           (underflow ? 0x02 : 0);
-  h.b[2] = response;
-  h.b[3] = status;
+  start(h, Opcode::kScsiResponse, false, kFinal);
+  ScsiResponseLayout::encode(*this, h);
   h.set_data_length(data_length);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], snack_tag);
-  put32(&h.b[24], statsn);
-  put32(&h.b[28], expcmdsn);
-  put32(&h.b[32], maxcmdsn);
-  put32(&h.b[36], expdatasn);
-  put32(&h.b[40], bidi_residual);
-  put32(&h.b[44], residual);
 }
 
 TmfRequestPdu TmfRequestPdu::decode(const Bhs& h) {
-  TmfRequestPdu p;
-  p.immediate = h.immediate();
-  p.function = h.b[1] & 0x7F;
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.referenced_itt = get32(&h.b[20]);
-  p.cmdsn = get32(&h.b[24]);
-  p.expstatsn = get32(&h.b[28]);
-  p.refcmdsn = get32(&h.b[32]);
-  p.expdatasn = get32(&h.b[36]);
-  return p;
+  return TmfRequestLayout::decode<TmfRequestPdu>(h);
 }
 void TmfRequestPdu::encode(Bhs& h) const {
-  clear(h);
-  h.set_opcode(Opcode::kTaskManagementRequest, immediate);
-  h.b[1] = 0x80 | (function & 0x7F);
-  put64(&h.b[8], lun);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], referenced_itt);
-  put32(&h.b[24], cmdsn);
-  put32(&h.b[28], expstatsn);
-  put32(&h.b[32], refcmdsn);
-  put32(&h.b[36], expdatasn);
+  start(h, Opcode::kTaskManagementRequest, false, kFinal);
+  TmfRequestLayout::encode(*this, h);
 }
 
 TmfResponsePdu TmfResponsePdu::decode(const Bhs& h) {
-  TmfResponsePdu p;
-  p.response = h.b[2];
-  p.itt = h.itt();
-  p.statsn = get32(&h.b[24]);
-  p.expcmdsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  return p;
+  return TmfResponseLayout::decode<TmfResponsePdu>(h);
 }
 void TmfResponsePdu::encode(Bhs& h) const {
-  clear(h);
-  h.set_opcode(Opcode::kTaskManagementResponse);
-  h.b[1] = 0x80;
-  h.b[2] = response;
-  put32(&h.b[16], itt);
-  put32(&h.b[24], statsn);
-  put32(&h.b[28], expcmdsn);
-  put32(&h.b[32], maxcmdsn);
+  start(h, Opcode::kTaskManagementResponse, false, kFinal);
+  TmfResponseLayout::encode(*this, h);
 }
 
-DataOutPdu DataOutPdu::decode(const Bhs& h) {
-  DataOutPdu p;
-  p.final = h.final();
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.ttt = get32(&h.b[20]);
-  p.expstatsn = get32(&h.b[28]);
-  p.datasn = get32(&h.b[36]);
-  p.buffer_offset = get32(&h.b[40]);
-  return p;
-}
+DataOutPdu DataOutPdu::decode(const Bhs& h) { return DataOutLayout::decode<DataOutPdu>(h); }
 void DataOutPdu::encode(Bhs& h, uint32_t data_length) const {
-  clear(h);
-  h.set_opcode(Opcode::kDataOut);
-  h.b[1] = final ? 0x80 : 0;
+  start(h, Opcode::kDataOut);
+  DataOutLayout::encode(*this, h);
   h.set_data_length(data_length);
-  put64(&h.b[8], lun);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], ttt);
-  put32(&h.b[28], expstatsn);
-  put32(&h.b[36], datasn);
-  put32(&h.b[40], buffer_offset);
 }
 
-DataInPdu DataInPdu::decode(const Bhs& h) {
-  DataInPdu p;
-  p.final = h.final();
-  p.ack = h.b[1] & 0x40;
-  p.overflow = h.b[1] & 0x04;
-  p.underflow = h.b[1] & 0x02;
-  p.has_status = h.b[1] & 0x01;
-  p.status = h.b[3];
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.ttt = get32(&h.b[20]);
-  p.statsn = get32(&h.b[24]);
-  p.expcmdsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  p.datasn = get32(&h.b[36]);
-  p.buffer_offset = get32(&h.b[40]);
-  p.residual = get32(&h.b[44]);
-  return p;
-}
+DataInPdu DataInPdu::decode(const Bhs& h) { return DataInLayout::decode<DataInPdu>(h); }
 void DataInPdu::encode(Bhs& h, uint32_t data_length) const {
-  clear(h);
-  h.set_opcode(Opcode::kDataIn);
-  h.b[1] = (final ? 0x80 : 0) | (ack ? 0x40 : 0) | (overflow ? 0x04 : 0) | (underflow ? 0x02 : 0) |
-           (has_status ? 0x01 : 0);
-  h.b[3] = has_status ? status : 0;
+  start(h, Opcode::kDataIn);
+  DataInLayout::encode(*this, h);
+  if (!has_status) {
+    // 11.7.3-11.7.5: status, StatSN and the residual are reserved without S.
+    h.b[3] = 0;
+    put32(&h.b[24], 0);
+    put32(&h.b[44], 0);
+  }
   h.set_data_length(data_length);
-  put64(&h.b[8], lun);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], ttt);
-  put32(&h.b[24], has_status ? statsn : 0);
-  put32(&h.b[28], expcmdsn);
-  put32(&h.b[32], maxcmdsn);
-  put32(&h.b[36], datasn);
-  put32(&h.b[40], buffer_offset);
-  put32(&h.b[44], has_status ? residual : 0);
 }
 
-R2TPdu R2TPdu::decode(const Bhs& h) {
-  R2TPdu p;
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.ttt = get32(&h.b[20]);
-  p.statsn = get32(&h.b[24]);
-  p.expcmdsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  p.r2tsn = get32(&h.b[36]);
-  p.buffer_offset = get32(&h.b[40]);
-  p.desired_length = get32(&h.b[44]);
-  return p;
-}
+R2TPdu R2TPdu::decode(const Bhs& h) { return R2TLayout::decode<R2TPdu>(h); }
 void R2TPdu::encode(Bhs& h) const {
-  clear(h);
-  h.set_opcode(Opcode::kR2T);
-  h.b[1] = 0x80;
-  put64(&h.b[8], lun);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], ttt);
-  put32(&h.b[24], statsn);
-  put32(&h.b[28], expcmdsn);
-  put32(&h.b[32], maxcmdsn);
-  put32(&h.b[36], r2tsn);
-  put32(&h.b[40], buffer_offset);
-  put32(&h.b[44], desired_length);
+  start(h, Opcode::kR2T, false, kFinal);
+  R2TLayout::encode(*this, h);
 }
 
 AsyncMessagePdu AsyncMessagePdu::decode(const Bhs& h) {
-  AsyncMessagePdu p;
-  p.lun = h.lun();
-  p.statsn = get32(&h.b[24]);
-  p.expcmdsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  p.event = h.b[36];
-  p.vcode = h.b[37];
-  p.parameter1 = get16(&h.b[38]);
-  p.parameter2 = get16(&h.b[40]);
-  p.parameter3 = get16(&h.b[42]);
-  return p;
+  return AsyncMessageLayout::decode<AsyncMessagePdu>(h);
 }
 void AsyncMessagePdu::encode(Bhs& h, uint32_t data_length) const {
-  clear(h);
-  h.set_opcode(Opcode::kAsyncMessage);
-  h.b[1] = 0x80;
-  h.set_data_length(data_length);
-  put64(&h.b[8], lun);
+  start(h, Opcode::kAsyncMessage, false, kFinal);
+  AsyncMessageLayout::encode(*this, h);
   put32(&h.b[16], kReservedTag);
-  put32(&h.b[24], statsn);
-  put32(&h.b[28], expcmdsn);
-  put32(&h.b[32], maxcmdsn);
-  h.b[36] = event;
-  h.b[37] = vcode;
-  put16(&h.b[38], parameter1);
-  put16(&h.b[40], parameter2);
-  put16(&h.b[42], parameter3);
+  h.set_data_length(data_length);
 }
 
 TextPdu TextPdu::decode(const Bhs& h) {
-  TextPdu p;
+  TextPdu p = TextLayout::decode<TextPdu>(h);
   p.immediate = h.immediate();
-  p.final = h.b[1] & 0x80;
-  p.continue_ = h.b[1] & 0x40;
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.ttt = get32(&h.b[20]);
-  p.sn = get32(&h.b[24]);
-  p.expsn = get32(&h.b[28]);
   p.maxcmdsn = get32(&h.b[32]);
   return p;
 }
 void TextPdu::encode(Bhs& h, Opcode op, uint32_t data_length) const {
-  clear(h);
-  h.set_opcode(op, op == Opcode::kTextRequest && immediate);
-  h.b[1] = (final ? 0x80 : 0) | (continue_ ? 0x40 : 0);
-  h.set_data_length(data_length);
-  put64(&h.b[8], lun);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], ttt);
-  put32(&h.b[24], sn);
-  put32(&h.b[28], expsn);
+  start(h, op, op == Opcode::kTextRequest && immediate);
+  TextLayout::encode(*this, h);
   if (op == Opcode::kTextResponse) put32(&h.b[32], maxcmdsn);
+  h.set_data_length(data_length);
 }
 
 LoginPdu LoginPdu::decode(const Bhs& h) {
-  LoginPdu p;
-  p.transit = h.b[1] & 0x80;
-  p.continue_ = h.b[1] & 0x40;
-  p.csg = (h.b[1] >> 2) & 3;
-  p.nsg = h.b[1] & 3;
-  p.version_max = h.b[2];
-  p.version_min = h.b[3];
-  std::memcpy(p.isid.data(), &h.b[8], 6);
-  p.tsih = get16(&h.b[14]);
-  p.itt = h.itt();
-  p.cid = get16(&h.b[20]);
-  p.sn = get32(&h.b[24]);
-  p.expsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  p.status_class = h.b[36];
-  p.status_detail = h.b[37];
+  LoginPdu p = LoginLayout::decode<LoginPdu>(h);
+  LoginRequestOnly::decode_into(h, p);
+  LoginResponseOnly::decode_into(h, p);
   return p;
 }
 void LoginPdu::encode(Bhs& h, Opcode op, uint32_t data_length) const {
-  clear(h);
   // 11.12: a Login Request always has the I bit set.
-  h.set_opcode(op, op == Opcode::kLoginRequest);
-  h.b[1] = (transit ? 0x80 : 0) | (continue_ ? 0x40 : 0) | (csg & 3) << 2 | (nsg & 3);
-  h.b[2] = version_max;
-  h.b[3] = version_min;
+  start(h, op, op == Opcode::kLoginRequest);
+  LoginLayout::encode(*this, h);
+  if (op == Opcode::kLoginRequest) LoginRequestOnly::encode(*this, h);
+  if (op == Opcode::kLoginResponse) LoginResponseOnly::encode(*this, h);
   h.set_data_length(data_length);
-  std::memcpy(&h.b[8], isid.data(), 6);
-  put16(&h.b[14], tsih);
-  put32(&h.b[16], itt);
-  if (op == Opcode::kLoginRequest) put16(&h.b[20], cid);
-  put32(&h.b[24], sn);
-  put32(&h.b[28], expsn);
-  if (op == Opcode::kLoginResponse) {
-    put32(&h.b[32], maxcmdsn);
-    h.b[36] = status_class;
-    h.b[37] = status_detail;
-  }
 }
 
 LogoutRequestPdu LogoutRequestPdu::decode(const Bhs& h) {
-  LogoutRequestPdu p;
-  p.immediate = h.immediate();
-  p.reason = h.b[1] & 0x7F;
-  p.itt = h.itt();
-  p.cid = get16(&h.b[20]);
-  p.cmdsn = get32(&h.b[24]);
-  p.expstatsn = get32(&h.b[28]);
-  return p;
+  return LogoutRequestLayout::decode<LogoutRequestPdu>(h);
 }
 void LogoutRequestPdu::encode(Bhs& h) const {
-  clear(h);
-  h.set_opcode(Opcode::kLogoutRequest, immediate);
-  h.b[1] = 0x80 | (reason & 0x7F);
-  put32(&h.b[16], itt);
-  put16(&h.b[20], cid);
-  put32(&h.b[24], cmdsn);
-  put32(&h.b[28], expstatsn);
+  start(h, Opcode::kLogoutRequest, false, kFinal);
+  LogoutRequestLayout::encode(*this, h);
 }
 
 LogoutResponsePdu LogoutResponsePdu::decode(const Bhs& h) {
-  LogoutResponsePdu p;
-  p.response = h.b[2];
-  p.itt = h.itt();
-  p.statsn = get32(&h.b[24]);
-  p.expcmdsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  p.time2wait = get16(&h.b[40]);
-  p.time2retain = get16(&h.b[42]);
-  return p;
+  return LogoutResponseLayout::decode<LogoutResponsePdu>(h);
 }
 void LogoutResponsePdu::encode(Bhs& h) const {
-  clear(h);
-  h.set_opcode(Opcode::kLogoutResponse);
-  h.b[1] = 0x80;
-  h.b[2] = response;
-  put32(&h.b[16], itt);
-  put32(&h.b[24], statsn);
-  put32(&h.b[28], expcmdsn);
-  put32(&h.b[32], maxcmdsn);
-  put16(&h.b[40], time2wait);
-  put16(&h.b[42], time2retain);
+  start(h, Opcode::kLogoutResponse, false, kFinal);
+  LogoutResponseLayout::encode(*this, h);
 }
 
-SnackPdu SnackPdu::decode(const Bhs& h) {
-  SnackPdu p;
-  p.type = h.b[1] & 0x0F;
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.ttt = get32(&h.b[20]);
-  p.expstatsn = get32(&h.b[28]);
-  p.begrun = get32(&h.b[40]);
-  p.runlength = get32(&h.b[44]);
-  return p;
-}
+SnackPdu SnackPdu::decode(const Bhs& h) { return SnackLayout::decode<SnackPdu>(h); }
 
-RejectPdu RejectPdu::decode(const Bhs& h) {
-  RejectPdu p;
-  p.reason = h.b[2];
-  p.statsn = get32(&h.b[24]);
-  p.expcmdsn = get32(&h.b[28]);
-  p.maxcmdsn = get32(&h.b[32]);
-  p.datasn = get32(&h.b[36]);
-  return p;
-}
+RejectPdu RejectPdu::decode(const Bhs& h) { return RejectLayout::decode<RejectPdu>(h); }
 void RejectPdu::encode(Bhs& h) const {
-  clear(h);
-  h.set_opcode(Opcode::kReject);
-  h.b[1] = 0x80;
-  h.b[2] = reason;
-  h.set_data_length(kBhsSize);
+  start(h, Opcode::kReject, false, kFinal);
+  RejectLayout::encode(*this, h);
   put32(&h.b[16], kReservedTag);
-  put32(&h.b[24], statsn);
-  put32(&h.b[28], expcmdsn);
-  put32(&h.b[32], maxcmdsn);
-  put32(&h.b[36], datasn);
+  h.set_data_length(kBhsSize);
 }
 
 NopPdu NopPdu::decode(const Bhs& h) {
-  NopPdu p;
+  NopPdu p = NopLayout::decode<NopPdu>(h);
   p.immediate = h.immediate();
-  p.lun = h.lun();
-  p.itt = h.itt();
-  p.ttt = get32(&h.b[20]);
-  p.sn = get32(&h.b[24]);
-  p.expsn = get32(&h.b[28]);
   p.maxcmdsn = get32(&h.b[32]);
   return p;
 }
 void NopPdu::encode(Bhs& h, Opcode op, uint32_t data_length) const {
-  clear(h);
-  h.set_opcode(op, op == Opcode::kNopOut && immediate);
-  h.b[1] = 0x80;
-  h.set_data_length(data_length);
-  put64(&h.b[8], lun);
-  put32(&h.b[16], itt);
-  put32(&h.b[20], ttt);
-  put32(&h.b[24], sn);
-  put32(&h.b[28], expsn);
+  start(h, op, op == Opcode::kNopOut && immediate, kFinal);
+  NopLayout::encode(*this, h);
   if (op == Opcode::kNopIn) put32(&h.b[32], maxcmdsn);
+  h.set_data_length(data_length);
 }
 
 }  // namespace scstu::iscsi

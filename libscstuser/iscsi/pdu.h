@@ -1,8 +1,10 @@
 // pdu.h - iSCSI PDUs (RFC 7143 11): the 48-byte Basic Header Segment of every
 // opcode, Additional Header Segments, and the bounds every length obeys.
 //
-// Each PDU type is a plain struct with decode() from and encode() into a BHS.
-// decode() never fails: it only reads fixed offsets of 48 bytes. What a field
+// Each PDU type is a plain struct with decode() from and encode() into a BHS,
+// both driven by one table of its fields (pdu.cpp); the opcodes themselves
+// are described by one table too (opcode_info()). decode() never fails: it
+// only reads fixed offsets of 48 bytes. What a field
 // may contain is checked where the PDU is used (connection.cpp, login.cpp);
 // the lengths that size allocations are checked here (check_lengths()).
 #pragma once
@@ -45,6 +47,16 @@ enum class Opcode : uint8_t {
   kReject = 0x3F,
 };
 
+// RFC 7143 11.2.1.2: what the code asks of an opcode, one table row each
+// (pdu.cpp). nullptr: not an opcode of RFC 7143.
+struct OpcodeInfo {
+  Opcode op;
+  const char* name;
+  bool takes_ahs;  // 11.2.2: may carry Additional Header Segments
+  bool numbered;   // carries a CmdSN that takes its turn unless immediate
+                   // (4.2.2.1; a NOP-Out only with an ITT, 11.18)
+};
+const OpcodeInfo* opcode_info(Opcode op);
 const char* opcode_name(Opcode op);
 
 // Big-endian field access into a header.
