@@ -26,6 +26,7 @@ extern "C" {
 #include "iscsi/crc32c.h"
 #include "iscsi/pdu.h"
 #include "iscsi/text_keys.h"
+#include "raw_initiator.h"
 #include "test_server.h"
 
 namespace scstu::iscsi {
@@ -223,90 +224,26 @@ TEST(IscsiE2e, SessionReinstatementDropsTheOldConnection) {
 
 // ---- raw TCP: hostile input and keepalive ----
 
-int connect_raw(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Read until the peer closes or `ms` pass. Returns the bytes and whether it closed.
-std::pair<std::string, bool> read_until_closed(int fd, int ms) {
-  std::string got;
-  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < end) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    char buf[4096];
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return {got, true};
-    got.append(buf, static_cast<size_t>(n));
-  }
-  return {got, false};
-}
-
-void send_all(int fd, const void* p, size_t n) {
-  ASSERT_EQ(send(fd, p, n, MSG_NOSIGNAL), static_cast<ssize_t>(n));
-}
-
 // A login straight to full feature phase (no authentication configured).
-bool raw_login(int fd, const char* initiator, bool digests = false) {
-  std::string text;
-  append_pair(text, "InitiatorName", initiator);
-  append_pair(text, "TargetName", kTarget);
-  append_pair(text, "SessionType", "Normal");
+bool raw_login(RawInitiator& ini, const char* initiator, bool digests = false) {
+  std::vector<std::pair<std::string, std::string>> keys = {
+      {"InitiatorName", initiator}, {"TargetName", kTarget}, {"SessionType", "Normal"}};
   if (digests) {
-    append_pair(text, "HeaderDigest", "CRC32C");
-    append_pair(text, "DataDigest", "CRC32C");
+    keys.push_back({"HeaderDigest", "CRC32C"});
+    keys.push_back({"DataDigest", "CRC32C"});
   }
-  LoginPdu l;
-  l.transit = true;
-  l.csg = 1;
-  l.nsg = 3;
-  l.isid = {0x80, 0, 0, 0, 0, 9};
-  l.itt = 1;
-  l.sn = 1;
-  Bhs h;
-  l.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
-  text.append(pad4(static_cast<uint32_t>(text.size())), '\0');
-  send_all(fd, h.b.data(), h.b.size());
-  send_all(fd, text.data(), text.size());
-  Bhs r;
-  size_t got = 0;
-  while (got < kBhsSize) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 5000) <= 0) return false;
-    ssize_t n = recv(fd, r.b.data() + got, kBhsSize - got, 0);
-    if (n <= 0) return false;
-    got += static_cast<size_t>(n);
-  }
-  LoginPdu resp = LoginPdu::decode(r);
-  std::vector<char> data(r.data_length() + pad4(r.data_length()));
-  size_t need = data.size(), have = 0;
-  while (have < need) {
-    ssize_t n = recv(fd, data.data() + have, need - have, 0);
-    if (n <= 0) return false;
-    have += static_cast<size_t>(n);
-  }
-  return r.opcode() == Opcode::kLoginResponse && resp.status_class == 0 && resp.transit &&
-         resp.nsg == 3;
+  return ini.login(keys, {0x80, 0, 0, 0, 0, 9}, 0, 0, 1).ok;
 }
 
 TEST(IscsiE2e, HostilePdusAreDroppedAndTheServerLives) {
   TestServer server({"--size-mb", "16"});
   std::mt19937 rng(42);
   for (int round = 0; round < 40; ++round) {
-    int fd = connect_raw(server.port());
-    ASSERT_GE(fd, 0);
+    RawInitiator ini(server.port());
+    ASSERT_TRUE(ini.connected());
     bool login_first = round % 2 == 1;
     if (login_first) {
-      ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:hostile"));
+      ASSERT_TRUE(raw_login(ini, "iqn.2026-11.test:hostile"));
     }
     Bhs h;
     for (auto& b : h.b) b = static_cast<uint8_t>(rng());
@@ -340,14 +277,14 @@ TEST(IscsiE2e, HostilePdusAreDroppedAndTheServerLives) {
     }
     std::vector<uint8_t> tail(4096);
     for (auto& b : tail) b = static_cast<uint8_t>(rng());
-    send(fd, h.b.data(), h.b.size(), MSG_NOSIGNAL);
-    send(fd, tail.data(), tail.size(), MSG_NOSIGNAL);
+    ini.send_bytes(h.b.data(), h.b.size());
+    ini.send_bytes(tail.data(), tail.size());
     // Rounds 0-2 carry lengths beyond every bound: the server itself must
     // drop them. The others may look like a PDU still waiting for its data:
     // end the stream so the server sees EOF, and only check it survives.
     bool must_drop = round % 8 <= 2;
-    if (!must_drop) shutdown(fd, SHUT_WR);
-    auto [bytes, closed] = read_until_closed(fd, 5000);
+    if (!must_drop) ini.shutdown_write();
+    auto [bytes, closed] = ini.read_until_closed(5000);
     EXPECT_TRUE(closed) << "round " << round << ": connection not dropped";
     if (round % 8 == 7 && login_first) {
       // An unknown opcode is answered with a Reject carrying its header.
@@ -356,7 +293,6 @@ TEST(IscsiE2e, HostilePdusAreDroppedAndTheServerLives) {
       EXPECT_EQ(bytes[2], static_cast<char>(RejectReason::kCommandNotSupported));
       EXPECT_EQ(0, std::memcmp(bytes.data() + kBhsSize, h.b.data(), kBhsSize));
     }
-    close(fd);
     ASSERT_TRUE(server.alive()) << "server died in round " << round;
   }
   CommandResult inq = run("iscsi-inq " + server.url(kTarget, 0));
@@ -365,14 +301,14 @@ TEST(IscsiE2e, HostilePdusAreDroppedAndTheServerLives) {
 
 TEST(IscsiE2e, KeepaliveDropsAConnectionThatDoesNotAnswerNopIn) {
   TestServer server({"--nop-interval-ms", "200", "--nop-timeout-ms", "400"});
-  int fd = connect_raw(server.port());
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:silent"));
-  auto [bytes, closed] = read_until_closed(fd, 5000);
-  EXPECT_TRUE(closed) << "a silent initiator was kept";
-  ASSERT_GE(bytes.size(), kBhsSize);
-  EXPECT_EQ(bytes[0] & 0x3F, static_cast<int>(Opcode::kNopIn)) << "no NOP-In ping was sent";
-  close(fd);
+  {
+    RawInitiator silent(server.port());
+    ASSERT_TRUE(raw_login(silent, "iqn.2026-11.test:silent"));
+    auto [bytes, closed] = silent.read_until_closed(5000);
+    EXPECT_TRUE(closed) << "a silent initiator was kept";
+    ASSERT_GE(bytes.size(), kBhsSize);
+    EXPECT_EQ(bytes[0] & 0x3F, static_cast<int>(Opcode::kNopIn)) << "no NOP-In ping was sent";
+  }
   // An initiator that answers (libiscsi does) stays connected.
   Initiator ini(server, "iqn.2026-11.test:awake");
   ASSERT_TRUE(ini.connected());
@@ -404,30 +340,16 @@ TEST(IscsiE2e, Ipv6PortalOnLoopback) {
 // 11.9.1 AsyncEvent 1), then drops whoever is still there.
 TEST(IscsiE2e, StopSendsAsyncLogoutRequest) {
   TestServer server({"--size-mb", "16"});
-  int fd = connect_raw(server.port());
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:stopping"));
+  RawInitiator ini(server.port());
+  ASSERT_TRUE(raw_login(ini, "iqn.2026-11.test:stopping"));
   server.signal(SIGTERM);
-  auto [bytes, closed] = read_until_closed(fd, 8000);
+  auto [bytes, closed] = ini.read_until_closed(8000);
   EXPECT_TRUE(closed);
   ASSERT_GE(bytes.size(), kBhsSize);
   Bhs h;
   std::memcpy(h.b.data(), bytes.data(), kBhsSize);
   EXPECT_EQ(h.opcode(), Opcode::kAsyncMessage);
   EXPECT_EQ(AsyncMessagePdu::decode(h).event, 1);
-  close(fd);
-}
-
-bool recv_exact(int fd, void* p, size_t n) {
-  size_t have = 0;
-  while (have < n) {
-    pollfd pf{fd, POLLIN, 0};
-    if (poll(&pf, 1, 5000) <= 0) return false;
-    ssize_t r = recv(fd, static_cast<char*>(p) + have, n - have, 0);
-    if (r <= 0) return false;
-    have += static_cast<size_t>(r);
-  }
-  return true;
 }
 
 void put_digest(std::string& out, const void* p, size_t n) {
@@ -440,9 +362,8 @@ void put_digest(std::string& out, const void* p, size_t n) {
 // correct digests; a wrong data digest drops the connection.
 TEST(IscsiE2e, HeaderAndDataDigestsOnTheWire) {
   TestServer server({"--size-mb", "16"});
-  int fd = connect_raw(server.port());
-  ASSERT_GE(fd, 0);
-  ASSERT_TRUE(raw_login(fd, "iqn.2026-11.test:digests", true));
+  RawInitiator ini(server.port());
+  ASSERT_TRUE(raw_login(ini, "iqn.2026-11.test:digests", true));
   const std::string payload = "digest me, 13";  // 13 bytes: 3 of padding
   auto nop_out = [&](uint32_t itt, bool corrupt) {
     NopPdu n;
@@ -458,11 +379,11 @@ TEST(IscsiE2e, HeaderAndDataDigestsOnTheWire) {
     wire += data;
     put_digest(wire, data.data(), data.size());
     if (corrupt) wire.back() ^= 1;
-    send_all(fd, wire.data(), wire.size());
+    ASSERT_TRUE(ini.send_bytes(wire.data(), wire.size()));
   };
   nop_out(0x1234, false);
   std::array<uint8_t, kBhsSize + 4> hdr;
-  ASSERT_TRUE(recv_exact(fd, hdr.data(), hdr.size()));
+  ASSERT_TRUE(ini.recv_exact(hdr.data(), hdr.size()));
   Bhs h;
   std::memcpy(h.b.data(), hdr.data(), kBhsSize);
   EXPECT_EQ(h.opcode(), Opcode::kNopIn);
@@ -472,15 +393,14 @@ TEST(IscsiE2e, HeaderAndDataDigestsOnTheWire) {
   EXPECT_EQ(hd, crc32c(hdr.data(), kBhsSize));
   ASSERT_EQ(h.data_length(), payload.size());
   std::vector<uint8_t> data(16 + 4);
-  ASSERT_TRUE(recv_exact(fd, data.data(), data.size()));
+  ASSERT_TRUE(ini.recv_exact(data.data(), data.size()));
   EXPECT_EQ(std::string(data.begin(), data.begin() + 13), payload);
   uint32_t dd = uint32_t{data[16]} | uint32_t{data[17]} << 8 | uint32_t{data[18]} << 16 |
                 uint32_t{data[19]} << 24;
   EXPECT_EQ(dd, crc32c(data.data(), 16));
   nop_out(0x1235, true);
-  auto [bytes, closed] = read_until_closed(fd, 5000);
+  auto [bytes, closed] = ini.read_until_closed(5000);
   EXPECT_TRUE(closed) << "a data digest error must drop the connection (ErrorRecoveryLevel 0)";
-  close(fd);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "iscsi/text_keys.h"
+#include "raw_initiator.h"
 
 namespace scstu::iscsi {
 namespace {
@@ -39,9 +40,7 @@ class LoginTest : public ::testing::Test {
     req.itt = 1;
     req.sn = 100;
     std::string text;
-    for (auto& [k, v] : keys) append_pair(text, k, v);
-    Bhs h, resp;
-    req.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
+    Bhs h = login_request(req, keys, text), resp;
     std::string out;
     Reply r;
     r.outcome = n.handle(
@@ -184,11 +183,12 @@ TEST_F(LoginTest, NonZeroTsih) {
     req.nsg = 3;
     req.tsih = tsih;
     std::string text;
-    append_pair(text, "InitiatorName", "iqn.ini");
-    append_pair(text, "TargetName", kTarget);
-    append_pair(text, "MaxBurstLength", "65536");
-    Bhs h, resp;
-    req.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
+    Bhs h = login_request(req,
+                          {{"InitiatorName", "iqn.ini"},
+                           {"TargetName", kTarget},
+                           {"MaxBurstLength", "65536"}},
+                          text),
+        resp;
     std::string out;
     auto outcome = n.handle(
         h, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()),

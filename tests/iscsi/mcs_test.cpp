@@ -174,6 +174,14 @@ class McsTest : public ::testing::Test {
     if (out) *out = r;
     return c;
   }
+  // One more connection that must be accepted; nullptr (and a failure) if not.
+  std::unique_ptr<Conn> joined(uint16_t cid) {
+    RawInitiator::LoginResult r;
+    auto c = join(cid, &r);
+    EXPECT_TRUE(r.ok) << "connection " << cid << ": login status " << int(r.pdu.status_class)
+                      << "/" << int(r.pdu.status_detail);
+    return r.ok ? std::move(c) : nullptr;
+  }
   Reply tur(Conn& c) {
     EXPECT_TRUE(send_command(c, ++itt_, cmdsn_++, {}, false, 0));
     return await(c, itt_);
@@ -189,12 +197,11 @@ class McsTest : public ::testing::Test {
 TEST_F(McsTest, TwoConnectionsOneNexusCommandsInCmdSnOrder) {
   auto a = lead(1);
   EXPECT_EQ(max_connections_, "4");
-  RawInitiator::LoginResult joined;
-  auto b = join(2, &joined);
-  ASSERT_TRUE(joined.ok) << "status " << int(joined.pdu.status_class) << "/"
-                         << int(joined.pdu.status_detail);
-  EXPECT_EQ(joined.pdu.tsih, tsih_);
-  EXPECT_EQ(joined.pdu.expsn, cmdsn_) << "ExpCmdSN is the session's";
+  RawInitiator::LoginResult jr;
+  auto b = join(2, &jr);
+  ASSERT_TRUE(jr.ok) << "status " << int(jr.pdu.status_class) << "/" << int(jr.pdu.status_detail);
+  EXPECT_EQ(jr.pdu.tsih, tsih_);
+  EXPECT_EQ(jr.pdu.expsn, cmdsn_) << "ExpCmdSN is the session's";
   // One I_T nexus: its unit attention was reported on the first connection.
   Reply t = tur(*b);
   ASSERT_TRUE(t.ok);
@@ -255,9 +262,8 @@ TEST_F(McsTest, TwoConnectionsOneNexusCommandsInCmdSnOrder) {
 
 TEST_F(McsTest, ConnectionsLeaveWhileTheSessionLivesOn) {
   auto a = lead(1);
-  RawInitiator::LoginResult jr;
-  auto b = join(2, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto b = joined(2);
+  ASSERT_TRUE(b);
 
   // Logout of B's own connection (reason 1): A keeps working.
   EXPECT_EQ(logout(*b, ++itt_, cmdsn_++, 1, 2), 0);
@@ -266,8 +272,8 @@ TEST_F(McsTest, ConnectionsLeaveWhileTheSessionLivesOn) {
 
   // A dropped connection: its command waiting for a CmdSN gap is aborted,
   // never executed; the gap it leaves is skipped; A goes on.
-  auto c = join(3, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto c = joined(3);
+  ASSERT_TRUE(c);
   std::string q(512, 'Q');
   uint32_t gap_sn = cmdsn_++, held_sn = cmdsn_++;
   ASSERT_TRUE(send_command(*c, ++itt_, held_sn, rw10(0x2A, 9), false, 512, q));
@@ -282,26 +288,27 @@ TEST_F(McsTest, ConnectionsLeaveWhileTheSessionLivesOn) {
   EXPECT_EQ(tur(*a).status, kGood) << "after the lost CmdSN";
 
   // Logout of another connection (reason 1, CID of D, sent on A).
-  auto d = join(4, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto d = joined(4);
+  ASSERT_TRUE(d);
   EXPECT_EQ(logout(*a, ++itt_, cmdsn_++, 1, 4), 0);
   EXPECT_TRUE(d->closed_within(5000));
   EXPECT_EQ(logout(*a, ++itt_, cmdsn_++, 1, 99), 1) << "CID not found";
   EXPECT_EQ(tur(*a).status, kGood);
 
   // Connection reinstatement: a login with A's CID replaces A; same nexus.
-  auto e = join(1, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto e = joined(1);
+  ASSERT_TRUE(e);
   EXPECT_TRUE(a->closed_within(5000));
   Reply te = tur(*e);
   EXPECT_EQ(te.status, kGood) << "a new nexus would report a unit attention";
 
   // Logout reason 0 closes the session with all its connections.
-  auto f = join(5, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto f = joined(5);
+  ASSERT_TRUE(f);
   EXPECT_EQ(logout(*e, ++itt_, cmdsn_++, 0, 1), 0);
   EXPECT_TRUE(e->closed_within(5000));
   EXPECT_TRUE(f->closed_within(5000));
+  RawInitiator::LoginResult jr;
   auto g = join(6, &jr);
   EXPECT_FALSE(jr.ok);
   EXPECT_EQ(jr.pdu.status_class, 2);
@@ -310,9 +317,8 @@ TEST_F(McsTest, ConnectionsLeaveWhileTheSessionLivesOn) {
 
 TEST_F(McsTest, LastConnectionDroppedEndsTheSession) {
   auto a = lead(1);
-  RawInitiator::LoginResult jr;
-  auto b = join(2, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto b = joined(2);
+  ASSERT_TRUE(b);
   a->drop();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(tur(*b).status, kGood) << "the session survives a dropped connection";
@@ -320,6 +326,7 @@ TEST_F(McsTest, LastConnectionDroppedEndsTheSession) {
   // Gone with its last connection: the TSIH names nothing now.
   bool ended = false;
   for (int i = 0; i < 50 && !ended; ++i) {
+    RawInitiator::LoginResult jr;
     auto c = join(3, &jr);
     ended = !jr.ok && jr.pdu.status_class == 2 && jr.pdu.status_detail == 10;
     if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -394,9 +401,8 @@ int tmf(Conn& on, uint32_t itt, uint32_t cmdsn, uint8_t function, uint32_t ref_i
 // session: they get no response, their data is dropped, nothing is written.
 TEST_F(McsTest, TaskManagementReachesTasksOfOtherConnections) {
   auto a = lead(1);
-  RawInitiator::LoginResult jr;
-  auto b = join(2, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto b = joined(2);
+  ASSERT_TRUE(b);
   for (uint8_t function : {uint8_t{1} /* ABORT TASK */, uint8_t{2} /* ABORT TASK SET */}) {
     SCOPED_TRACE(function == 1 ? "ABORT TASK" : "ABORT TASK SET");
     uint32_t lba = 20 + function;
@@ -440,9 +446,8 @@ int await_reject(Conn& c, uint32_t itt) {
 // with Reject "Task in progress"; the live task and both connections go on.
 TEST_F(McsTest, LiveTaskTagIsUniqueAcrossTheSession) {
   auto a = lead(1);
-  RawInitiator::LoginResult jr;
-  auto b = join(2, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto b = joined(2);
+  ASSERT_TRUE(b);
   constexpr uint8_t kTaskInProgress = 0x07;
   uint32_t witt = ++itt_;
   uint32_t ttt = start_solicited_write(*a, witt, cmdsn_++, 30);  // live: waits for its data
@@ -472,9 +477,8 @@ TEST_F(McsTest, LiveTaskTagIsUniqueAcrossTheSession) {
 // data written through one reads back through the other.
 TEST_F(McsTest, InterleavedBatchesAcrossConnections) {
   auto a = lead(1);
-  RawInitiator::LoginResult jr;
-  auto b = join(2, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto b = joined(2);
+  ASSERT_TRUE(b);
   constexpr int kBatches = 8, kPerBatch = 32;
   auto block = [](int n) {
     std::string d(512, '\0');
@@ -547,9 +551,8 @@ class McsGateTest : public McsTest {
 TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
   constexpr uint64_t kLun1 = uint64_t{1} << 48;  // SAM-5 peripheral addressing
   auto a = lead(1);
-  RawInitiator::LoginResult jr;
-  auto d = join(2, &jr);
-  ASSERT_TRUE(jr.ok);
+  auto d = joined(2);
+  ASSERT_TRUE(d);
   auto command = [&](uint64_t lun, uint32_t itt, uint32_t cmdsn, std::array<uint8_t, 16> cdb,
                      bool read, bool immediate, uint8_t attr, uint32_t data_length) {
     ScsiCommandPdu p;
@@ -666,9 +669,9 @@ class McsLimitTest : public McsTest {
 TEST_F(McsLimitTest, MaxConnectionsIsEnforcedAndTheKeyMustMatch) {
   auto a = lead(1);
   EXPECT_EQ(max_connections_, "2");
+  auto b = joined(2);
+  ASSERT_TRUE(b);
   RawInitiator::LoginResult jr;
-  auto b = join(2, &jr);
-  ASSERT_TRUE(jr.ok);
   auto c = join(3, &jr);
   EXPECT_FALSE(jr.ok);
   EXPECT_EQ(jr.pdu.status_class, 2);

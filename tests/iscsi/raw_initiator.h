@@ -1,7 +1,10 @@
-// raw_initiator.h - a bare iSCSI initiator over a TCP socket for tests that
-// need what libiscsi does not do: several connections in one session (MC/S),
-// Text Requests spanning PDUs, a small MaxRecvDataSegmentLength, CmdSN gaps.
-// It sends and receives whole PDUs (pdu.h encoders); the test decides what.
+// raw_initiator.h - the one bare iSCSI initiator of the tests, over a TCP
+// socket on 127.0.0.1, for what libiscsi does not do: several connections in
+// one session (MC/S), Text Requests spanning PDUs, a small
+// MaxRecvDataSegmentLength, CmdSN gaps, hostile bytes, digests by hand.
+// It sends and receives whole PDUs (pdu.h encoders) or raw bytes; the test
+// decides what. login_request() builds the Login Request PDU for it and for
+// the LoginNegotiator unit tests.
 #pragma once
 
 #include <arpa/inet.h>
@@ -20,6 +23,18 @@
 #include "iscsi/text_keys.h"
 
 namespace scstu::iscsi {
+
+// A Login Request (RFC 7143 11.12): `fields` (stages, T/C bits, ISID, TSIH,
+// CID, ...) with `keys` as its text; returns the header, fills `text`.
+inline Bhs login_request(LoginPdu fields,
+                         const std::vector<std::pair<std::string, std::string>>& keys,
+                         std::string& text) {
+  text.clear();
+  for (auto& [k, v] : keys) append_pair(text, k, v);
+  Bhs h;
+  fields.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
+  return h;
+}
 
 class RawInitiator {
  public:
@@ -66,18 +81,38 @@ class RawInitiator {
     return true;
   }
 
-  // True if the target closes the connection within `ms` (PDUs before the
-  // close are skipped).
-  bool closed_within(int ms) {
+  // Everything the target sends until it closes the connection or `ms`
+  // pass, and whether it closed.
+  std::pair<std::string, bool> read_until_closed(int ms) {
+    std::string got;
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     char buf[4096];
     while (std::chrono::steady_clock::now() < end) {
       pollfd p{fd_, POLLIN, 0};
       if (poll(&p, 1, 50) <= 0) continue;
       ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return true;
+      if (n <= 0) return {got, true};
+      got.append(buf, static_cast<size_t>(n));
     }
-    return false;
+    return {got, false};
+  }
+  // True if the target closes the connection within `ms` (PDUs before the
+  // close are skipped).
+  bool closed_within(int ms) { return read_until_closed(ms).second; }
+  // No more bytes from us: the target sees EOF.
+  void shutdown_write() { shutdown(fd_, SHUT_WR); }
+
+  // Exactly `n` bytes, each within `ms`; false on EOF or silence.
+  bool recv_exact(void* p, size_t n, int ms = 5000) {
+    size_t have = 0;
+    while (have < n) {
+      pollfd pf{fd_, POLLIN, 0};
+      if (poll(&pf, 1, ms) <= 0) return false;
+      ssize_t r = recv(fd_, static_cast<char*>(p) + have, n - have, 0);
+      if (r <= 0) return false;
+      have += static_cast<size_t>(r);
+    }
+    return true;
   }
 
   // True if no byte arrives within `ms` (and the connection stays open).
@@ -101,8 +136,6 @@ class RawInitiator {
   LoginResult login(const std::vector<std::pair<std::string, std::string>>& keys,
                     std::array<uint8_t, 6> isid, uint16_t tsih, uint16_t cid, uint32_t cmdsn) {
     LoginResult res;
-    std::string text;
-    for (auto& [k, v] : keys) append_pair(text, k, v);
     LoginPdu l;
     l.transit = true;
     l.csg = 1;
@@ -112,8 +145,8 @@ class RawInitiator {
     l.cid = cid;
     l.itt = 0x4000 + cid;
     l.sn = cmdsn;
-    Bhs h;
-    l.encode(h, Opcode::kLoginRequest, static_cast<uint32_t>(text.size()));
+    std::string text;
+    Bhs h = login_request(l, keys, text);
     if (!send_pdu(h, text.data(), text.size())) return res;
     Bhs r;
     std::string data;
@@ -131,18 +164,6 @@ class RawInitiator {
   void saw_statsn(uint32_t statsn) { exp_statsn_ = statsn + 1; }
 
  private:
-  bool recv_exact(void* p, size_t n, int ms) {
-    size_t have = 0;
-    while (have < n) {
-      pollfd pf{fd_, POLLIN, 0};
-      if (poll(&pf, 1, ms) <= 0) return false;
-      ssize_t r = recv(fd_, static_cast<char*>(p) + have, n - have, 0);
-      if (r <= 0) return false;
-      have += static_cast<size_t>(r);
-    }
-    return true;
-  }
-
   int fd_ = -1;
   uint32_t exp_statsn_ = 0;
 };
