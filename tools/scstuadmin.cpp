@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> args;
   std::string file_path, chap_user, chap_secret, mutual_user, mutual_secret, io_engine;
   uint32_t block_size = 0, device_type = 0, queues = 0, queue_depth = 0, threads = 0;
+  uint32_t tmf_timeout_ms = 0;
   po::options_description opts("Options");
   opts.add_options()("help,h", "show this help")(
       "socket,s", po::value(&socket_path)->value_name("PATH"), "the daemon's admin socket")(
@@ -215,6 +216,9 @@ int main(int argc, char** argv) {
       "threads", po::value(&threads)->value_name("N"),
       "add-device --file: workers of the threads engine (default 4)")(
       "queues", po::value(&queues)->value_name("N"), "add-device --handler: ring queues")(
+      "tmf-timeout-ms", po::value(&tmf_timeout_ms)->value_name("MS"),
+      "add-device --handler: drop a handler that leaves a TMF unanswered this long "
+      "(100..3600000, default 30000)")(
       "chap-user", po::value(&chap_user), "add-target, set-chap: CHAP user")(
       "chap-secret", po::value(&chap_secret), "add-target, set-chap: CHAP secret")(
       "mutual-user", po::value(&mutual_user), "add-target, set-chap: mutual CHAP user")(
@@ -300,6 +304,7 @@ int main(int argc, char** argv) {
       h->set_block_size(block_size);
       h->set_queues(queues);
       h->set_queue_depth(queue_depth);
+      h->set_tmf_timeout_ms(tmf_timeout_ms);
     } else {
       auto* f = dev->mutable_file();
       f->set_path(file_path);

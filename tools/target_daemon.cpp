@@ -126,6 +126,23 @@ void fill_group(config::Group* out, const core::GroupConfig& g) {
 
 }  // namespace
 
+std::string handler_ring_config(const config::HandlerBackend& h, transport::RingDeviceConfig* out) {
+  transport::RingDeviceConfig& rc = *out;
+  if (h.queues()) rc.nr_queues = h.queues();
+  if (h.queue_depth()) rc.queue_depth = h.queue_depth();
+  if (h.data_size()) rc.data_size = h.data_size();
+  if (h.max_io_bytes()) rc.max_io_bytes = h.max_io_bytes();
+  rc.device_type = static_cast<int>(h.device_type());
+  // Shorter than a busy handler's answer would drop healthy handlers; longer
+  // than an hour holds an initiator's TMF (and its recovery) for nothing.
+  if (h.tmf_timeout_ms() != 0 && (h.tmf_timeout_ms() < 100 || h.tmf_timeout_ms() > 3600000)) {
+    return "tmf_timeout_ms " + std::to_string(h.tmf_timeout_ms()) +
+           " out of range: 100..3600000 (0: 30000)";
+  }
+  if (h.tmf_timeout_ms()) rc.tmf_timeout_ms = h.tmf_timeout_ms();
+  return {};
+}
+
 TargetDaemon::TargetDaemon(std::string config_path, config::Config config)
     : config_path_(std::move(config_path)), config_(std::move(config)) {}
 
@@ -249,14 +266,11 @@ std::string TargetDaemon::add_device_locked(const config::Device& device) {
     dev = entry.local;
   } else {
     if (!listener_) return "device " + name + ": handler devices need handler_socket in the config";
-    const config::HandlerBackend& h = device.handler();
     transport::RingDeviceConfig rc;
     rc.name = name;
-    if (h.queues()) rc.nr_queues = h.queues();
-    if (h.queue_depth()) rc.queue_depth = h.queue_depth();
-    if (h.data_size()) rc.data_size = h.data_size();
-    if (h.max_io_bytes()) rc.max_io_bytes = h.max_io_bytes();
-    rc.device_type = static_cast<int>(h.device_type());
+    if (std::string e = handler_ring_config(device.handler(), &rc); !e.empty()) {
+      return "device " + name + ": " + e;
+    }
     std::string error;
     entry.ring = transport::RingDevice::create(rc, &error);
     if (!entry.ring) return "device " + name + ": " + error;

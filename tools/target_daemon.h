@@ -23,6 +23,10 @@ namespace scstu::tools {
 
 class PortalSet;  // the iSCSI side (portal_set.h)
 
+// A handler device's RingDevice settings from its config (0 = the default):
+// "" or what is wrong (the caller names the device).
+std::string handler_ring_config(const config::HandlerBackend& h, transport::RingDeviceConfig* out);
+
 class TargetDaemon {
  public:
   // Loads nothing itself: `config` comes from load_config(config_path).
