@@ -40,6 +40,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "url_login.h"
+
 #define MAGIC 0x5343535455414b31ull /* "SCSTUAK1" */
 
 static void fill(uint8_t *buf, uint32_t bs, uint64_t lba) {
@@ -68,21 +70,7 @@ struct slot_ctx {
 static void submit_next(struct writer *w);
 
 static struct iscsi_context *login(const char *url_text, int *lun) {
-  struct iscsi_context *iscsi = iscsi_create_context("iqn.2026-11.org.scstu:e2e-client");
-  struct iscsi_url *url = iscsi_parse_full_url(iscsi, url_text);
-  if (!url) {
-    fprintf(stderr, "e2e_client: %s\n", iscsi_get_error(iscsi));
-    return NULL;
-  }
-  iscsi_set_session_type(iscsi, ISCSI_SESSION_NORMAL);
-  iscsi_set_targetname(iscsi, url->target);
-  if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0) {
-    fprintf(stderr, "e2e_client: login to %s: %s\n", url_text, iscsi_get_error(iscsi));
-    return NULL;
-  }
-  *lun = url->lun;
-  iscsi_destroy_url(url);
-  return iscsi;
+  return url_login(url_text, "iqn.2026-11.org.scstu:e2e-client", lun);
 }
 
 static void write_done(struct iscsi_context *iscsi, int status, void *command_data,

@@ -24,21 +24,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "url_login.h"
+
 static struct iscsi_context* login(const char* url_text, const char* initiator) {
-  struct iscsi_context* iscsi = iscsi_create_context(initiator);
-  struct iscsi_url* url = iscsi ? iscsi_parse_full_url(iscsi, url_text) : NULL;
-  if (!url) {
-    fprintf(stderr, "bad URL %s: %s\n", url_text, iscsi ? iscsi_get_error(iscsi) : "no context");
-    exit(1);
-  }
-  iscsi_set_targetname(iscsi, url->target);
-  iscsi_set_session_type(iscsi, ISCSI_SESSION_NORMAL);
-  iscsi_set_header_digest(iscsi, ISCSI_HEADER_DIGEST_NONE);
-  if (iscsi_full_connect_sync(iscsi, url->portal, url->lun) != 0) {
-    fprintf(stderr, "login to %s: %s\n", url_text, iscsi_get_error(iscsi));
-    exit(1);
-  }
-  iscsi_destroy_url(url);
+  struct iscsi_context* iscsi = url_login(url_text, initiator, NULL);
+  if (!iscsi) exit(1);
   return iscsi;
 }
 
