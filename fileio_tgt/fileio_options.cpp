@@ -181,7 +181,8 @@ ParseOutcome parse_options(int argc, char** argv, FileioOptions* out) {
   }
   for (const char* option : {"max-connections", "cmdsn-gap-timeout"}) {
     if (!embedded && vm.count(option)) {
-      return fail(std::string("--") + option + " applies to --iscsi (embedded mode) only; in split " +
+      return fail(std::string("--") + option +
+                  " applies to --iscsi (embedded mode) only; in split " +
                   "and kernel mode the daemon or the kernel serves the initiators");
     }
   }

@@ -275,8 +275,8 @@ class Connection {
   // tasks
   std::vector<std::unique_ptr<Task>> tasks_;
   std::vector<Task*> free_tasks_;
-  IttTable<Task> itt_;            // live tasks (until their response is queued)
-  uint32_t tasks_live_ = 0;       // prepared or in flight: cleanup waits for them
+  IttTable<Task> itt_;       // live tasks (until their response is queued)
+  uint32_t tasks_live_ = 0;  // prepared or in flight: cleanup waits for them
 
   // completions
   std::atomic<Task*> done_stack_{nullptr};

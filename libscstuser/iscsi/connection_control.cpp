@@ -60,8 +60,8 @@ bool Connection::handle_pdu() {
     bool skip_gap =
         held_ && !held_fence_ && now - held_since_ >= server_.options().cmdsn_gap_timeout;
     uint64_t lun = h.lun();
-    Session::Order o = sess_->order(cmdsn, this, skip_gap,
-                                    h.opcode() == Opcode::kScsiCommand ? &lun : nullptr);
+    Session::Order o =
+        sess_->order(cmdsn, this, skip_gap, h.opcode() == Opcode::kScsiCommand ? &lun : nullptr);
     if (o == Session::Order::kFenced) {
       held_ = held_fence_ = true;
       return true;

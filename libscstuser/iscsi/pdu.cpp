@@ -199,8 +199,7 @@ using P1 = ScsiCommandPdu;
 using ScsiCommandLayout =
     Layout<F<&P1::immediate, 0, 0x40>, F<&P1::final, 1, 0x80>, F<&P1::read, 1, 0x40>,
            F<&P1::write, 1, 0x20>, F<&P1::attr, 1, 0x07>, F<&P1::lun, 8>, F<&P1::itt, 16>,
-           F<&P1::expected_length, 20>, F<&P1::cmdsn, 24>, F<&P1::expstatsn, 28>,
-           F<&P1::cdb, 32>>;
+           F<&P1::expected_length, 20>, F<&P1::cmdsn, 24>, F<&P1::expstatsn, 28>, F<&P1::cdb, 32>>;
 
 using P2 = ScsiResponsePdu;
 using ScsiResponseLayout =
@@ -212,9 +211,9 @@ using ScsiResponseLayout =
 
 using P3 = TmfRequestPdu;
 using TmfRequestLayout =
-    Layout<F<&P3::immediate, 0, 0x40>, F<&P3::function, 1, 0x7F>, F<&P3::lun, 8>,
-           F<&P3::itt, 16>, F<&P3::referenced_itt, 20>, F<&P3::cmdsn, 24>,
-           F<&P3::expstatsn, 28>, F<&P3::refcmdsn, 32>, F<&P3::expdatasn, 36>>;
+    Layout<F<&P3::immediate, 0, 0x40>, F<&P3::function, 1, 0x7F>, F<&P3::lun, 8>, F<&P3::itt, 16>,
+           F<&P3::referenced_itt, 20>, F<&P3::cmdsn, 24>, F<&P3::expstatsn, 28>,
+           F<&P3::refcmdsn, 32>, F<&P3::expdatasn, 36>>;
 
 using P4 = TmfResponsePdu;
 using TmfResponseLayout = Layout<F<&P4::response, 2>, F<&P4::itt, 16>, F<&P4::statsn, 24>,
@@ -226,24 +225,22 @@ using DataOutLayout =
            F<&P5::expstatsn, 28>, F<&P5::datasn, 36>, F<&P5::buffer_offset, 40>>;
 
 using P6 = DataInPdu;
-using DataInLayout =
-    Layout<F<&P6::final, 1, 0x80>, F<&P6::ack, 1, 0x40>, F<&P6::overflow, 1, 0x04>,
-           F<&P6::underflow, 1, 0x02>, F<&P6::has_status, 1, 0x01>, F<&P6::status, 3>,
-           F<&P6::lun, 8>, F<&P6::itt, 16>, F<&P6::ttt, 20>, F<&P6::statsn, 24>,
-           F<&P6::expcmdsn, 28>, F<&P6::maxcmdsn, 32>, F<&P6::datasn, 36>,
-           F<&P6::buffer_offset, 40>, F<&P6::residual, 44>>;
+using DataInLayout = Layout<F<&P6::final, 1, 0x80>, F<&P6::ack, 1, 0x40>, F<&P6::overflow, 1, 0x04>,
+                            F<&P6::underflow, 1, 0x02>, F<&P6::has_status, 1, 0x01>,
+                            F<&P6::status, 3>, F<&P6::lun, 8>, F<&P6::itt, 16>, F<&P6::ttt, 20>,
+                            F<&P6::statsn, 24>, F<&P6::expcmdsn, 28>, F<&P6::maxcmdsn, 32>,
+                            F<&P6::datasn, 36>, F<&P6::buffer_offset, 40>, F<&P6::residual, 44>>;
 
 using P7 = R2TPdu;
-using R2TLayout =
-    Layout<F<&P7::lun, 8>, F<&P7::itt, 16>, F<&P7::ttt, 20>, F<&P7::statsn, 24>,
-           F<&P7::expcmdsn, 28>, F<&P7::maxcmdsn, 32>, F<&P7::r2tsn, 36>,
-           F<&P7::buffer_offset, 40>, F<&P7::desired_length, 44>>;
+using R2TLayout = Layout<F<&P7::lun, 8>, F<&P7::itt, 16>, F<&P7::ttt, 20>, F<&P7::statsn, 24>,
+                         F<&P7::expcmdsn, 28>, F<&P7::maxcmdsn, 32>, F<&P7::r2tsn, 36>,
+                         F<&P7::buffer_offset, 40>, F<&P7::desired_length, 44>>;
 
 using P8 = AsyncMessagePdu;
 using AsyncMessageLayout =
     Layout<F<&P8::lun, 8>, F<&P8::statsn, 24>, F<&P8::expcmdsn, 28>, F<&P8::maxcmdsn, 32>,
-           F<&P8::event, 36>, F<&P8::vcode, 37>, F<&P8::parameter1, 38>,
-           F<&P8::parameter2, 40>, F<&P8::parameter3, 42>>;
+           F<&P8::event, 36>, F<&P8::vcode, 37>, F<&P8::parameter1, 38>, F<&P8::parameter2, 40>,
+           F<&P8::parameter3, 42>>;
 
 // Request and response share these; the I bit and MaxCmdSN go one way only.
 using P9 = TextPdu;
@@ -251,11 +248,10 @@ using TextLayout = Layout<F<&P9::final, 1, 0x80>, F<&P9::continue_, 1, 0x40>, F<
                           F<&P9::itt, 16>, F<&P9::ttt, 20>, F<&P9::sn, 24>, F<&P9::expsn, 28>>;
 
 using P10 = LoginPdu;
-using LoginLayout =
-    Layout<F<&P10::transit, 1, 0x80>, F<&P10::continue_, 1, 0x40>, F<&P10::csg, 1, 0x0C>,
-           F<&P10::nsg, 1, 0x03>, F<&P10::version_max, 2>, F<&P10::version_min, 3>,
-           F<&P10::isid, 8>, F<&P10::tsih, 14>, F<&P10::itt, 16>, F<&P10::sn, 24>,
-           F<&P10::expsn, 28>>;
+using LoginLayout = Layout<F<&P10::transit, 1, 0x80>, F<&P10::continue_, 1, 0x40>,
+                           F<&P10::csg, 1, 0x0C>, F<&P10::nsg, 1, 0x03>, F<&P10::version_max, 2>,
+                           F<&P10::version_min, 3>, F<&P10::isid, 8>, F<&P10::tsih, 14>,
+                           F<&P10::itt, 16>, F<&P10::sn, 24>, F<&P10::expsn, 28>>;
 using LoginRequestOnly = Layout<F<&P10::cid, 20>>;
 using LoginResponseOnly =
     Layout<F<&P10::maxcmdsn, 32>, F<&P10::status_class, 36>, F<&P10::status_detail, 37>>;

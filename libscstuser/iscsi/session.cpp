@@ -92,9 +92,9 @@ void Session::raise_fence(const void* id, uint64_t lun, bool all_luns) {
 
 void Session::lower_fence(const void* id) {
   std::lock_guard lock(mutex_);
-  fences_.erase(std::remove_if(fences_.begin(), fences_.end(),
-                               [id](const Fence& f) { return f.id == id; }),
-                fences_.end());
+  fences_.erase(
+      std::remove_if(fences_.begin(), fences_.end(), [id](const Fence& f) { return f.id == id; }),
+      fences_.end());
   fence_count_.store(static_cast<uint32_t>(fences_.size()), std::memory_order_release);
   for (Connection* c : waiters_) c->wake();
   waiters_.clear();

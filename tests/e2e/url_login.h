@@ -10,9 +10,9 @@
 #include <iscsi/iscsi.h>
 #include <stdio.h>
 
-static struct iscsi_context *url_login(const char *url_text, const char *initiator, int *lun) {
-  struct iscsi_context *iscsi = iscsi_create_context(initiator);
-  struct iscsi_url *url = iscsi ? iscsi_parse_full_url(iscsi, url_text) : NULL;
+static struct iscsi_context* url_login(const char* url_text, const char* initiator, int* lun) {
+  struct iscsi_context* iscsi = iscsi_create_context(initiator);
+  struct iscsi_url* url = iscsi ? iscsi_parse_full_url(iscsi, url_text) : NULL;
   if (!url) {
     fprintf(stderr, "bad URL %s: %s\n", url_text, iscsi ? iscsi_get_error(iscsi) : "no context");
     if (iscsi) iscsi_destroy_context(iscsi);

@@ -18,9 +18,9 @@
 // running at the device until a WRITE reaches block N + 1 (see Gate).
 #include <signal.h>
 
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <memory>

@@ -183,11 +183,10 @@ TEST_F(LoginTest, NonZeroTsih) {
     req.nsg = 3;
     req.tsih = tsih;
     std::string text;
-    Bhs h = login_request(req,
-                          {{"InitiatorName", "iqn.ini"},
-                           {"TargetName", kTarget},
-                           {"MaxBurstLength", "65536"}},
-                          text),
+    Bhs h = login_request(
+            req,
+            {{"InitiatorName", "iqn.ini"}, {"TargetName", kTarget}, {"MaxBurstLength", "65536"}},
+            text),
         resp;
     std::string out;
     auto outcome = n.handle(

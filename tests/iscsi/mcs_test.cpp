@@ -178,8 +178,8 @@ class McsTest : public ::testing::Test {
   std::unique_ptr<Conn> joined(uint16_t cid) {
     RawInitiator::LoginResult r;
     auto c = join(cid, &r);
-    EXPECT_TRUE(r.ok) << "connection " << cid << ": login status " << int(r.pdu.status_class)
-                      << "/" << int(r.pdu.status_detail);
+    EXPECT_TRUE(r.ok) << "connection " << cid << ": login status " << int(r.pdu.status_class) << "/"
+                      << int(r.pdu.status_detail);
     return r.ok ? std::move(c) : nullptr;
   }
   Reply tur(Conn& c) {
@@ -608,9 +608,9 @@ TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
   ASSERT_TRUE(dw.ok);
   EXPECT_EQ(dw.status, kGood) << "LUN 1 is not reset";
   // Open the gate (an immediate WRITE of block 41 of LUN 1 takes no CmdSN turn).
-  ASSERT_TRUE(d->send_pdu(command(kLun1, ++itt_, cmdsn_, rw10(0x2A, kGateLba + 1), false, true, 1,
-                                  512),
-                          block.data(), block.size()));
+  ASSERT_TRUE(
+      d->send_pdu(command(kLun1, ++itt_, cmdsn_, rw10(0x2A, kGateLba + 1), false, true, 1, 512),
+                  block.data(), block.size()));
   ASSERT_TRUE(await(*d, itt_).ok);
 
   // On A: the reset's response, then C's; none for X (the reset aborted it).

@@ -87,12 +87,12 @@ TEST(IttTable, FindInsertEraseKeepProbeChains) {
   for (uint32_t i = 0; i < 64; ++i)
     ASSERT_EQ(t.insert(i * 1024, &owners[i]), IttTable<int>::Insert::kDone);
   for (uint32_t i = 0; i < 64; i += 3) ASSERT_TRUE(t.erase(i * 1024, &owners[i]));
-  for (uint32_t i = 0; i < 64; ++i)
-    EXPECT_EQ(t.find(i * 1024), i % 3 ? &owners[i] : nullptr) << i;
+  for (uint32_t i = 0; i < 64; ++i) EXPECT_EQ(t.find(i * 1024), i % 3 ? &owners[i] : nullptr) << i;
   EXPECT_FALSE(t.erase(1024, &owners[2])) << "another owner's tag";
   // Half the slots at most: the rest is refused, never an endless probe.
   size_t added = 0;
-  for (uint32_t i = 0; i < 200 && t.insert(0x80000000u + i, &owners[i]) == IttTable<int>::Insert::kDone; ++i)
+  for (uint32_t i = 0;
+       i < 200 && t.insert(0x80000000u + i, &owners[i]) == IttTable<int>::Insert::kDone; ++i)
     ++added;
   EXPECT_GT(added, 0u);
   EXPECT_EQ(t.insert(0xFFFFFFF0u, &owners[0]), IttTable<int>::Insert::kFull);
