@@ -242,6 +242,7 @@ class Connection {
   uint32_t window_ = 128;
   uint32_t active_ = 0;    // non-immediate tasks of this connection (window slots)
   bool cmdsn_ok_ = false;  // the PDU being handled is the session's next CmdSN
+  bool covered_ = false;   // ... and a TMF in progress terminates it (Session::kCovered)
   // The PDU at rpos_ waits for a CmdSN gap to fill (session.h); since when.
   bool held_ = false;
   bool held_fence_ = false;  // ... behind a TMF fence (Session::raise_fence), not a gap

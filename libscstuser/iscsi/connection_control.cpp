@@ -46,7 +46,7 @@ bool Connection::handle_pdu() {
       if (s) s->delivered();
     }
   } turn;
-  cmdsn_ok_ = false;
+  cmdsn_ok_ = covered_ = false;
   if (sequenced(h)) {
     uint32_t cmdsn = get32(&h.b[24]);
     // A connection that went away while its PDU waited does not deliver it.
@@ -76,8 +76,9 @@ bool Connection::handle_pdu() {
       log("CmdSN gap before %u open for %lld ms: skipped", cmdsn,
           static_cast<long long>(server_.options().cmdsn_gap_timeout.count()));
     held_ = held_fence_ = false;
-    if (o == Session::Order::kDeliver) {
+    if (o == Session::Order::kDeliver || o == Session::Order::kCovered) {
       cmdsn_ok_ = true;
+      covered_ = o == Session::Order::kCovered;
       turn.s = sess_.get();
     } else {
       // 4.2.2.1: outside [ExpCmdSN, MaxCmdSN] the PDU is silently ignored.
@@ -486,7 +487,11 @@ bool Connection::on_tmf(const Bhs& h) {
     // Other connections of the session mark theirs before the core acts.
     bool all = core_fn == SCSTU_TMF_TARGET_RESET;
     // Commands after it wait until the core has acted (Session fences).
-    sess_->raise_fence(p, m.lun, all);
+    // An immediate TMF's CmdSN is the next number (4.2.2.1); one outside the
+    // window says nothing about which commands are older.
+    uint32_t sn = m.cmdsn;
+    if (!sn_le(exp_cmdsn(), sn) || !sn_le(sn, max_cmdsn() + 1)) sn = exp_cmdsn();
+    sess_->raise_fence(p, m.lun, all, sn);
     p->fenced = true;
     for (auto& up : tasks_) {
       Task* t = up.get();

@@ -145,6 +145,13 @@ bool Connection::on_scsi_command(const Bhs& h) {
     return reject(h, RejectReason::kProtocolError, "SCSI command in a discovery session");
   }
   if (!check_cmdsn(h, c.cmdsn, c.immediate)) return skip_payload(imm);
+  if (covered_) {
+    // RFC 7143 11.5.1: numbered before a TMF in progress on its LUN, it is
+    // one of the tasks that TMF terminates: never executed, no response.
+    log("SCSI Command CmdSN %u (ITT 0x%08x) came after a TMF numbered later: terminated", c.cmdsn,
+        c.itt);
+    return skip_payload(imm);
+  }
   // RFC 7143 11.2.1.8: a tag names one task of the session. Like SCST's
   // iscsi-scst, a duplicate is refused with Reject "Task in progress"; the
   // task already holding the tag goes on, and so does the connection.

@@ -54,9 +54,20 @@ Session::Order Session::order(uint32_t cmdsn, Connection* waiter, bool skip_gap,
   uint32_t max = advertised_.load(std::memory_order_relaxed);
   bool in_window = sn_le(exp, cmdsn) && sn_le(cmdsn, max);
   if (!in_window) return Order::kIgnore;
-  if (command_lun && fence_covers_locked(*command_lun)) {
-    add_waiter_locked(waiter);
-    return Order::kFenced;
+  bool covered = false;
+  if (command_lun && !fences_.empty()) {
+    bool after = false;
+    for (const Fence& f : fences_) {
+      if (!f.all_luns && f.lun != *command_lun) continue;
+      if (sn_lt(cmdsn, f.cmdsn))
+        covered = true;
+      else
+        after = true;
+    }
+    if (after && !covered) {
+      add_waiter_locked(waiter);
+      return Order::kFenced;
+    }
   }
   if (!delivering_) {
     bool take = cmdsn == exp;
@@ -66,7 +77,7 @@ Session::Order Session::order(uint32_t cmdsn, Connection* waiter, bool skip_gap,
     if (take) {
       delivering_ = true;
       expcmdsn_.store(cmdsn + 1, std::memory_order_release);
-      return Order::kDeliver;
+      return covered ? Order::kCovered : Order::kDeliver;
     }
   }
   add_waiter_locked(waiter);
@@ -84,9 +95,9 @@ bool Session::fence_covers_locked(uint64_t lun) const {
   return false;
 }
 
-void Session::raise_fence(const void* id, uint64_t lun, bool all_luns) {
+void Session::raise_fence(const void* id, uint64_t lun, bool all_luns, uint32_t cmdsn) {
   std::lock_guard lock(mutex_);
-  fences_.push_back(Fence{id, lun, all_luns});
+  fences_.push_back(Fence{id, lun, all_luns, cmdsn});
   fence_count_.store(static_cast<uint32_t>(fences_.size()), std::memory_order_release);
 }
 

@@ -77,7 +77,9 @@ class Session {
     kDeliver,  // the next number: handle it now, then call delivered()
     kHold,     // beyond ExpCmdSN: keep it unread; `waiter` is woken later
     kIgnore,   // outside [ExpCmdSN, MaxCmdSN]: 4.2.2.1 says drop it silently
-    kFenced,   // a SCSI command a TMF in progress would catch: keep it unread
+    kFenced,   // a SCSI command after a TMF in progress on its LUN: keep it unread
+    kCovered,  // like kDeliver, but a SCSI command numbered before a TMF in
+               // progress on its LUN, which terminates it: drop it unanswered
   };
   // `skip_gap`: the gap before `cmdsn` has been open too long; take it.
   // `command_lun`: the LUN field of a SCSI Command, else nullptr.
@@ -101,11 +103,13 @@ class Session {
   // that terminates task sets (ABORT/CLEAR TASK SET, LOGICAL UNIT RESET,
   // TARGET RESET) raises a fence before it marks the session's tasks and
   // lowers it once the core has acted (its done()): a SCSI command for
-  // those LUNs arriving in between, on any connection, stays unread until
-  // then, so it is neither caught by the core's abort (and then answered,
-  // or silently lost) nor older than the TMF. Its CmdSN is not taken, so
-  // later numbers wait behind it; gaps are not skipped while a fence is up.
-  void raise_fence(const void* id, uint64_t lun, bool all_luns);
+  // those LUNs numbered at or after the TMF's CmdSN and arriving in
+  // between, on any connection, stays unread until then, so it is not
+  // caught by the core's abort (answered TASK ABORTED, or lost). Its CmdSN
+  // is not taken, so later numbers wait behind it; gaps are not skipped
+  // while a fence is up. One numbered before the TMF (still on its way on
+  // another connection when the TMF came) is terminated by it: kCovered.
+  void raise_fence(const void* id, uint64_t lun, bool all_luns, uint32_t cmdsn);
   void lower_fence(const void* id);
   // For an immediate SCSI command (no CmdSN turn): true = hold it; `waiter`
   // is woken when the fence goes.
@@ -154,6 +158,7 @@ class Session {
     const void* id;
     uint64_t lun;
     bool all_luns;
+    uint32_t cmdsn;  // the TMF's: commands numbered before it are its
   };
   std::vector<Fence> fences_;
   std::atomic<uint32_t> fence_count_{0};  // fences_.size(): a lock-free "none"

@@ -544,6 +544,7 @@ class McsGateTest : public McsTest {
 // sent after a LOGICAL UNIT RESET, while the reset waits for another
 // connection of the session to mark its tasks, must neither be caught by
 // the core's reset nor answered as aborted: it runs once the reset is done.
+// One numbered before the reset but arriving after it is terminated by it.
 // The race is made wide and certain: connection D is stuck in the middle of
 // a PDU (it cannot acknowledge the TMF's abort marks), and an ORDERED READ
 // on LUN 0 stays running at the gate, so a command entering LUN 0's task set
@@ -586,7 +587,9 @@ TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
   ASSERT_TRUE(d->send_bytes(dwire.data(), kBhsSize + 100));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // D now waits for the rest
 
-  // The reset (immediate: CmdSN not advanced), then C, numbered after it.
+  // The reset (immediate), then Y, numbered before it (as if it had been on
+  // its way on another connection), then C, numbered after it.
+  uint32_t ysn = cmdsn_++;
   uint32_t titt = ++itt_;
   TmfRequestPdu m;
   m.immediate = true;
@@ -597,6 +600,10 @@ TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
   Bhs mh;
   m.encode(mh);
   ASSERT_TRUE(a->send_pdu(mh));
+  uint32_t yitt = ++itt_;
+  std::string yblock(512, 'Y');
+  ASSERT_TRUE(a->send_pdu(command(0, yitt, ysn, rw10(0x2A, 70), false, false, 1, 512),
+                          yblock.data(), yblock.size()));
   uint32_t citt = ++itt_;
   ASSERT_TRUE(a->send_pdu(command(0, citt, cmdsn_++, rw10(0x2A, 60), false, false, 1, 512),
                           block.data(), block.size()));
@@ -623,6 +630,7 @@ TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
     if (h.opcode() == Opcode::kNopIn) continue;
     ++pdus;
     ASSERT_NE(h.itt(), xitt) << opcode_name(h.opcode()) << " for the aborted READ";
+    ASSERT_NE(h.itt(), yitt) << opcode_name(h.opcode()) << " for Y, numbered before the reset";
     if (h.opcode() == Opcode::kTaskManagementResponse) {
       ASSERT_EQ(h.itt(), titt);
       EXPECT_EQ(TmfResponsePdu::decode(h).response, 0) << "function complete";
@@ -658,6 +666,10 @@ TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.status, kGood);
   EXPECT_TRUE(r.data == block) << "C's data was not written";
+  ASSERT_TRUE(send_command(*a, ++itt_, cmdsn_++, rw10(0x28, 70), true, 512));
+  Reply ry = await(*a, itt_);
+  ASSERT_TRUE(ry.ok);
+  EXPECT_TRUE(ry.data == std::string(512, '\0')) << "Y, terminated by the reset, was written";
 }
 
 class McsLimitTest : public McsTest {

@@ -60,6 +60,33 @@ TEST(SessionOrder, WindowIsSharedAndNeverShrinks) {
   EXPECT_TRUE(s.take_slot());
 }
 
+// RFC 7143 11.5.1: while a task-set TMF is in progress, a command for its
+// LUN numbered from the TMF's CmdSN on waits (kFenced), one numbered before
+// it is terminated (kCovered); other LUNs and other PDUs go on; no gap is
+// skipped behind a fence; lowering it lets the held command go.
+TEST(SessionOrder, TmfFenceHoldsLaterCommandsAndCoversEarlierOnes) {
+  Session s = make(8, 10, 2);
+  s.connections = 2;
+  s.max_cmdsn();
+  const uint64_t lun0 = 0, lun1 = uint64_t{1} << 48;
+  int tmf = 0;
+  s.raise_fence(&tmf, lun0, false, 11);
+  EXPECT_FALSE(s.fenced(lun1, nullptr));
+  EXPECT_TRUE(s.fenced(lun0, nullptr)) << "an immediate command waits";
+  EXPECT_EQ(s.order(11, nullptr, true, &lun0), Order::kFenced) << "numbered from the TMF on";
+  EXPECT_EQ(s.order(11, nullptr, true, nullptr), Order::kHold)
+      << "10 may be behind the fence: the gap is not skipped";
+  EXPECT_EQ(s.order(10, nullptr, false, &lun0), Order::kCovered) << "numbered before the TMF";
+  s.delivered();
+  EXPECT_EQ(s.order(11, nullptr, false, &lun1), Order::kDeliver) << "another LUN";
+  s.delivered();
+  EXPECT_EQ(s.order(12, nullptr, false, &lun0), Order::kFenced);
+  s.lower_fence(&tmf);
+  EXPECT_FALSE(s.fenced(lun0, nullptr));
+  EXPECT_EQ(s.order(12, nullptr, false, &lun0), Order::kDeliver);
+  s.delivered();
+}
+
 // RFC 7143 11.2.1.8: with several connections possible, a tag held by a task
 // of one connection is refused to every other task until released.
 TEST(SessionItt, TagsAreUniqueAcrossTheSession) {
