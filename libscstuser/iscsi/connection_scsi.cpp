@@ -154,8 +154,11 @@ bool Connection::on_scsi_command(const Bhs& h) {
   }
   // RFC 7143 11.2.1.8: a tag names one task of the session. Like SCST's
   // iscsi-scst, a duplicate is refused with Reject "Task in progress"; the
-  // task already holding the tag goes on, and so does the connection.
+  // task already holding the tag goes on, and so does the connection. Unless
+  // unsolicited Data-Out is to follow on this connection (F clear): it could
+  // not be told from the live task's, so the connection goes (7.2, ERL 0).
   if (find_task(c.itt)) {
+    if (!c.final) return protocol_error(h, "ITT in use, and Data-Out for it would follow");
     if (!skip_payload(imm)) return false;
     return reject(h, RejectReason::kTaskInProgress, "ITT already in use on this connection");
   }

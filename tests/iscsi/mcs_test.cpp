@@ -470,6 +470,25 @@ TEST_F(McsTest, LiveTaskTagIsUniqueAcrossTheSession) {
   Reply r30 = await(*a, itt_);
   ASSERT_TRUE(r30.ok);
   EXPECT_TRUE(r30.data == std::string(512, 'W'));
+  // A duplicate on the same connection whose unsolicited Data-Out would
+  // follow (F=0) cannot be told apart from the live task's: the connection goes.
+  uint32_t titt = ++itt_;
+  ttt = start_solicited_write(*a, titt, cmdsn_++, 32);
+  ScsiCommandPdu p;
+  p.final = false;
+  p.write = true;
+  p.attr = 1;
+  p.itt = titt;
+  p.expected_length = 8192;
+  p.cmdsn = cmdsn_++;
+  p.cdb = rw10(0x2A, 33);
+  p.cdb[8] = 16;  // 16 blocks: immediate data, then unsolicited Data-Out
+  Bhs h;
+  p.encode(h);
+  h.set_data_length(512);
+  ASSERT_TRUE(a->send_pdu(h, q.data(), q.size()));
+  EXPECT_TRUE(a->closed_within(5000));
+  EXPECT_EQ(tur(*b).status, kGood) << "the session lives on B";
 }
 
 // Many commands interleaved over two connections, each batch sent with the
