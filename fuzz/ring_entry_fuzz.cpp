@@ -1,8 +1,9 @@
 // libFuzzer target over the ring entry validators: arbitrary bytes become a
 // command descriptor (plus an indirect iov list) as a handler reads it, and a
 // completion plus the producer's outstanding table as a producer reads it.
-// Whatever the validators accept must satisfy the invariants the users of the
-// entries rely on; the checks below abort otherwise.
+// A handler state block (ABI 1.2) as a producer reads it goes through its
+// validator too. Whatever the validators accept must satisfy the invariants
+// the users of the entries rely on; the checks below abort otherwise.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -21,7 +22,15 @@ void check_cmd(const uint8_t* data, size_t size, const CmdLimits& limits) {
   scstu_cmd cmd{};
   std::memcpy(&cmd, data, std::min(size, sizeof(cmd)));
   if (scstu::ring::validate_cmd(cmd, limits) != nullptr) return;
-  if (cmd.kind < SCSTU_KIND_SCSI || cmd.kind > SCSTU_KIND_SESS_DETACH) std::abort();
+  if (cmd.kind < SCSTU_KIND_SCSI || cmd.kind > SCSTU_KIND_UNIT_EVENT) std::abort();
+  if (cmd.kind == SCSTU_KIND_UNIT_EVENT) {
+    // Only where offered; a known event; nothing in the data area.
+    if (!(limits.features & SCSTU_F_UNIT_STATE)) std::abort();
+    if (cmd.unit.event != SCSTU_EVENT_REPORTED_LUNS_CHANGED &&
+        cmd.unit.event != SCSTU_EVENT_REPORTED_LUNS_READ)
+      std::abort();
+    if (cmd.flags != 0 || cmd.nr_iov != 0 || cmd.data_length != 0) std::abort();
+  }
   if (cmd.kind == SCSTU_KIND_SCSI) {
     if (cmd.data_length > limits.max_io_bytes) std::abort();
     if (cmd.flags & SCSTU_CMD_F_CDB_IN_DATA) {
@@ -83,6 +92,23 @@ void check_cpl(const uint8_t* data, size_t size) {
   const Outstanding& o = table[tag];
   if (!o.in_flight || o.seq != cpl.seq || cpl.sense_len > SCSTU_SENSE_MAX) std::abort();
   if (o.kind != SCSTU_KIND_TMF && cpl.transferred > o.data_length) std::abort();
+  if (o.kind == SCSTU_KIND_UNIT_EVENT) {
+    if (cpl.tmf_response != SCSTU_TMF_COMPLETE && cpl.tmf_response != SCSTU_TMF_SUCCEEDED &&
+        cpl.tmf_response != SCSTU_TMF_NOT_SUPPORTED)
+      std::abort();
+    if (cpl.status != 0 || cpl.transferred != 0 || cpl.sense_len != 0) std::abort();
+  }
+}
+
+void check_handler_state(const uint8_t* data, size_t size, uint64_t offered) {
+  // The block as it sits in the header page, loaded the way a producer does.
+  std::vector<uint8_t> page(SCSTU_HEADER_BYTES, 0);
+  std::memcpy(page.data() + SCSTU_HANDLER_STATE_OFFSET, data,
+              std::min(size, sizeof(scstu_handler_state)));
+  const scstu_handler_state s = scstu::ring::load_handler_state(page.data());
+  if (scstu::ring::validate_handler_state(s, offered) != nullptr) return;
+  if (s.features & ~offered) std::abort();
+  if (s.unit_flags & ~scstu::ring::kKnownUnitFlags) std::abort();
 }
 
 }  // namespace
@@ -94,7 +120,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.data_size = uint64_t{4096} << (data[0] & 15);
   limits.max_io_bytes = 4096u << ((data[0] >> 4) & 7);
   limits.features = (data[0] & 0x80) ? SCSTU_F_SGL_INDIRECT | SCSTU_F_LONG_CDB : 0;
+  // The unit-state feature (ABI 1.2) offered or not, from a bit of the data
+  // size choice: small areas come with and without it.
+  if (data[0] & 0x08) limits.features |= SCSTU_F_UNIT_STATE;
   check_cmd(data + 1, size - 1, limits);
   check_cpl(data + 1, size - 1);
+  check_handler_state(data + 1, size - 1, limits.features);
   return 0;
 }

@@ -151,6 +151,9 @@ QueueRunner::Outcome QueueRunner::process(uint32_t tag, std::string* error) {
     case SCSTU_KIND_TMF:
       handle_tmf(tag, slot);
       break;
+    case SCSTU_KIND_UNIT_EVENT:
+      handle_unit_event(tag, slot);
+      break;
     default:
       handle_session(tag, slot);
       break;
@@ -230,6 +233,8 @@ void QueueRunner::handle_tmf(uint32_t tag, Slot& slot) {
     scstu_tmf_response r = ctx_.handler->task_management(req);
     // A query answered by the library stays answered unless the handler knows better.
     if (!(req.function == SCSTU_TMF_QUERY_TASK && r == SCSTU_TMF_COMPLETE)) response = r;
+    // A logical unit reset restores the saved mode pages (D_SENSE among them).
+    ctx_.unit_state->publish(*ctx_.handler);
   }
   scstu_cpl cpl{};
   cpl.tmf_response = static_cast<uint8_t>(response);
@@ -248,12 +253,31 @@ void QueueRunner::handle_session(uint32_t tag, Slot& slot) {
   post(tag, cpl);
 }
 
+// ABI 1.2: a condition the producer's target core raised for this unit and
+// nexus, kept with the handler's own unit attentions when it keeps any
+// (LowLevelHandler::reported_luns_changed); the answer tells the producer
+// whether it must report the condition itself.
+void QueueRunner::handle_unit_event(uint32_t tag, Slot& slot) {
+  const SessionInfo* session = ctx_.sessions->find(session_cache_, slot.cmd.session_id);
+  scstu_cpl cpl{};
+  cpl.tmf_response = SCSTU_TMF_COMPLETE;
+  if (slot.cmd.unit.event == SCSTU_EVENT_REPORTED_LUNS_CHANGED) {
+    cpl.tmf_response = ctx_.handler->reported_luns_changed(*session) ? SCSTU_TMF_SUCCEEDED
+                                                                     : SCSTU_TMF_NOT_SUPPORTED;
+  } else {
+    ctx_.handler->reported_luns_read(*session);
+  }
+  post(tag, cpl);
+}
+
 void QueueRunner::fail_invalid(uint32_t tag, const char* why) {
   std::fprintf(stderr, "scstu: queue %u tag %u: invalid descriptor from the producer: %s\n", queue_,
                tag, why);
   scstu_cpl cpl{};
   if (slots_[tag].cmd.kind == SCSTU_KIND_TMF) {
     cpl.tmf_response = SCSTU_TMF_REJECTED;
+  } else if (slots_[tag].cmd.kind == SCSTU_KIND_UNIT_EVENT) {
+    cpl.tmf_response = SCSTU_TMF_NOT_SUPPORTED;  // not taken: the producer keeps it
   } else {
     cpl.status = status::kCheckCondition;
     cpl.sense_len = sizeof(kInternalTargetFailure);
@@ -263,6 +287,8 @@ void QueueRunner::fail_invalid(uint32_t tag, const char* why) {
 }
 
 void QueueRunner::complete(uint32_t tag, const CommandReply& reply) {
+  // Before the reply is published (ring_abi.h, scstu_handler_state).
+  if (UnitStatePublisher::may_change(slots_[tag].cmd)) ctx_.unit_state->publish(*ctx_.handler);
   // Only the fixed fields and sense_len bytes of sense are written (post()):
   // zeroing all 128 bytes was a `rep stos` per command.
   scstu_cpl cpl;

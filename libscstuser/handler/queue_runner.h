@@ -18,6 +18,7 @@
 
 #include "handler/command.h"
 #include "handler/session_registry.h"
+#include "handler/unit_state.h"
 #include "ring/entry_validation.h"
 #include "ring/idle_spin.h"
 #include "ring/region_layout.h"
@@ -52,6 +53,7 @@ class QueueRunner final : public CommandSink {
     std::atomic<uint32_t>* live_queues;                 // see release()
     void (*destroy)(void* owner);  // frees the owner when the last queue is released
     void* owner;
+    UnitStatePublisher* unit_state;  // ABI 1.2 state block (enabled() or not)
   };
 
   QueueRunner(const Context& ctx, uint32_t queue);
@@ -92,6 +94,7 @@ class QueueRunner final : public CommandSink {
   void dispatch_scsi(uint32_t tag, Slot& slot);
   void handle_tmf(uint32_t tag, Slot& slot);
   void handle_session(uint32_t tag, Slot& slot);
+  void handle_unit_event(uint32_t tag, Slot& slot);
   void fail_invalid(uint32_t tag, const char* why);
   // Completes `cpl` (tag, seq, TASK ABORTED) in place, then writes and publishes it.
   void post(uint32_t tag, scstu_cpl& cpl);

@@ -13,6 +13,7 @@
 #include "handler/queue_runner.h"
 #include "handler/ring_attachment.h"
 #include "handler/session_registry.h"
+#include "handler/unit_state.h"
 
 namespace scstu {
 namespace {
@@ -21,14 +22,17 @@ namespace {
 // finishes last: serve() returning, or the last outstanding command the
 // handler completes after that (its buffers live in the mapped region).
 struct Server {
-  Server(std::unique_ptr<RingAttachment> a, LowLevelHandler& handler)
-      : attachment(std::move(a)), sessions(&handler) {}
+  Server(std::unique_ptr<RingAttachment> a, LowLevelHandler& handler, bool accept_unit_state)
+      : attachment(std::move(a)),
+        sessions(&handler),
+        unit_state(attachment->region().base(), attachment->header().features, accept_unit_state) {}
   ~Server() {
     if (exit_fd >= 0) close(exit_fd);
   }
 
   std::unique_ptr<RingAttachment> attachment;
   SessionRegistry sessions;
+  UnitStatePublisher unit_state;
   std::vector<std::unique_ptr<QueueRunner>> queues;
   std::atomic<uint32_t> live_queues{0};
   std::atomic<bool> stopping{false};
@@ -63,7 +67,7 @@ int serve(const HandlerOptions& options, LowLevelHandler& handler, std::string* 
     options.on_data_area(std::span<std::byte>(reinterpret_cast<std::byte*>(region.data()),
                                               region.header().data_size));
   }
-  auto* s = new Server(std::move(attachment), handler);
+  auto* s = new Server(std::move(attachment), handler, options.unit_state);
   s->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s->exit_fd < 0) {
     int e = errno;
@@ -73,9 +77,12 @@ int serve(const HandlerOptions& options, LowLevelHandler& handler, std::string* 
     return -e;
   }
   const uint32_t nq = s->attachment->nr_queues();
-  QueueRunner::Context ctx{s->attachment.get(), &handler,       &s->sessions,
-                           &s->queues,          s->exit_fd,     &s->stopping,
-                           &s->live_queues,     destroy_server, s};
+  QueueRunner::Context ctx{
+      s->attachment.get(), &handler,        &s->sessions,   &s->queues, s->exit_fd,
+      &s->stopping,        &s->live_queues, destroy_server, s,          &s->unit_state};
+  // ABI 1.2: accept SCSTU_F_UNIT_STATE (if offered) with the handler's sense
+  // format, before any entry is answered.
+  s->unit_state.publish(handler);
   for (uint32_t q = 0; q < nq; ++q) s->queues.push_back(std::make_unique<QueueRunner>(ctx, q));
   s->live_queues.store(nq + 1);  // + serve()'s own reference
 

@@ -51,6 +51,14 @@ struct HandlerOptions {
   // holds, so drop anything keyed on it (fileio_tgt registers the area as
   // io_uring fixed buffers and unregisters it here).
   std::function<void(std::span<std::byte> area)> on_data_area;
+  // Ring ABI 1.2 (SCSTU_F_UNIT_STATE): when the producer offers it, keep the
+  // target core's part of the unit's state here: REPORTED LUNS DATA HAS
+  // CHANGED goes to LowLevelHandler::reported_luns_changed (queued with the
+  // handler's own unit attentions, in SAM-5 precedence) and the handler's
+  // descriptor_sense() is published for the sense the producer builds.
+  // false: behave as an ABI 1.1 handler (the producer keeps both; for
+  // interoperability tests).
+  bool unit_state = true;
 };
 
 // Returns 0 when stopped through stop_fd, or a negative errno when the attach

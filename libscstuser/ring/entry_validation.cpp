@@ -59,6 +59,14 @@ const char* validate_cmd(const scstu_cmd& cmd, const CmdLimits& limits) {
     case SCSTU_KIND_SESS_DETACH:
       if (cmd.nr_iov != 0 || cmd.data_length != 0) return "session detach with data";
       return nullptr;
+    case SCSTU_KIND_UNIT_EVENT:
+      if (!(limits.features & SCSTU_F_UNIT_STATE)) return "unit event without SCSTU_F_UNIT_STATE";
+      if (cmd.unit.event < SCSTU_EVENT_REPORTED_LUNS_CHANGED ||
+          cmd.unit.event > SCSTU_EVENT_REPORTED_LUNS_READ)
+        return "unknown unit event";
+      if (cmd.flags != 0 || cmd.nr_iov != 0 || cmd.data_length != 0)
+        return "unit event with flags or data";
+      return nullptr;
     default:
       return "unknown kind";
   }
@@ -99,6 +107,15 @@ const char* validate_cpl(const scstu_cpl& cpl, uint32_t ring_tag,
     if (cpl.tmf_response > SCSTU_TMF_FAILED) return "TMF response out of range";
     return nullptr;
   }
+  if (o.kind == SCSTU_KIND_UNIT_EVENT) {
+    // ring_abi.h: taken, declined, or (REPORTED_LUNS_READ) done.
+    if (cpl.tmf_response != SCSTU_TMF_COMPLETE && cpl.tmf_response != SCSTU_TMF_SUCCEEDED &&
+        cpl.tmf_response != SCSTU_TMF_NOT_SUPPORTED)
+      return "unit event response out of range";
+    if (cpl.status != 0 || cpl.sense_len != 0 || cpl.transferred != 0)
+      return "unit event completion with status, sense or data";
+    return nullptr;
+  }
   if (cpl.transferred > o.data_length) return "transferred exceeds data_length";
   switch (cpl.status) {  // SAM-5 5.3.1: the status codes a device server may return
     case 0x00:
@@ -113,6 +130,12 @@ const char* validate_cpl(const scstu_cpl& cpl, uint32_t ring_tag,
     default:
       return "invalid SCSI status";
   }
+}
+
+const char* validate_handler_state(const scstu_handler_state& state, uint64_t offered) {
+  if (state.features & ~offered) return "handler accepted features the producer did not offer";
+  if (state.unit_flags & ~kKnownUnitFlags) return "unknown unit flags";
+  return nullptr;
 }
 
 }  // namespace scstu::ring

@@ -57,4 +57,24 @@ inline void copy_cpl(scstu_cpl* dst, const scstu_cpl* src) {
 const char* validate_cpl(const scstu_cpl& cpl, uint32_t ring_tag,
                          std::span<const Outstanding> outstanding);
 
+// ABI 1.2: the handler's state block (ring_abi.h, SCSTU_HANDLER_STATE_OFFSET
+// of a region at `region`), loaded field by field as the handler publishes it:
+// features with acquire, then unit_flags. A private copy for the checks below.
+inline scstu_handler_state load_handler_state(const uint8_t* region) {
+  const auto* shared =
+      reinterpret_cast<const scstu_handler_state*>(region + SCSTU_HANDLER_STATE_OFFSET);
+  scstu_handler_state s{};
+  s.features = __atomic_load_n(&shared->features, __ATOMIC_ACQUIRE);
+  s.unit_flags = __atomic_load_n(&shared->unit_flags, __ATOMIC_ACQUIRE);
+  return s;
+}
+
+inline constexpr uint32_t kKnownUnitFlags = SCSTU_UNIT_F_D_SENSE;
+
+// Checks a handler state block (a private copy) against the features the
+// producer offered in its header: any bit not offered, or unit flag not
+// known, voids the whole block (the producer then behaves as for a handler
+// that accepted nothing). Returns nullptr when valid.
+const char* validate_handler_state(const scstu_handler_state& state, uint64_t offered);
+
 }  // namespace scstu::ring

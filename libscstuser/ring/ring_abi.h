@@ -9,6 +9,7 @@
  * One shared region per device, laid out as:
  *
  *   offset 0                  struct scstu_region_header   (written by the producer)
+ *   SCSTU_HANDLER_STATE_OFFSET struct scstu_handler_state  (written by the handler, ABI 1.2)
  *   hdr.queues_offset + q*hdr.queue_stride, for q in [0, nr_queues):
  *     +0                      struct scstu_queue_ctl       (ring indices, doorbell flags)
  *     +hdr.sq_ring_offset     __u32 sq_ring[queue_depth]   tags, producer -> handler
@@ -65,7 +66,8 @@ typedef int32_t __s32;
 
 #define SCSTU_REGION_MAGIC 0x55545353u /* "SSTU" little endian */
 #define SCSTU_ABI_MAJOR 1u             /* incompatible layout changes */
-#define SCSTU_ABI_MINOR 1u             /* compatible additions (1: identity strings in the header) */
+#define SCSTU_ABI_MINOR 2u             /* compatible additions (1: identity strings in the header;
+					* 2: SCSTU_F_UNIT_STATE) */
 
 /* Feature flags (hdr.features): what the producer offers. */
 #define SCSTU_F_SGL_INDIRECT (1ull << 0) /* cmd iov lists longer than inline */
@@ -73,6 +75,12 @@ typedef int32_t __s32;
 #define SCSTU_F_TMF (1ull << 2)          /* task management entries are sent */
 #define SCSTU_F_SESSION_EVENTS (1ull << 3) /* session attach/detach entries are sent */
 #define SCSTU_F_KERNEL (1ull << 4)       /* producer is the kernel shim */
+/* ABI 1.2: the handler keeps the target core's part of the logical unit's
+ * state: SCSTU_KIND_UNIT_EVENT entries are sent, and the handler publishes
+ * its sense format in struct scstu_handler_state. Offered by the producer in
+ * hdr.features; used only once the handler accepted it there (an older
+ * handler never does: the producer then keeps both itself). */
+#define SCSTU_F_UNIT_STATE (1ull << 5)
 
 #define SCSTU_CDB_MAX 32      /* inline CDB bytes */
 #define SCSTU_CDB_LONG_MAX 260 /* SPC-4 variable-length CDB upper bound */
@@ -106,6 +114,20 @@ enum scstu_cmd_kind {
 	SCSTU_KIND_TMF = 2,       /* a task management request */
 	SCSTU_KIND_SESS_ATTACH = 3, /* an I_T nexus appeared; iov[0] -> scstu_session_info */
 	SCSTU_KIND_SESS_DETACH = 4, /* an I_T nexus went away */
+	SCSTU_KIND_UNIT_EVENT = 5, /* ABI 1.2, SCSTU_F_UNIT_STATE: unit.event for the nexus session_id */
+};
+
+/* SCSTU_KIND_UNIT_EVENT (scstu_cmd.unit.event): conditions the target core
+ * raises for a logical unit and the handler keeps with its own unit
+ * attentions, so one is reported per command in SAM-5 5.14 precedence (a
+ * POWER ON / RESET before REPORTED LUNS DATA HAS CHANGED). The completion's
+ * tmf_response answers REPORTED_LUNS_CHANGED: SCSTU_TMF_SUCCEEDED, the
+ * handler queued it; SCSTU_TMF_NOT_SUPPORTED, it keeps no unit attentions
+ * (the producer reports the condition itself). REPORTED_LUNS_READ is
+ * answered SCSTU_TMF_COMPLETE. No data, no flags. */
+enum scstu_unit_event {
+	SCSTU_EVENT_REPORTED_LUNS_CHANGED = 1, /* SPC-4 6.33: raise 3Fh/0Eh for the nexus */
+	SCSTU_EVENT_REPORTED_LUNS_READ = 2,    /* REPORT LUNS answered for the nexus: clear it */
 };
 
 /* Data direction, seen from the initiator (SAM). */
@@ -160,6 +182,11 @@ struct scstu_iov {
 	__u32 reserved;
 };
 
+struct scstu_unit_event_desc {
+	__u8 event;         /* enum scstu_unit_event */
+	__u8 reserved[23];
+};
+
 struct scstu_tmf_desc {
 	__u8 function;      /* enum scstu_tmf_function */
 	__u8 reserved[3];
@@ -188,6 +215,7 @@ struct scstu_cmd {
 		__u8 cdb[SCSTU_CDB_MAX];
 		__u64 cdb_offset; /* CDB_IN_DATA: offset of the CDB in the data area */
 		struct scstu_tmf_desc tmf;
+		struct scstu_unit_event_desc unit; /* SCSTU_KIND_UNIT_EVENT */
 	};
 	struct scstu_iov iov[SCSTU_INLINE_IOV];
 	__u8 priority;      /* SAM-5 command priority, 0 = none */
@@ -207,7 +235,7 @@ struct scstu_cpl {
 	__u32 transferred;  /* bytes actually transferred (read: valid bytes in the buffer) */
 	__u32 residual;
 	__u16 flags;        /* SCSTU_CPL_F_* */
-	__u8 tmf_response;  /* enum scstu_tmf_response (TMF entries) */
+	__u8 tmf_response;  /* enum scstu_tmf_response (TMF and unit-event entries) */
 	__u8 reserved[13];
 	__u8 sense[SCSTU_SENSE_MAX]; /* only sense_len bytes are meaningful: writers may
 				      * leave the rest stale, readers copy no more */
@@ -264,6 +292,29 @@ struct scstu_region_header {
 
 #define SCSTU_HEADER_BYTES 4096
 
+/* ABI 1.2: the handler's part of the header page, at SCSTU_HANDLER_STATE_OFFSET
+ * (own cache lines). Written only by a handler, and only when hdr.features
+ * offers SCSTU_F_UNIT_STATE (a producer that does not offer it may keep this
+ * page read-only or restore it). The producer starts it zeroed, reads it only
+ * off the hot path, and treats it as hostile: bits it did not offer or does
+ * not know void the whole block (ring/entry_validation.h).
+ *
+ * The handler fills unit_flags, then store-releases features: before its
+ * first completion, and again (unit_flags) before completing any command
+ * that changed them (MODE SELECT), so a producer that load-acquires the
+ * completion tail sees the new value once that command is complete. */
+struct scstu_handler_state {
+	__u64 features;     /* the SCSTU_F_* of hdr.features the handler uses */
+	__u32 unit_flags;   /* SCSTU_UNIT_F_* */
+	__u32 reserved;
+	__u8 pad[48];
+};
+
+#define SCSTU_HANDLER_STATE_OFFSET 2048
+/* SPC-4 4.5.1, control mode page D_SENSE: the unit returns descriptor-format
+ * sense, so sense the producer builds for it must be descriptor format too. */
+#define SCSTU_UNIT_F_D_SENSE (1u << 0)
+
 #ifndef __cplusplus
 #ifndef __KERNEL__
 #include <assert.h>
@@ -281,7 +332,13 @@ SCSTU_STATIC_ASSERT(sizeof(struct scstu_iov) == 16, "iov layout");
 SCSTU_STATIC_ASSERT(sizeof(struct scstu_tmf_desc) == 24, "tmf layout");
 SCSTU_STATIC_ASSERT(sizeof(struct scstu_cmd) == 128, "cmd layout");
 SCSTU_STATIC_ASSERT(sizeof(struct scstu_cpl) == 128, "cpl layout");
-SCSTU_STATIC_ASSERT(sizeof(struct scstu_region_header) <= SCSTU_HEADER_BYTES, "header fits");
+SCSTU_STATIC_ASSERT(sizeof(struct scstu_region_header) <= SCSTU_HANDLER_STATE_OFFSET,
+		    "producer's header ends before the handler's state");
+SCSTU_STATIC_ASSERT(sizeof(struct scstu_handler_state) == 64, "handler state layout");
+SCSTU_STATIC_ASSERT(SCSTU_HANDLER_STATE_OFFSET + sizeof(struct scstu_handler_state) <=
+			    SCSTU_HEADER_BYTES,
+		    "handler state fits in the header page");
+SCSTU_STATIC_ASSERT(sizeof(struct scstu_unit_event_desc) == 24, "unit event layout");
 SCSTU_STATIC_ASSERT(sizeof(struct scstu_session_info) == 792, "session info layout");
 
 /* ---- kernel shim char device (kmod/) ------------------------------------ */

@@ -114,6 +114,10 @@ inline constexpr uint32_t kParameterList = 1u << 9;
 // Listed in REPORT SUPPORTED OPERATION CODES even without an emulation
 // entry (answered by the producer side, e.g. REPORT LUNS).
 inline constexpr uint32_t kAnsweredByCore = 1u << 10;
+// Answered by the producer's copy manager (EXTENDED COPY, RECEIVE COPY
+// RESULTS): listed only where one fronts the unit
+// (LogicalUnitConfig::third_party_copy; not behind the kernel shim).
+inline constexpr uint32_t kCopyManager = 1u << 11;
 }  // namespace opflag
 
 // Where the service action lives.

@@ -15,9 +15,13 @@ namespace {
 constexpr uint16_t kDefaultNominalTimeout = 0;       // not specified
 constexpr uint16_t kDefaultRecommendedTimeout = 30;  // seconds
 
-bool reported(const OpcodeInfo& op, uint8_t type) {
-  return (op.device_types & device_type_bit(type)) &&
-         (op.emulate != nullptr || (op.flags & opflag::kAnsweredByCore));
+// Listed where it will be executed: emulated here, or answered by the
+// producer side; the copy manager's commands only where one fronts the unit
+// (a kernel-shim unit has none: EXTENDED COPY would be refused).
+bool reported(const OpcodeInfo& op, const LogicalUnit& lu) {
+  if (!(op.device_types & device_type_bit(lu.device_type()))) return false;
+  if (op.flags & opflag::kCopyManager) return lu.config().third_party_copy;
+  return op.emulate != nullptr || (op.flags & opflag::kAnsweredByCore);
 }
 
 // SPC-4 6.35.4 command timeouts descriptor (12 bytes).
@@ -62,7 +66,7 @@ void spc_report_supported_opcodes(CommandContext& ctx) {
     // All commands: 8-byte descriptors (+12 with RCTD).
     out.resize(4, 0);
     for (const OpcodeInfo& op : opcode_table()) {
-      if (!reported(op, type)) continue;
+      if (!reported(op, ctx.unit())) continue;
       const size_t at = out.size();
       out.resize(at + 8, 0);
       out[at] = op.opcode;
@@ -101,7 +105,7 @@ void spc_report_supported_opcodes(CommandContext& ctx) {
       return ctx.complete_check(kInvalidFieldInCdb, {true, 2, 2});
   }
   out.resize(4, 0);
-  if (op == nullptr || !reported(*op, type)) {
+  if (op == nullptr || !reported(*op, ctx.unit())) {
     out[1] = 0x01;  // SUPPORT 001b: not supported
   } else {
     out[1] = static_cast<uint8_t>((rctd ? 0x80 : 0) | 0x03);  // CTDP, SUPPORT 011b

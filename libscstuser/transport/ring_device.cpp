@@ -72,11 +72,13 @@ struct RingDevice::ControlWait {
   std::condition_variable cv;
   bool done = false;
   bool ok = false;
-  bool resend = false;  // a re-announcement after attach: nobody waits
-  void finish(bool success) {
+  bool resend = false;   // a re-announcement after attach: nobody waits
+  uint8_t response = 0;  // the completion's tmf_response (unit events)
+  void finish(bool success, uint8_t answer = 0) {
     std::lock_guard lock(mu);
     done = true;
     ok = success;
+    response = answer;
     cv.notify_all();
   }
 };
@@ -163,7 +165,7 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
   params.queue_depth = config.queue_depth;
   params.data_size = config.data_size;
   params.max_io_bytes = config.max_io_bytes;
-  params.features = SCSTU_F_LONG_CDB | SCSTU_F_TMF | SCSTU_F_SESSION_EVENTS;
+  params.features = SCSTU_F_LONG_CDB | SCSTU_F_TMF | SCSTU_F_SESSION_EVENTS | SCSTU_F_UNIT_STATE;
   params.device_type = config.device_type < 0 ? 0 : static_cast<uint8_t>(config.device_type);
   std::unique_ptr<Region> region = dev->make_region(0, 0, error);
   if (!region) return nullptr;
@@ -866,7 +868,7 @@ void RingDevice::task_management(core::TargetTmf& tmf) {
 }
 
 bool RingDevice::send_control(uint32_t qi, uint8_t kind, const SessionInfo* s, uint64_t session_id,
-                              std::shared_ptr<ControlWait> wait) {
+                              std::shared_ptr<ControlWait> wait, uint8_t event) {
   Inflight what;
   what.kind = kind;
   what.control = std::move(wait);
@@ -891,6 +893,7 @@ bool RingDevice::send_control(uint32_t qi, uint8_t kind, const SessionInfo* s, u
   scratch_only.scratch_epoch = what.scratch_epoch;
   auto fill = [&](scstu_cmd& c, const Region&) {
     c.session_id = session_id;
+    if (kind == SCSTU_KIND_UNIT_EVENT) c.unit.event = event;
     if (len) {
       c.nr_iov = 1;
       c.iov[0].offset = scratch_only.scratch_offset;
@@ -927,12 +930,83 @@ void RingDevice::session_detached(const SessionInfo& session) {
   {
     std::lock_guard lock(sessions_mu_);
     sessions_.erase(session.id);
+    luns_changed_taken_.erase(session.id);
   }
   auto w = std::make_shared<ControlWait>();
   if (!send_control(pick_queue(), SCSTU_KIND_SESS_DETACH, nullptr, session.id, w)) return;
   if (std::this_thread::get_id() == event_thread_.get_id()) return;
   std::unique_lock lock(w->mu);
   w->cv.wait_for(lock, std::chrono::milliseconds(kControlTimeoutMs), [&] { return w->done; });
+}
+
+// ---- unit state (ring ABI 1.2) ------------------------------------------------
+
+bool RingDevice::control_round_trip(uint8_t kind, const SessionInfo* session, uint64_t session_id,
+                                    uint8_t event, uint8_t* response) {
+  // The event thread is the one that would see the acknowledgement.
+  if (std::this_thread::get_id() == event_thread_.get_id()) return false;
+  auto w = std::make_shared<ControlWait>();
+  if (!send_control(pick_queue(), kind, session, session_id, w, event)) return false;
+  std::unique_lock lock(w->mu);
+  if (!w->cv.wait_for(lock, std::chrono::milliseconds(kControlTimeoutMs),
+                      [&] { return w->done; })) {
+    std::fprintf(stderr,
+                 "scstu: ring device %s: handler did not acknowledge a unit event within %d ms\n",
+                 config_.name.c_str(), kControlTimeoutMs);
+    return false;
+  }
+  if (response) *response = w->response;
+  return w->ok;
+}
+
+std::optional<scstu_handler_state> RingDevice::handler_state() const {
+  scstu_handler_state state;
+  {
+    // current_ is the attached handler's region while conn_fd_ is open.
+    std::lock_guard lock(attach_mu_);
+    if (conn_fd_ < 0) return std::nullopt;
+    state = ring::load_handler_state(current_->view.base());
+  }
+  if (const char* why = ring::validate_handler_state(state, params_.features)) {
+    if (!bad_state_logged_.exchange(true))
+      std::fprintf(stderr, "scstu: ring device %s: handler state block ignored: %s\n",
+                   config_.name.c_str(), why);
+    return std::nullopt;
+  }
+  if (!(state.features & SCSTU_F_UNIT_STATE)) return std::nullopt;
+  return state;
+}
+
+// SAM-5 5.14: the handler queues the condition with its own unit attentions;
+// only its acknowledgement ("taken") lets the core leave it to the handler.
+bool RingDevice::reported_luns_changed(const SessionInfo& session) {
+  if (!handler_state()) return false;  // an ABI 1.1 handler: the core keeps it
+  uint8_t response = 0;
+  if (!control_round_trip(SCSTU_KIND_UNIT_EVENT, nullptr, session.id,
+                          SCSTU_EVENT_REPORTED_LUNS_CHANGED, &response) ||
+      response != SCSTU_TMF_SUCCEEDED)
+    return false;
+  std::lock_guard lock(sessions_mu_);
+  luns_changed_taken_.insert(session.id);
+  return true;
+}
+
+// SPC-4 6.33: REPORT LUNS clears the condition wherever it is kept. Waited
+// for, so the initiator's next command does not report it again.
+void RingDevice::reported_luns_read(const SessionInfo& session) {
+  {
+    std::lock_guard lock(sessions_mu_);
+    if (luns_changed_taken_.erase(session.id) == 0) return;  // nothing handed over
+  }
+  if (!handler_state()) return;  // that handler is gone with its conditions
+  control_round_trip(SCSTU_KIND_UNIT_EVENT, nullptr, session.id, SCSTU_EVENT_REPORTED_LUNS_READ,
+                     nullptr);
+}
+
+std::optional<bool> RingDevice::descriptor_sense() const {
+  const std::optional<scstu_handler_state> state = handler_state();
+  if (!state) return std::nullopt;
+  return (state->unit_flags & SCSTU_UNIT_F_D_SENSE) != 0;
 }
 
 // ---- completions ----------------------------------------------------------------
@@ -1030,7 +1104,7 @@ void RingDevice::deliver(Finished& f) {
       break;
     default:
       if (w.control->resend) control_finished();
-      w.control->finish(true);
+      w.control->finish(true, f.cpl.tmf_response);
       break;
   }
 }

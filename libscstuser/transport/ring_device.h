@@ -33,6 +33,14 @@
 // the thread exits, when an allocation would otherwise fail, or once they
 // belong to a region a reattach retired.
 //
+// Ring ABI 1.2 (SCSTU_F_UNIT_STATE, offered in every region): a handler that
+// accepted it keeps REPORTED LUNS DATA HAS CHANGED with its own unit
+// attentions (a unit event per nexus, acknowledged before the core goes on;
+// REPORT LUNS clears it the same way) and publishes its D_SENSE in the
+// header page, read (and validated) only when the core builds sense. With a
+// handler that did not accept it, the core keeps the condition and guesses
+// the format from the last sense returned (core/device.h defaults).
+//
 // A task management request the handler does not answer within
 // tmf_timeout_ms means its queue thread is stuck: the handler is dropped as
 // above, and the TMF is answered SERVICE DELIVERY OR TARGET FAILURE.
@@ -46,6 +54,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,6 +121,9 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
   void task_management(core::TargetTmf& tmf) override;
   void session_attached(const SessionInfo& session) override;
   void session_detached(const SessionInfo& session) override;
+  bool reported_luns_changed(const SessionInfo& session) override;
+  void reported_luns_read(const SessionInfo& session) override;
+  std::optional<bool> descriptor_sense() const override;
 
  private:
   struct ControlWait;
@@ -146,7 +159,14 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
   template <typename Fill>
   Submitted submit_entry(uint32_t q, Inflight what, uint32_t data_length, bool control, Fill fill);
   bool send_control(uint32_t q, uint8_t kind, const SessionInfo* session, uint64_t session_id,
-                    std::shared_ptr<ControlWait> wait);
+                    std::shared_ptr<ControlWait> wait, uint8_t event = 0);
+  // Sends a control entry and waits (bounded; not on the event thread) for
+  // its acknowledgement. False when it was not sent or not acknowledged.
+  bool control_round_trip(uint8_t kind, const SessionInfo* session, uint64_t session_id,
+                          uint8_t event, uint8_t* response);
+  // ABI 1.2: the attached handler's state block, when it accepted
+  // SCSTU_F_UNIT_STATE (validated copy); nullopt otherwise.
+  std::optional<scstu_handler_state> handler_state() const;
   void event_loop();
   bool drain_completions(uint32_t q);
   void deliver(Finished& f);
@@ -217,6 +237,10 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
 
   std::mutex sessions_mu_;
   std::map<uint64_t, SessionInfo> sessions_;
+  // Nexuses whose REPORTED LUNS DATA HAS CHANGED a handler took and REPORT
+  // LUNS has not cleared yet (under sessions_mu_): only they need a clear.
+  std::set<uint64_t> luns_changed_taken_;
+  mutable std::atomic<bool> bad_state_logged_{false};
 };
 
 }  // namespace scstu::transport

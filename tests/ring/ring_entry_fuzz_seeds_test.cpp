@@ -47,6 +47,18 @@ TEST(RingEntryFuzzSeeds, ValidAndHostileEntriesKeepInvariants) {
     std::memcpy(s.data() + 1 + sizeof(c), list, sizeof(list));
     seeds.push_back(s);
   }
+  // An ABI 1.2 unit event with SCSTU_F_UNIT_STATE offered (bit 3 of the
+  // first byte), its completion and a handler state block.
+  {
+    std::vector<uint8_t> s(1 + sizeof(scstu_cpl) + 4 + 1 + 20, 0);
+    s[0] = 0x08;
+    scstu_cmd c{};
+    c.kind = SCSTU_KIND_UNIT_EVENT;
+    c.session_id = 3;
+    c.unit.event = SCSTU_EVENT_REPORTED_LUNS_CHANGED;
+    std::memcpy(s.data() + 1, &c, sizeof(c));
+    seeds.push_back(s);
+  }
   for (auto& s : seeds) EXPECT_EQ(LLVMFuzzerTestOneInput(s.data(), s.size()), 0);
   // Random mutations of the seeds (a poor man's fuzzer: the real one runs
   // with SCSTU_FUZZ=ON).

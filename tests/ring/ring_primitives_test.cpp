@@ -408,5 +408,80 @@ TEST(EntryValidation, CompletionsMustMatchOutstandingTags) {
   EXPECT_NE(validate_cpl(t, 4, out), nullptr) << "tmf response";
 }
 
+// ABI 1.2 unit events: only where the producer offered SCSTU_F_UNIT_STATE,
+// a known event, nothing in the data area; answered taken / declined / done.
+TEST(EntryValidation, UnitEvents) {
+  CmdLimits with = limits();
+  with.features |= SCSTU_F_UNIT_STATE;
+  scstu_cmd e{};
+  e.kind = SCSTU_KIND_UNIT_EVENT;
+  e.session_id = 7;
+  e.unit.event = SCSTU_EVENT_REPORTED_LUNS_CHANGED;
+  EXPECT_EQ(validate_cmd(e, with), nullptr);
+  e.unit.event = SCSTU_EVENT_REPORTED_LUNS_READ;
+  EXPECT_EQ(validate_cmd(e, with), nullptr);
+  EXPECT_NE(validate_cmd(e, limits()), nullptr) << "not offered";
+  struct Case {
+    const char* what;
+    void (*mutate)(scstu_cmd&);
+  } cases[] = {
+      {"event 0", [](scstu_cmd& c) { c.unit.event = 0; }},
+      {"event 3", [](scstu_cmd& c) { c.unit.event = 3; }},
+      {"flags", [](scstu_cmd& c) { c.flags = SCSTU_CMD_F_READ_ONLY; }},
+      {"iov", [](scstu_cmd& c) { c.nr_iov = 1; }},
+      {"data", [](scstu_cmd& c) { c.data_length = 16; }},
+      {"indirect", [](scstu_cmd& c) { c.flags = SCSTU_CMD_F_IOV_INDIRECT; }},
+  };
+  for (const Case& c : cases) {
+    scstu_cmd cmd = e;
+    c.mutate(cmd);
+    EXPECT_NE(validate_cmd(cmd, with), nullptr) << c.what;
+  }
+
+  std::vector<Outstanding> out(4);
+  out[1] = {true, SCSTU_KIND_UNIT_EVENT, 5, 0};
+  scstu_cpl cpl{};
+  cpl.tag = 1;
+  cpl.seq = 5;
+  for (int r : {SCSTU_TMF_COMPLETE, SCSTU_TMF_SUCCEEDED, SCSTU_TMF_NOT_SUPPORTED}) {
+    cpl.tmf_response = static_cast<uint8_t>(r);
+    EXPECT_EQ(validate_cpl(cpl, 1, out), nullptr) << int(r);
+  }
+  for (int r : {int{SCSTU_TMF_REJECTED}, int{SCSTU_TMF_FAILED}, 200}) {
+    cpl.tmf_response = static_cast<uint8_t>(r);
+    EXPECT_NE(validate_cpl(cpl, 1, out), nullptr) << int(r);
+  }
+  cpl.tmf_response = SCSTU_TMF_SUCCEEDED;
+  scstu_cpl bad = cpl;
+  bad.status = 0x02;
+  EXPECT_NE(validate_cpl(bad, 1, out), nullptr) << "status";
+  bad = cpl;
+  bad.sense_len = 18;
+  EXPECT_NE(validate_cpl(bad, 1, out), nullptr) << "sense";
+}
+
+// The handler's state block: bits the producer did not offer, or unit flags
+// it does not know, void the whole block.
+TEST(EntryValidation, HandlerStateBlock) {
+  const uint64_t offered = SCSTU_F_TMF | SCSTU_F_UNIT_STATE;
+  std::vector<uint8_t> page(SCSTU_HEADER_BYTES, 0);
+  auto* shared = reinterpret_cast<scstu_handler_state*>(page.data() + SCSTU_HANDLER_STATE_OFFSET);
+  scstu_handler_state s = load_handler_state(page.data());
+  EXPECT_EQ(validate_handler_state(s, offered), nullptr);
+  EXPECT_EQ(s.features, 0u) << "an older handler writes nothing";
+  shared->unit_flags = SCSTU_UNIT_F_D_SENSE;
+  shared->features = SCSTU_F_UNIT_STATE;
+  s = load_handler_state(page.data());
+  EXPECT_EQ(validate_handler_state(s, offered), nullptr);
+  EXPECT_EQ(s.unit_flags, SCSTU_UNIT_F_D_SENSE);
+  EXPECT_NE(validate_handler_state(s, SCSTU_F_TMF), nullptr) << "accepted what was not offered";
+  shared->unit_flags = 0x2;
+  EXPECT_NE(validate_handler_state(load_handler_state(page.data()), offered), nullptr)
+      << "unknown unit flag";
+  shared->unit_flags = 0;
+  shared->features = SCSTU_F_UNIT_STATE | (1ull << 40);
+  EXPECT_NE(validate_handler_state(load_handler_state(page.data()), offered), nullptr);
+}
+
 }  // namespace
 }  // namespace scstu::ring

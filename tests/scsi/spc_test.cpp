@@ -312,6 +312,56 @@ TEST_F(Spc, ReportSupportedOperationCodesOne) {
   EXPECT_EQ(ini_.run(c).code(), kInvalidFieldInCdb);
 }
 
+// EXTENDED COPY and RECEIVE COPY RESULTS are executed by the producer's copy
+// manager: listed where one fronts the unit (the default), not on a unit
+// behind the kernel shim (third_party_copy = false), where they would be
+// refused with INVALID COMMAND OPERATION CODE.
+TEST(SpcCopyManager, ReportSupportedOperationCodesListsCopiesOnlyWithACopyManager) {
+  // The (opcode, service action) pairs the copy manager answers.
+  const std::vector<std::pair<uint8_t, uint16_t>> copies = {
+      {0x83, 0x00}, {0x84, 0x00}, {0x84, 0x03}, {0x84, 0x04}};
+  auto listed = [](const Reply& all, uint8_t op, uint16_t sa) {
+    for (size_t at = 4; at + 8 <= all.data.size(); at += 8) {
+      if (all.data[at] == op && get_be16(&all.data[at + 2]) == sa) return true;
+    }
+    return false;
+  };
+  for (const bool copy_manager : {true, false}) {
+    SCOPED_TRACE(copy_manager ? "with a copy manager" : "kernel shim");
+    RamDisk disk(2048);
+    LogicalUnitConfig cfg = disk_config();
+    cfg.third_party_copy = copy_manager;
+    LogicalUnit lu(cfg, &disk);
+    Initiator ini(lu);
+    std::vector<uint8_t> c(12, 0);
+    c[0] = 0xA3;
+    c[1] = 0x0C;
+    put_be32(&c[6], 8192);
+    const Reply all = ini.run(c);
+    ASSERT_EQ(all.status, status::kGood);
+    ASSERT_EQ(get_be32(&all.data[0]) + 4, all.data.size());
+    EXPECT_TRUE(listed(all, 0xA0, 0));  // REPORT LUNS: answered by the core either way
+    for (const auto& [op, sa] : copies) {
+      SCOPED_TRACE(op * 256 + sa);
+      EXPECT_EQ(listed(all, op, sa), copy_manager);
+      // One command (option 2): SUPPORT 011b (supported) or 001b (not).
+      c[2] = 0x02;
+      c[3] = op;
+      put_be16(&c[4], sa);
+      const Reply one = ini.run(c);
+      ASSERT_EQ(one.status, status::kGood);
+      EXPECT_EQ(one.data[1] & 0x07, copy_manager ? 0x03 : 0x01);
+      c[2] = c[3] = c[4] = c[5] = 0;
+    }
+    if (!copy_manager) {
+      // What is not listed is refused by the unit itself.
+      std::vector<uint8_t> xcopy(16, 0);
+      xcopy[0] = 0x83;
+      EXPECT_EQ(ini.run(xcopy).code(), kInvalidCommandOperationCode);
+    }
+  }
+}
+
 TEST_F(Spc, ReportSupportedTmfs) {
   std::vector<uint8_t> c(12, 0);
   c[0] = 0xA3;
