@@ -175,6 +175,8 @@ class LowLevelHandler {
   virtual void session_detached(const SessionInfo& /*session*/) {}
   // The target core's part of the logical unit's state, for a handler that
   // keeps it (scsi::LogicalUnit does; the defaults leave it to the core).
+  // Embedded mode calls these directly; split mode from the queue threads,
+  // for unit events on the ring (ABI 1.2, HandlerOptions::unit_state).
   // REPORTED LUNS DATA HAS CHANGED for this nexus (SPC-4 6.33): true when
   // the handler queues it among its own unit attentions, in their SAM-5
   // precedence; false: the core reports it itself, ahead of the handler's.
@@ -182,7 +184,9 @@ class LowLevelHandler {
   // REPORT LUNS was answered for this nexus: that condition is cleared.
   virtual void reported_luns_read(const SessionInfo& /*session*/) {}
   // SPC-4 4.5.1: the sense format the logical unit returns now (the control
-  // mode page's D_SENSE), for the sense the core builds on its behalf.
+  // mode page's D_SENSE), for the sense the core builds on its behalf. Split
+  // mode publishes it at attach, before a MODE SELECT's reply and after each
+  // TMF: a handler whose format changes otherwise is seen at the next of these.
   virtual bool descriptor_sense() const { return false; }
 };
 

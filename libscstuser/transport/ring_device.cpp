@@ -999,8 +999,11 @@ void RingDevice::reported_luns_read(const SessionInfo& session) {
     if (luns_changed_taken_.erase(session.id) == 0) return;  // nothing handed over
   }
   if (!handler_state()) return;  // that handler is gone with its conditions
-  control_round_trip(SCSTU_KIND_UNIT_EVENT, nullptr, session.id, SCSTU_EVENT_REPORTED_LUNS_READ,
-                     nullptr);
+  if (!control_round_trip(SCSTU_KIND_UNIT_EVENT, nullptr, session.id,
+                          SCSTU_EVENT_REPORTED_LUNS_READ, nullptr)) {
+    std::lock_guard lock(sessions_mu_);
+    luns_changed_taken_.insert(session.id);  // still there: the next REPORT LUNS tries again
+  }
 }
 
 std::optional<bool> RingDevice::descriptor_sense() const {
