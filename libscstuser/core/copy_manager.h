@@ -14,9 +14,15 @@
 // destination LUN. These are ordinary TargetCommands of the initiator's
 // session (prepare/execute/release), so the devices apply what they apply to
 // the initiator: its reservations, write protection, READ_ONLY mappings,
-// flow limits. Buffers come from the devices (alloc_buffer); one chunk is in
-// flight per copy and at most kMaxConcurrentCopies copies run: memory is
-// bounded by 2 * kChunkBytes per copy.
+// flow limits. Buffers come from the devices (alloc_buffer); up to
+// CopyJob::kChunksInFlight chunks of a segment are in flight per copy (one
+// for a copy within overlapping ranges of one unit) and at most
+// kMaxConcurrentCopies copies run: memory is bounded by
+// 2 * kChunksInFlight * kChunkBytes per copy.
+//
+// Files: copy_job.* (one copy's state machine; copy_target_resolution.cpp,
+// copy_segment_execution.cpp), copy_results.* (records for RECEIVE COPY
+// RESULTS), this file (admission, results, task management).
 //
 // Errors (SPC-4 6.4.3 / 5.17.4): a copy target's failure ends the copy with
 // COPY ABORTED; COMMAND-SPECIFIC INFORMATION holds SOURCE / DESTINATION SENSE
@@ -34,7 +40,7 @@
 // with COPY TARGET DEVICE NOT REACHABLE.
 //
 // Task management: ABORT TASK of the copy, ABORT TASK SET / CLEAR TASK SET /
-// LUN RESET of its LUN, TARGET RESET stop it after the chunk in flight; the
+// LUN RESET of its LUN, TARGET RESET stop it after the chunks in flight; the
 // TMF's answer waits for the copy to end (done with TASK ABORTED status).
 // The copy's ORDERED/HEAD OF QUEUE attribute is not honoured against the
 // addressed unit's task set (the unit never sees the command).
@@ -43,12 +49,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <utility>
 #include <vector>
 
+#include "core/copy_results.h"
 #include "core/device.h"
 #include "scsi/xcopy.h"
 
@@ -56,6 +62,7 @@ namespace scstu::core {
 
 class TargetCore;
 class ExportedDevice;
+class CopyJob;
 
 class CopyManager {
  public:
@@ -91,20 +98,17 @@ class CopyManager {
   size_t running() const;
 
  private:
-  class Job;
-  friend class Job;
-  using RecordKey = std::pair<uint64_t, uint8_t>;  // session id, list identifier
+  friend class CopyJob;
 
   void extended_copy(TargetCommand& cmd);
   void receive_copy_results(TargetCommand& cmd);
-  void record(const RecordKey& key, const scsi::CopyResult& result);
-  void retire(Job* job);
+  void retire(CopyJob* job);
 
   TargetCore& core_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
-  std::vector<Job*> jobs_;
-  std::map<RecordKey, scsi::CopyResult> records_;
+  std::vector<CopyJob*> jobs_;
+  CopyResultRecords records_;
 };
 
 }  // namespace scstu::core

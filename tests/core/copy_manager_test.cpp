@@ -8,9 +8,11 @@
 #include <gtest/gtest.h>
 
 #include "../sbc/sbc_harness.h"
+#include "core/copy_job.h"
 #include "core/local_device.h"
 #include "core/lun.h"
 #include "core/target_core.h"
+#include "scsi/cdb.h"
 #include "scsi/identity.h"
 #include "scsi/xcopy.h"
 
@@ -21,7 +23,7 @@ using scsi::FieldPointer;
 using scsi::kNoBit;
 using scstu::DataDirection;
 
-constexpr uint64_t kBlocks = 8192;
+constexpr uint64_t kBlocks = 32768;
 constexpr uint32_t kBs = 512;
 constexpr const char* kTarget = "iqn.2026-11.org.scstu:xcopy";
 constexpr const char* kIni = "iqn.2026-11.org.scstu:ini-a";
@@ -482,20 +484,36 @@ TEST_F(CopyManagerTest, ListIdInUseByARunningCopy) {
   EXPECT_TRUE(same(a.ram, 0, a.ram, 100, 8));
 }
 
-// ABORT TASK of a running copy: it stops after the chunk in flight, ends
-// with TASK ABORTED, and the TMF is answered only then.
-TEST_F(CopyManagerTest, AbortTaskStopsTheCopy) {
+// Task management of a running copy (ABORT TASK of it, LUN RESET of its
+// LUN from another initiator, TARGET RESET): it stops after the chunks in
+// flight, ends not GOOD (TASK ABORTED), and the TMF is answered only then.
+struct TmfCase {
+  const char* name;
+  scstu_tmf_function function;
+  bool from_other_initiator;
+  bool two_units;     // a -> b, else a -> a at LBA 6100
+  uint64_t copy_lun;  // the LUN the EXTENDED COPY is sent to
+};
+
+class CopyTmfTest : public CopyManagerTest, public ::testing::WithParamInterface<TmfCase> {};
+
+TEST_P(CopyTmfTest, StopsTheCopy) {
+  const TmfCase& tc = GetParam();
   pattern(a.ram, 0, 6000, 8);
   a.ram.hold = true;
-  Bytes p = parameter_list(5, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 6000, 0, 0)});
-  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  const Bytes p =
+      tc.two_units
+          ? parameter_list(5, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 6000, 0, 0)})
+          : parameter_list(5, 0, {target(*a.lu)}, {segment(0, 0, 6000, 0, 6100)});
+  auto copy = start(ini_, tc.copy_lun, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
   ASSERT_FALSE(copy->done.load());
-  ASSERT_EQ(a.ram.held(), 1u);  // the first READ(16)
+  // 6000 blocks: three chunks, all READ at once.
+  EXPECT_EQ(a.ram.held(), 3u);
   core::TargetTmf tmf;
-  tmf.function = SCSTU_TMF_ABORT_TASK;
-  tmf.session = ini_;
+  tmf.function = tc.function;
+  tmf.session = tc.from_other_initiator ? open(kOther) : ini_;
   tmf.lun = core::encode_lun(0);
-  tmf.ref = &copy->cmd;
+  if (tc.function == SCSTU_TMF_ABORT_TASK) tmf.ref = &copy->cmd;
   std::atomic<int> answered{-1};
   tmf.done = [&](scstu_tmf_response r) { answered.store(r); };
   core_->task_management(tmf);
@@ -507,46 +525,87 @@ TEST_F(CopyManagerTest, AbortTaskStopsTheCopy) {
   EXPECT_EQ(copy->result.status, status::kTaskAborted);
   EXPECT_EQ(answered.load(), SCSTU_TMF_COMPLETE);
   finish(std::move(copy));
-  EXPECT_FALSE(same(a.ram, 0, b.ram, 0, 6000)) << "the copy went on after the abort";
+  if (tc.two_units) {
+    EXPECT_TRUE(b.ram.all(0, 6000, 0)) << "a WRITE started after the abort";
+  } else {
+    EXPECT_TRUE(a.ram.all(6100, 6000, 0)) << "a WRITE started after the abort";
+  }
 }
 
-TEST_F(CopyManagerTest, LunResetStopsTheCopy) {
+INSTANTIATE_TEST_SUITE_P(
+    Tmf, CopyTmfTest,
+    ::testing::Values(TmfCase{"AbortTask", SCSTU_TMF_ABORT_TASK, false, true, 0},
+                      TmfCase{"LunResetFromAnotherInitiator", SCSTU_TMF_LUN_RESET, true, false, 0},
+                      TmfCase{"TargetReset", SCSTU_TMF_TARGET_RESET, false, true, 1}),
+    [](const ::testing::TestParamInfo<TmfCase>& i) { return std::string(i.param.name); });
+
+// Up to CopyJob::kChunksInFlight READs of a segment are outstanding at once;
+// the data arrives whole and in place.
+TEST_F(CopyManagerTest, SeveralChunksInFlight) {
+  constexpr uint32_t kChunkBlocks = core::CopyManager::kChunkBytes / kBs;
+  constexpr uint16_t kCopy = 5 * kChunkBlocks + 100;  // six chunks, the last short
+  pattern(a.ram, 0, kCopy, 9);
   a.ram.hold = true;
-  Bytes p = parameter_list(5, 0, {target(*a.lu)}, {segment(0, 0, 6000, 0, 100)});
+  const Bytes p =
+      parameter_list(15, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, kCopy, 0, 10)});
   auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
-  core::TargetTmf tmf;
-  tmf.function = SCSTU_TMF_LUN_RESET;
-  tmf.session = open(kOther);  // from another initiator: a reset of the whole unit
-  tmf.lun = core::encode_lun(0);
-  std::atomic<int> answered{-1};
-  tmf.done = [&](scstu_tmf_response r) { answered.store(r); };
-  core_->task_management(tmf);
-  a.ram.hold = false;
-  while (a.ram.pump()) {
-  }
-  ASSERT_TRUE(copy->done.load());
-  EXPECT_NE(copy->result.status, status::kGood);
-  EXPECT_EQ(answered.load(), SCSTU_TMF_COMPLETE);
-  finish(std::move(copy));
+  EXPECT_EQ(a.ram.held(), core::CopyJob::kChunksInFlight);
+  while (a.ram.pump()) EXPECT_LE(a.ram.held(), core::CopyJob::kChunksInFlight);
+  expect_good(finish(std::move(copy)));
+  EXPECT_TRUE(same(a.ram, 0, b.ram, 10, kCopy));
+  Result st = rcr(0x00, 15, 12);
+  ASSERT_EQ(st.data.size(), 12u);
+  EXPECT_EQ(scsi::get_be32(&st.data[8]), uint32_t{kCopy} * kBs);
 }
 
-TEST_F(CopyManagerTest, TargetResetStopsTheCopy) {
+// Overlapping ranges of one unit move one chunk at a time (memmove).
+TEST_F(CopyManagerTest, OverlappingCopyMovesOneChunkAtATime) {
+  pattern(a.ram, 0, 6000, 10);
+  std::vector<uint8_t> before(a.ram.block(0), a.ram.block(0) + 6000 * kBs);
   a.ram.hold = true;
-  Bytes p = parameter_list(5, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 6000, 0, 0)});
-  auto copy = start(ini_, 1, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
-  core::TargetTmf tmf;
-  tmf.function = SCSTU_TMF_TARGET_RESET;
-  tmf.session = ini_;
-  std::atomic<int> answered{-1};
-  tmf.done = [&](scstu_tmf_response r) { answered.store(r); };
-  core_->task_management(tmf);
+  const Bytes p = parameter_list(16, 0, {target(*a.lu)}, {segment(0, 0, 6000, 0, 1000)});
+  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  EXPECT_EQ(a.ram.held(), 1u);
+  while (a.ram.pump()) EXPECT_LE(a.ram.held(), 1u);
+  expect_good(finish(std::move(copy)));
+  EXPECT_EQ(std::memcmp(a.ram.block(1000), before.data(), before.size()), 0);
+}
+
+// A chunk fails while later ones are in flight: no further READ starts, the
+// WRITEs in flight end before the status, and the result is the one a copy
+// moving one chunk at a time reports: the failed WRITE's sense at the
+// DESTINATION SENSE DATA OFFSET, the bytes of the chunk before it.
+TEST_F(CopyManagerTest, FailureWithChunksInFlight) {
+  constexpr uint32_t kChunkBlocks = core::CopyManager::kChunkBytes / kBs;
+  constexpr uint16_t kCopy = 6 * kChunkBlocks;
+  pattern(a.ram, 0, kCopy, 11);
+  a.ram.hold = true;
+  b.ram.hold = true;
+  const Bytes p =
+      parameter_list(17, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, kCopy, 0, 0)});
+  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  for (size_t i = 0; i < core::CopyJob::kChunksInFlight; ++i) ASSERT_TRUE(a.ram.pump());
+  ASSERT_EQ(b.ram.held(), core::CopyJob::kChunksInFlight);  // chunks 0-3 writing
+  ASSERT_TRUE(b.ram.pump());                                // chunk 0 written
+  ASSERT_EQ(a.ram.held(), 1u);                              // chunk 4 reading
+  b.ram.fail_with = -EIO;
+  ASSERT_TRUE(b.ram.pump());  // chunk 1 fails
+  b.ram.fail_with = 0;
+  EXPECT_FALSE(copy->done.load()) << "ended with WRITEs still in flight";
   a.ram.hold = false;
-  while (a.ram.pump()) {
+  while (a.ram.pump() || b.ram.pump()) {
   }
-  ASSERT_TRUE(copy->done.load());
-  EXPECT_NE(copy->result.status, status::kGood);
-  EXPECT_EQ(answered.load(), SCSTU_TMF_COMPLETE);
-  finish(std::move(copy));
+  EXPECT_EQ(a.ram.held() + b.ram.held(), 0u);
+  Result r = finish(std::move(copy));
+  expect_check(r, scsi::SenseCode{0x0A, 0x0C, 0x00});  // COPY ABORTED, write error
+  EXPECT_EQ(r.sense[8], 0);
+  EXPECT_EQ(r.sense[9], 18);  // DESTINATION SENSE DATA OFFSET
+  EXPECT_TRUE(same(a.ram, 0, b.ram, 0, kChunkBlocks));
+  EXPECT_TRUE(b.ram.all(4 * kChunkBlocks, 2 * kChunkBlocks, 0)) << "chunk 4/5 written";
+  Result st = rcr(0x00, 17, 12);
+  ASSERT_EQ(st.data.size(), 12u);
+  EXPECT_EQ(st.data[4], 0x02);  // completed with errors
+  EXPECT_EQ(scsi::get_be32(&st.data[8]), kChunkBlocks * kBs);
 }
 
 // TOTAL CONCURRENT COPIES (VPD 8Fh, OPERATING PARAMETERS) is enforced:
