@@ -114,6 +114,10 @@ bool identity_from_kernel_header(const scstu_region_header& h, const std::string
     return false;
   }
   UnitIdentity id;
+  // No copy manager behind the kernel shim: no 3PC, no VPD 8Fh, and REPORT
+  // SUPPORTED OPERATION CODES does not list EXTENDED COPY / RECEIVE COPY
+  // RESULTS (the unit refuses them).
+  id.third_party_copy = false;
   if (h.abi_minor >= 1) {
     std::string why;
     if (!header_string(h.vendor, sizeof(h.vendor), "vendor", &id.vendor, &why) ||

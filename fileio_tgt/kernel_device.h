@@ -31,7 +31,8 @@ bool read_kernel_header(const std::string& path, scstu_region_header* out, std::
 
 // Checks the header against what this unit serves (device_type: 0 disk,
 // 5 cd-rom) and returns the identity to put in its INQUIRY data: the
-// header's strings (ABI >= 1.1), empty ones left to fileio_tgt's defaults.
+// header's strings (ABI >= 1.1), empty ones left to fileio_tgt's defaults, and
+// no third-party copy (no copy manager fronts a kernel-shim unit).
 // max_transfer_bytes: the header's max_io_bytes, or `requested` if smaller
 // (0: not given). False with *error on a type mismatch or a malformed string.
 bool identity_from_kernel_header(const scstu_region_header& header, const std::string& path,

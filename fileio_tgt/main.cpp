@@ -53,7 +53,6 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "fileio_tgt: %s: %s\n", name.c_str(), error.c_str());
         return 1;
       }
-      identity.third_party_copy = false;  // no copy manager behind the kernel shim
     }
     try {
       units.push_back(

@@ -980,7 +980,9 @@ std::optional<scstu_handler_state> RingDevice::handler_state() const {
 // SAM-5 5.14: the handler queues the condition with its own unit attentions;
 // only its acknowledgement ("taken") lets the core leave it to the handler.
 bool RingDevice::reported_luns_changed(const SessionInfo& session) {
-  if (!handler_state()) return false;  // an ABI 1.1 handler: the core keeps it
+  // An ABI 1.1 handler, or one whose sessions are still being re-announced
+  // (the event could overtake its nexus's attach): the core keeps it.
+  if (!ready() || !handler_state()) return false;
   uint8_t response = 0;
   if (!control_round_trip(SCSTU_KIND_UNIT_EVENT, nullptr, session.id,
                           SCSTU_EVENT_REPORTED_LUNS_CHANGED, &response) ||

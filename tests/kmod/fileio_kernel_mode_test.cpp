@@ -40,6 +40,7 @@ TEST(KernelIdentity, TakesTheCreatedIdentityAndMaxIo) {
   EXPECT_EQ(id.revision, "0042");
   EXPECT_EQ(id.serial, "SN-4711");
   EXPECT_EQ(max, 256u * 1024);
+  EXPECT_FALSE(id.third_party_copy) << "no copy manager behind the kernel shim";
   // --max-transfer below the device's limit is kept, above it is capped.
   ASSERT_TRUE(identity_from_kernel_header(header(0), "d", 0, 65536, &id, &max, &error));
   EXPECT_EQ(max, 65536u);
