@@ -315,6 +315,16 @@ if [ -x /sbin/fileio_tgt ]; then
     else
       bad "fileio_tgt: sg_inq/sg_readcap: $inq $cap"
     fi
+    # REPORT SUPPORTED OPERATION CODES lists what the unit executes: READ(10)
+    # and REPORT LUNS, but no EXTENDED COPY / RECEIVE COPY RESULTS (83h/84h):
+    # no copy manager fronts a kernel-shim unit.
+    ops=$(sg_opcodes /dev/$ldisk 2>&1)
+    has() { echo "$ops" | awk -v op="$1" 'tolower($1) == op {f = 1} END {exit !f}'; }
+    if has 28 && has a0 && ! has 83 && ! has 84; then
+      pass "fileio_tgt: sg_opcodes lists READ(10) and REPORT LUNS, no 83h/84h (no copy manager)"
+    else
+      bad "fileio_tgt: sg_opcodes: $ops"
+    fi
     qd=$(cat /sys/block/$ldisk/device/queue_depth)
     [ "$qd" = 8 ] && pass "a 2 MiB data area for 64 tags of 256 KiB gives queue depth 8" ||
       bad "queue depth of disk1 is $qd, not 8"

@@ -125,7 +125,7 @@ cp "$B/kmod/scstu.ko" "$STAGE/lib/modules/$KVER/extra/"
 depmod -b "$STAGE" "$KVER"
 
 # Tools and their shared-library closures.
-TOOLS=(/usr/bin/sg_inq /usr/bin/sg_readcap /sbin/mke2fs /sbin/e2fsck /bin/mt-st)
+TOOLS=(/usr/bin/sg_inq /usr/bin/sg_readcap /usr/bin/sg_opcodes /sbin/mke2fs /sbin/e2fsck /bin/mt-st)
 for t in "${TOOLS[@]}"; do
   [[ -x $t ]] || { log "FAIL: missing $t"; exit 1; }
   cp "$t" "$STAGE/sbin/"
