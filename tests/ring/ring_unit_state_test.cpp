@@ -7,16 +7,21 @@
 // feature (an ABI 1.1 handler) gets the core-held behaviour.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "core/local_device.h"
 #include "core/lun.h"
 #include "core/target_core.h"
 #include "handler/block_device.h"
+#include "ring/region_layout.h"
 #include "ring_test_support.h"
 #include "scsi/logical_unit.h"
 #include "scsi/sense.h"
@@ -99,6 +104,19 @@ class SplitUnitState : public ::testing::Test {
     served = handler ? handler : lu.get();
     options = producer.options();
     options.unit_state = accept_unit_state;
+    // Where the handler's mapping of the header page is, for the hostile
+    // block test: the data area sits at the layout's data_offset.
+    options.on_data_area = [this](std::span<std::byte> area) {
+      ring::RegionParams params;
+      params.nr_queues = producer_config().nr_queues;
+      params.queue_depth = producer_config().queue_depth;
+      params.data_size = producer_config().data_size;
+      params.max_io_bytes = producer_config().max_io_bytes;
+      scstu_region_header h;
+      std::string error;
+      if (!area.empty() && ring::compute_layout(params, &h, &error))
+        header_page.store(reinterpret_cast<uint8_t*>(area.data()) - h.data_offset);
+    };
     attach_handler();
 
     cfg.serial = "split1";
@@ -219,12 +237,14 @@ class SplitUnitState : public ::testing::Test {
     return run(0, {0x28, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 0}, 256 * 512, DataDirection::kRead);
   }
 
-  Producer producer{[] {
+  static transport::RingDeviceConfig producer_config() {
     transport::RingDeviceConfig c;
     c.max_io_bytes = 64 * 1024;
     c.data_size = 1 << 20;
     return c;
-  }()};
+  }
+  Producer producer{producer_config()};
+  std::atomic<uint8_t*> header_page{nullptr};  // the handler's mapping of it
   HandlerOptions options;
   PlainHandler plain;  // a handler some tests serve instead of the LogicalUnit
   LowLevelHandler* served = nullptr;
@@ -334,6 +354,33 @@ TEST_F(SplitUnitState, OlderHandlerGetsTheCoreHeldFallback) {
   ASSERT_FALSE(lu_sense.empty());
   EXPECT_EQ(lu_sense[0], 0x72);
   EXPECT_EQ(core_refused()[0], 0x72);
+}
+
+// The state block is the handler's to write, and the producer reads it as
+// hostile: a flag it does not know, or a feature it did not offer, voids the
+// block (sense format guessed again, the condition kept by the core), and
+// nothing breaks.
+TEST_F(SplitUnitState, HostileStateBlockIsIgnored) {
+  start(nullptr, true);
+  uint8_t* page = header_page.load();
+  ASSERT_NE(page, nullptr);
+  auto* state = reinterpret_cast<scstu_handler_state*>(page + SCSTU_HANDLER_STATE_OFFSET);
+  EXPECT_EQ(tur(), scsi::kUaPowerOnOccurred);  // fixed: the last sense seen
+  set_d_sense(true);
+  EXPECT_EQ(producer.device->descriptor_sense(), std::optional<bool>(true));
+
+  __atomic_store_n(&state->unit_flags, SCSTU_UNIT_F_D_SENSE | 0x80000000u, __ATOMIC_RELEASE);
+  EXPECT_EQ(producer.device->descriptor_sense(), std::nullopt);
+  EXPECT_EQ(core_refused()[0], 0x70) << "block void: the format of the last sense seen";
+  ASSERT_TRUE(core->access().add_lun("Default", 1, "disk1"));
+  EXPECT_EQ(tur(), scsi::kUaReportedLunsDataHasChanged) << "kept and reported by the core";
+  EXPECT_EQ(tur(), scsi::SenseCode{});
+
+  __atomic_store_n(&state->unit_flags, SCSTU_UNIT_F_D_SENSE, __ATOMIC_RELEASE);
+  __atomic_store_n(&state->features, ~0ull, __ATOMIC_RELEASE);
+  EXPECT_EQ(producer.device->descriptor_sense(), std::nullopt) << "features not offered";
+  __atomic_store_n(&state->features, uint64_t{SCSTU_F_UNIT_STATE}, __ATOMIC_RELEASE);
+  EXPECT_EQ(producer.device->descriptor_sense(), std::optional<bool>(true));
 }
 
 }  // namespace
