@@ -41,6 +41,24 @@ TEST(RingBufferCache, AThreadGetsItsReleasedRunBack) {
   p.device->release_buffer(b->cmd);
 }
 
+TEST(RingBufferCache, ARunStaysWithItsQueue) {
+  transport::RingDeviceConfig cfg = small_area("cache7");
+  cfg.nr_queues = 2;
+  Producer p(cfg);
+  TestCommand a(kOpWrite, 4096, DataDirection::kWrite);
+  ASSERT_TRUE(p.device->alloc_buffer_on(a.cmd, 0));
+  const void* where = a.cmd.buffer[0].iov_base;
+  p.device->release_buffer(a.cmd);  // parked for queue 0
+  TestCommand b(kOpWrite, 4096, DataDirection::kWrite);
+  ASSERT_TRUE(p.device->alloc_buffer_on(b.cmd, 1));
+  EXPECT_NE(b.cmd.buffer[0].iov_base, where);  // from queue 1's share
+  TestCommand c(kOpWrite, 4096, DataDirection::kWrite);
+  ASSERT_TRUE(p.device->alloc_buffer_on(c.cmd, 0));
+  EXPECT_EQ(c.cmd.buffer[0].iov_base, where);
+  p.device->release_buffer(b.cmd);
+  p.device->release_buffer(c.cmd);
+}
+
 TEST(RingBufferCache, ParkedRunsServeAnAllocationThatWouldOtherwiseFail) {
   Producer p(small_area("cache1"));
   std::vector<std::unique_ptr<TestCommand>> held;
