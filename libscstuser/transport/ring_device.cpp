@@ -697,7 +697,7 @@ void RingDevice::free_scratch(const Inflight& w) {
 // ---- submission ---------------------------------------------------------------
 
 template <typename Fill>
-RingDevice::Submitted RingDevice::submit_entry(uint32_t qi, Inflight what, uint32_t data_length,
+RingDevice::Submitted RingDevice::submit_entry(uint32_t qi, Inflight&& what, uint32_t data_length,
                                                bool control, Fill fill) {
   Queue& q = *queues_[qi];
   std::lock_guard lock(q.lock);
@@ -750,9 +750,6 @@ void RingDevice::submit(core::TargetCommand& cmd) {
     if (cmd.done) cmd.done(cmd);
     return;
   }
-  Inflight scratch_only;  // to give the page back when the entry is not sent
-  scratch_only.scratch_offset = what.scratch_offset;
-  scratch_only.scratch_epoch = what.scratch_epoch;
   const uint64_t data_size = layout_.data_size;
   bool stale_buffer = false;
   auto fill = [&](scstu_cmd& c, const Region& r) {
@@ -776,7 +773,7 @@ void RingDevice::submit(core::TargetCommand& cmd) {
     c.flags = cmd.read_only ? SCSTU_CMD_F_READ_ONLY : 0;
     if (cmd.cdb_len > SCSTU_CDB_MAX) {
       c.flags |= SCSTU_CMD_F_CDB_IN_DATA;
-      c.cdb_offset = scratch_only.scratch_offset;
+      c.cdb_offset = what.scratch_offset;
     } else {
       std::memcpy(c.cdb, cmd.cdb.data(), cmd.cdb_len);
     }
@@ -792,9 +789,10 @@ void RingDevice::submit(core::TargetCommand& cmd) {
     c.out_length = cmd.direction == DataDirection::kBidi ? cmd.bidi_read_length : 0;
     return true;
   };
+  // `what` is moved from only when the entry is sent.
   const Submitted result = submit_entry(qi, std::move(what), cmd.data_length, false, fill);
   if (result == Submitted::kOk) return;
-  free_scratch(scratch_only);
+  free_scratch(what);  // its scratch page, if any
   switch (result) {
     case Submitted::kNoTag:
       // More commands than queue_depth: SAM-5 5.3: TASK SET FULL.
@@ -1099,7 +1097,7 @@ void RingDevice::deliver(Finished& f) {
       cmd.status = f.cpl.status;
       cmd.transferred = f.cpl.transferred;
       cmd.sense_len = f.cpl.sense_len;
-      std::memcpy(cmd.sense.data(), f.cpl.sense, f.cpl.sense_len);
+      if (f.cpl.sense_len) std::memcpy(cmd.sense.data(), f.cpl.sense, f.cpl.sense_len);
       if (cmd.done) cmd.done(cmd);
       break;
     }
