@@ -6,6 +6,8 @@
 
 #include <cstring>
 #include <initializer_list>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "core/lun.h"
@@ -85,9 +87,55 @@ struct Exchange {
     }
     return routed;
   }
+  // prepare + Data-Out from `out` (the rest of the buffer zero) + execute.
+  bool run(TargetCore& core, const std::vector<uint8_t>& out) {
+    const bool routed = core.prepare(cmd);
+    if (routed) {
+      size_t at = 0;
+      for (const iovec& v : cmd.buffer) {
+        const size_t n = std::min(v.iov_len, out.size() - std::min(out.size(), at));
+        std::memset(v.iov_base, 0, v.iov_len);
+        if (n) std::memcpy(v.iov_base, out.data() + at, n);
+        at += n;
+      }
+      core.execute(cmd);
+    }
+    return routed;
+  }
   uint8_t sense_key() const { return cmd.sense_len > 2 ? cmd.sense[2] & 0x0F : 0xFF; }
   uint8_t asc() const { return cmd.sense_len > 12 ? cmd.sense[12] : 0xFF; }
   uint8_t ascq() const { return cmd.sense_len > 13 ? cmd.sense[13] : 0xFF; }
+};
+
+// The setup of tests over one target: a TargetCore, devices registered and
+// mapped into the Default group, one session of an initiator. Declare it
+// after the devices (it goes first: the session is closed, then the core).
+struct OneTarget {
+  explicit OneTarget(const char* target) : target_name(target) {
+    EXPECT_TRUE(core->access().add_target(target));
+  }
+  ~OneTarget() {
+    if (session) core->close_session(*session);
+  }
+  // Registers `device`; maps it as `lun` of the Default group if lun >= 0.
+  void add(std::shared_ptr<Device> device, int lun = -1, bool read_only = false) {
+    const std::string name = device->info().name;
+    ASSERT_TRUE(core->access().add_device(std::move(device)));
+    if (lun >= 0) {
+      ASSERT_TRUE(core->access().add_lun("Default", uint64_t(lun), name, read_only));
+    }
+  }
+  void open(const char* initiator) {
+    SessionParams p;
+    p.target_name = target_name;
+    p.initiator_name = initiator;
+    session = core->open_session(p);
+    ASSERT_TRUE(session);
+  }
+
+  std::string target_name;
+  std::unique_ptr<TargetCore> core = std::make_unique<TargetCore>();
+  std::shared_ptr<Session> session;
 };
 
 }  // namespace scstu::core::test

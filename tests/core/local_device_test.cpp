@@ -22,25 +22,16 @@ class LocalDeviceTest : public ::testing::Test {
     options.info.name = "disk0";
     options.info.block_size = 512;
     device = std::make_shared<LocalDevice>(handler, options);
-    core = std::make_unique<TargetCore>();
-    ASSERT_TRUE(core->access().add_device(device));
-    ASSERT_TRUE(core->access().add_target(kTarget));
-    ASSERT_TRUE(core->access().add_lun("Default", 0, "disk0", read_only));
-    SessionParams p;
-    p.target_name = kTarget;
-    p.initiator_name = kIni;
-    session = core->open_session(p);
-    ASSERT_TRUE(session);
-  }
-  void TearDown() override {
-    if (session) core->close_session(*session);
+    ASSERT_NO_FATAL_FAILURE(one.add(device, 0, read_only));
+    ASSERT_NO_FATAL_FAILURE(one.open(kIni));
   }
 
   bool read_only = false;
   std::shared_ptr<InlineHandler> handler;
   std::shared_ptr<LocalDevice> device;
-  std::unique_ptr<TargetCore> core;
-  std::shared_ptr<Session> session;
+  test::OneTarget one{kTarget};
+  std::unique_ptr<TargetCore>& core = one.core;
+  std::shared_ptr<Session>& session = one.session;
 };
 
 TEST_F(LocalDeviceTest, ReadAndWriteThroughTheHandler) {
@@ -153,18 +144,14 @@ TEST_F(LocalDeviceTest, QueueDepthBoundsOutstandingCommands) {
   o.info.name = "held";
   o.queue_depth = 2;
   auto held = std::make_shared<LocalDevice>(threaded, o);
-  TargetCore c;
-  ASSERT_TRUE(c.access().add_device(held));
-  ASSERT_TRUE(c.access().add_target(kTarget));
-  ASSERT_TRUE(c.access().add_lun("Default", 0, "held"));
-  SessionParams p;
-  p.target_name = kTarget;
-  p.initiator_name = kIni;
-  auto s = c.open_session(p);
+  test::OneTarget target(kTarget);
+  ASSERT_NO_FATAL_FAILURE(target.add(held, 0));
+  ASSERT_NO_FATAL_FAILURE(target.open(kIni));
+  TargetCore& c = *target.core;
+  Session* s = target.session.get();
   std::vector<std::unique_ptr<Exchange>> xs;
   for (int i = 0; i < 3; ++i) {
-    xs.push_back(
-        std::make_unique<Exchange>(s.get(), 0, test::read10(i, 1), 512, DataDirection::kRead));
+    xs.push_back(std::make_unique<Exchange>(s, 0, test::read10(i, 1), 512, DataDirection::kRead));
     auto inner = xs.back()->cmd.done;
     xs.back()->cmd.done = [inner, counter = &done](TargetCommand& t) {
       std::atomic<int>* k = counter;  // the lambda may be destroyed once k is bumped
@@ -186,7 +173,6 @@ TEST_F(LocalDeviceTest, QueueDepthBoundsOutstandingCommands) {
     c.release(xs[i]->cmd);
   }
   EXPECT_EQ(held->outstanding(), 0u);
-  c.close_session(*s);
 }
 
 TEST_F(LocalDeviceTest, OversizedTransferIsRefusedByTheCore) {

@@ -4,9 +4,9 @@
 // and a scsi::LogicalUnit over a RAM disk, as in embedded mode.
 #include <gtest/gtest.h>
 
-#include <cstring>
 #include <vector>
 
+#include "../sbc/sbc_harness.h"
 #include "core/local_device.h"
 #include "core/target_core.h"
 #include "core_test_util.h"
@@ -21,29 +21,6 @@ using test::Exchange;
 
 constexpr const char* kTarget = "iqn.2026-11.org.scstu:state";
 constexpr const char* kIni = "iqn.2026-11.org.scstu:initiator";
-
-class RamDisk : public BlockDevice {
- public:
-  BlockGeometry geometry() const override { return {512, 256}; }
-  BlockCapabilities capabilities() const override { return {}; }
-  void submit(BlockRequest& req) override {
-    if (req.op == BlockOp::kRead || req.op == BlockOp::kWrite) {
-      size_t off = req.lba * 512;
-      for (const iovec& v : req.iov) {
-        if (req.op == BlockOp::kRead) {
-          std::memcpy(v.iov_base, &data_[off], v.iov_len);
-        } else {
-          std::memcpy(&data_[off], v.iov_base, v.iov_len);
-        }
-        off += v.iov_len;
-      }
-    }
-    req.complete(0);
-  }
-
- private:
-  std::vector<uint8_t> data_ = std::vector<uint8_t>(256 * 512);
-};
 
 class UnitStateTest : public ::testing::Test {
  protected:
@@ -60,19 +37,9 @@ class UnitStateTest : public ::testing::Test {
     lu1 = std::make_shared<scsi::LogicalUnit>(cfg, &disk1);
     o.info.name = "disk1";
     device1 = std::make_shared<LocalDevice>(lu1, o);
-    core = std::make_unique<TargetCore>();
-    ASSERT_TRUE(core->access().add_device(device));
-    ASSERT_TRUE(core->access().add_device(device1));
-    ASSERT_TRUE(core->access().add_target(kTarget));
-    ASSERT_TRUE(core->access().add_lun("Default", 0, "disk0"));
-    SessionParams p;
-    p.target_name = kTarget;
-    p.initiator_name = kIni;
-    session = core->open_session(p);
-    ASSERT_TRUE(session);
-  }
-  void TearDown() override {
-    if (session) core->close_session(*session);
+    ASSERT_NO_FATAL_FAILURE(one.add(device, 0));
+    ASSERT_NO_FATAL_FAILURE(one.add(device1));
+    ASSERT_NO_FATAL_FAILURE(one.open(kIni));
   }
 
   // One command; `out` is its Data-Out. Returns the sense (empty if none).
@@ -80,15 +47,7 @@ class UnitStateTest : public ::testing::Test {
                            const std::vector<uint8_t>& out = {},
                            std::vector<uint8_t>* in = nullptr) {
     Exchange x(session.get(), 0, cdb, expected, dir);
-    if (core->prepare(x.cmd)) {
-      size_t at = 0;
-      for (const iovec& v : x.cmd.buffer) {
-        const size_t n = std::min(v.iov_len, out.size() - std::min(out.size(), at));
-        if (n) std::memcpy(v.iov_base, out.data() + at, n);
-        at += n;
-      }
-      core->execute(x.cmd);
-    }
+    x.run(*core, out);
     EXPECT_EQ(x.done_calls, 1);
     if (in) *in = x.data_in;
     std::vector<uint8_t> sense(x.cmd.sense.begin(), x.cmd.sense.begin() + x.cmd.sense_len);
@@ -100,11 +59,12 @@ class UnitStateTest : public ::testing::Test {
     return scsi::parse_sense(run({0x00, 0, 0, 0, 0, 0}, 0, DataDirection::kNone)).code;
   }
 
-  RamDisk disk, disk1;
+  testing::RamDisk disk{256, 512, BlockCapabilities{}}, disk1{256, 512, BlockCapabilities{}};
   std::shared_ptr<scsi::LogicalUnit> lu, lu1;  // disk1: mapped as LUN 1 by some tests
   std::shared_ptr<LocalDevice> device, device1;
-  std::unique_ptr<TargetCore> core;
-  std::shared_ptr<Session> session;
+  test::OneTarget one{kTarget};
+  std::unique_ptr<TargetCore>& core = one.core;
+  std::shared_ptr<Session>& session = one.session;
   uint8_t last_status = 0;
 };
 
