@@ -10,9 +10,9 @@
 #include <cstring>
 
 #include "core/session.h"
+#include "ring/descriptor_store.h"
 #include "ring/idle_spin.h"
 #include "ring/spin_lock.h"
-#include "ring/descriptor_store.h"
 
 namespace scstu::transport {
 namespace {
@@ -53,16 +53,21 @@ void kick(int fd) {
   }
 }
 
-void set_sense(core::TargetCommand& cmd, uint8_t status, const uint8_t (&sense)[18]) {
+// `fixed` (one of the constants above) in the unit's format: SPC-4 4.5.1,
+// with D_SENSE the same sense key / ASC / ASCQ as descriptor-format sense
+// (4.5.2) without descriptors.
+void set_sense(core::TargetCommand& cmd, uint8_t status, const uint8_t (&fixed)[18],
+               bool descriptor) {
   cmd.status = status;
   cmd.transferred = 0;
-  cmd.sense_len = sizeof(sense);
-  std::memcpy(cmd.sense.data(), sense, sizeof(sense));
-}
-
-void complete_now(core::TargetCommand& cmd, uint8_t status, const uint8_t (&sense)[18]) {
-  set_sense(cmd, status, sense);
-  if (cmd.done) cmd.done(cmd);
+  if (descriptor) {
+    const uint8_t d[8] = {0x72, fixed[2], fixed[12], fixed[13], 0, 0, 0, 0};
+    cmd.sense_len = sizeof(d);
+    std::memcpy(cmd.sense.data(), d, sizeof(d));
+    return;
+  }
+  cmd.sense_len = sizeof(fixed);
+  std::memcpy(cmd.sense.data(), fixed, sizeof(fixed));
 }
 
 }  // namespace
@@ -184,8 +189,8 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
     dev->queues_.push_back(std::move(queue));
   }
   dev->dirty_queues_.reserve(h.nr_queues);
-  dev->cache_page_limit_ = std::min<uint64_t>(kCacheRuns * kCacheMaxRunPages,
-                                              h.data_per_queue / SCSTU_DATA_ALIGN / 16);
+  dev->cache_page_limit_ =
+      std::min<uint64_t>(kCacheRuns * kCacheMaxRunPages, h.data_per_queue / SCSTU_DATA_ALIGN / 16);
   dev->set_info(static_cast<uint8_t>(params.device_type), 512);
   dev->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   dev->ctl_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -439,6 +444,7 @@ void RingDevice::start_handler() {
     conn = pending_conn_;
     pending_conn_ = -1;
     conn_fd_ = conn;
+    unit_d_sense_.store(-1, std::memory_order_relaxed);  // until this handler publishes
   }
   if (conn < 0) return;
   epoll_event ev{EPOLLIN | EPOLLRDHUP, {.u64 = kConnEvent}};
@@ -489,6 +495,7 @@ void RingDevice::control_finished() {
 // Event thread: the handler is gone or misbehaved. Fail everything it held.
 void RingDevice::drop_handler(const std::string& reason) {
   ready_.store(false);
+  handler_state();  // its last published D_SENSE: the format of the failures below
   std::vector<Inflight> failed;
   for (auto& qp : queues_) {
     Queue& q = *qp;
@@ -600,7 +607,8 @@ void RingDevice::release_buffer(core::TargetCommand& cmd) {
     if (RunShelf* s = shelf(true);
         s && s->n < kCacheRuns && s->pages + pages <= cache_page_limit_) {
       bool twice = false;
-      for (uint32_t i = 0; i < s->n; ++i) twice |= s->runs[i].offset == offset && s->runs[i].queue == qi;
+      for (uint32_t i = 0; i < s->n; ++i)
+        twice |= s->runs[i].offset == offset && s->runs[i].queue == qi;
       if (twice) return;  // parked already: ignored, as the allocator ignores a free run
       s->runs[s->n++] = RunShelf::Run{live, offset, pages, qi};
       s->pages += pages;
@@ -939,6 +947,12 @@ void RingDevice::session_detached(const SessionInfo& session) {
 
 // ---- unit state (ring ABI 1.2) ------------------------------------------------
 
+void RingDevice::complete_now(core::TargetCommand& cmd, uint8_t status,
+                              const uint8_t (&fixed)[18]) const {
+  set_sense(cmd, status, fixed, unit_d_sense_.load(std::memory_order_relaxed) == 1);
+  if (cmd.done) cmd.done(cmd);
+}
+
 bool RingDevice::control_round_trip(uint8_t kind, const SessionInfo* session, uint64_t session_id,
                                     uint8_t event, uint8_t* response) {
   // The event thread is the one that would see the acknowledgement.
@@ -972,6 +986,7 @@ std::optional<scstu_handler_state> RingDevice::handler_state() const {
     return std::nullopt;
   }
   if (!(state.features & SCSTU_F_UNIT_STATE)) return std::nullopt;
+  unit_d_sense_.store((state.unit_flags & SCSTU_UNIT_F_D_SENSE) ? 1 : 0, std::memory_order_relaxed);
   return state;
 }
 
@@ -1008,8 +1023,11 @@ void RingDevice::reported_luns_read(const SessionInfo& session) {
 
 std::optional<bool> RingDevice::descriptor_sense() const {
   const std::optional<scstu_handler_state> state = handler_state();
-  if (!state) return std::nullopt;
-  return (state->unit_flags & SCSTU_UNIT_F_D_SENSE) != 0;
+  if (state) return (state->unit_flags & SCSTU_UNIT_F_D_SENSE) != 0;
+  // No handler now: what the last one published, if it did.
+  const int8_t last = unit_d_sense_.load(std::memory_order_relaxed);
+  if (last >= 0 && !ready()) return last == 1;
+  return std::nullopt;
 }
 
 // ---- completions ----------------------------------------------------------------

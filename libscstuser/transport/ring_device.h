@@ -39,7 +39,9 @@
 // REPORT LUNS clears it the same way) and publishes its D_SENSE in the
 // header page, read (and validated) only when the core builds sense. With a
 // handler that did not accept it, the core keeps the condition and guesses
-// the format from the last sense returned (core/device.h defaults).
+// the format from the last sense returned (core/device.h defaults). Sense
+// this device builds itself (LOGICAL UNIT COMMUNICATION FAILURE while no
+// handler is attached) follows the D_SENSE the last handler published.
 //
 // A task management request the handler does not answer within
 // tmf_timeout_ms means its queue thread is stuck: the handler is dropped as
@@ -168,6 +170,9 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
   // ABI 1.2: the attached handler's state block, when it accepted
   // SCSTU_F_UNIT_STATE (validated copy); nullopt otherwise.
   std::optional<scstu_handler_state> handler_state() const;
+  // Completes `cmd` with sense this device builds (`fixed`, in the format
+  // the unit last published).
+  void complete_now(core::TargetCommand& cmd, uint8_t status, const uint8_t (&fixed)[18]) const;
   void event_loop();
   bool drain_completions(uint32_t q);
   void deliver(Finished& f);
@@ -204,7 +209,7 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
   static constexpr uint32_t kCacheMaxRunPages = 16;
   static constexpr uint32_t kCacheDevices = 4;
 
-  const uint64_t id_;           // never reused: names this device in threads' run caches
+  const uint64_t id_;              // never reused: names this device in threads' run caches
   uint64_t cache_page_limit_ = 0;  // pages one thread may park per device
 
   RingDeviceConfig config_;
@@ -242,6 +247,9 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
   // LUNS has not cleared yet (under sessions_mu_): only they need a clear.
   std::set<uint64_t> luns_changed_taken_;
   mutable std::atomic<bool> bad_state_logged_{false};
+  // The D_SENSE the handler last published, -1 before it did (kept over a
+  // drop: sense built while no handler is attached follows it).
+  mutable std::atomic<int8_t> unit_d_sense_{-1};
 };
 
 }  // namespace scstu::transport

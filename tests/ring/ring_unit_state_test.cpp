@@ -324,6 +324,21 @@ TEST_F(SplitUnitState, CoreSenseFollowsPublishedDSense) {
   EXPECT_EQ(scsi::parse_sense(s).code, scsi::kInvalidFieldInCdb);
 }
 
+// The sense the RingDevice builds itself (LOGICAL UNIT COMMUNICATION FAILURE
+// for commands while no handler is attached) follows the D_SENSE the last
+// handler published.
+TEST_F(SplitUnitState, NoHandlerSenseFollowsTheLastPublishedDSense) {
+  start(nullptr, true);
+  EXPECT_EQ(tur(), scsi::kUaPowerOnOccurred);
+  set_d_sense(true);
+  detach_handler();
+  const std::vector<uint8_t> s = run(0, {0x00, 0, 0, 0, 0, 0}, 0, DataDirection::kNone);
+  ASSERT_GE(s.size(), 8u);
+  EXPECT_EQ(s[0], 0x72);
+  EXPECT_EQ(scsi::parse_sense(s).code, (scsi::SenseCode{0x0B, 0x08, 0x00}));
+  EXPECT_EQ(core_refused()[0], 0x72) << "the core's own sense, too";
+}
+
 // A handler that keeps no unit attentions declines the event: the core
 // reports the condition itself; its sense format is what it published (fixed).
 TEST_F(SplitUnitState, HandlerWithoutUnitAttentionsLeavesTheConditionToTheCore) {
