@@ -92,6 +92,7 @@ class CopyJob {
     uint64_t index = 0;   // in copy order within the segment
     uint32_t offset = 0;  // blocks from the segment's start
     uint32_t blocks = 0;
+    bool extra = false;  // holds one of CopyManager's shared extra chunks
   };
 
   // copy_job.cpp
@@ -123,6 +124,7 @@ class CopyJob {
   void chunk_read(Chunk& k);
   void chunk_written(Chunk& k);
   void chunk_failed(Chunk& k, const InternalCommand& c, bool source);
+  void free_chunk(Chunk& k);
   bool issue_chunks();
 
   CopyManager& manager_;

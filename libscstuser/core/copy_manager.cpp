@@ -45,6 +45,14 @@ CopyManager::~CopyManager() {
   }
 }
 
+bool CopyManager::take_extra_chunk() {
+  int n = extra_chunks_.load(std::memory_order_acquire);
+  while (n > 0) {
+    if (extra_chunks_.compare_exchange_weak(n, n - 1, std::memory_order_acq_rel)) return true;
+  }
+  return false;
+}
+
 size_t CopyManager::running() const {
   std::lock_guard lock(mutex_);
   return jobs_.size();

@@ -16,9 +16,10 @@
 // the initiator: its reservations, write protection, READ_ONLY mappings,
 // flow limits. Buffers come from the devices (alloc_buffer); up to
 // CopyJob::kChunksInFlight chunks of a segment are in flight per copy (one
-// for a copy within overlapping ranges of one unit) and at most
-// kMaxConcurrentCopies copies run: memory is bounded by
-// 2 * kChunksInFlight * kChunkBytes per copy.
+// for a copy within overlapping ranges of one unit), the chunks beyond each
+// copy's first drawn from kSharedExtraChunks, and at most
+// kMaxConcurrentCopies copies run: at most (kMaxConcurrentCopies +
+// kSharedExtraChunks) chunks, each 2 * kChunkBytes of buffers.
 //
 // Files: copy_job.* (one copy's state machine; copy_target_resolution.cpp,
 // copy_segment_execution.cpp), copy_results.* (records for RECEIVE COPY
@@ -46,6 +47,7 @@
 // addressed unit's task set (the unit never sees the command).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -67,6 +69,10 @@ class CopyJob;
 class CopyManager {
  public:
   static constexpr uint32_t kChunkBytes = 1u << 20;
+  // Chunks in flight beyond each copy's first, shared by all copies: memory
+  // stays bounded near one chunk per copy however many copies run at once
+  // (a device's buffers serve its initiators' own commands too).
+  static constexpr int kSharedExtraChunks = 8;
 
   explicit CopyManager(TargetCore& core);
   ~CopyManager();  // waits for running copies (the transports are gone by then)
@@ -100,6 +106,10 @@ class CopyManager {
  private:
   friend class CopyJob;
 
+  // A chunk beyond the copy's first: false when the shared budget is used up.
+  bool take_extra_chunk();
+  void return_extra_chunk() { extra_chunks_.fetch_add(1, std::memory_order_acq_rel); }
+
   void extended_copy(TargetCommand& cmd);
   void receive_copy_results(TargetCommand& cmd);
   void retire(CopyJob* job);
@@ -109,6 +119,7 @@ class CopyManager {
   std::condition_variable idle_;
   std::vector<CopyJob*> jobs_;
   CopyResultRecords records_;
+  std::atomic<int> extra_chunks_{kSharedExtraChunks};
 };
 
 }  // namespace scstu::core

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "core/copy_job.h"
+#include "core/copy_manager.h"
 #include "core/exported_device.h"
 #include "core/lun.h"
 #include "core/session.h"
@@ -114,11 +115,7 @@ void CopyJob::chunk_read(Chunk& k) {
     return chunk_failed(k, k.read, true);
   }
   const bool after_failure = failed_index_ && k.index > *failed_index_;
-  if (aborted_.load(std::memory_order_acquire) || after_failure) {
-    release(k.read);
-    k.state = Chunk::State::kFree;
-    return;
-  }
+  if (aborted_.load(std::memory_order_acquire) || after_failure) return free_chunk(k);
   uint8_t cdb[16];
   rw16(cdb, 0x8A, s.destination_lba + k.offset, k.blocks);
   k.state = Chunk::State::kWriting;
@@ -127,10 +124,8 @@ void CopyJob::chunk_read(Chunk& k) {
 
 void CopyJob::chunk_written(Chunk& k) {
   if (!k.write.good()) return chunk_failed(k, k.write, false);
-  release(k.write);
-  release(k.read);
-  k.state = Chunk::State::kFree;
   written_blocks_ += k.blocks;
+  free_chunk(k);
 }
 
 void CopyJob::chunk_failed(Chunk& k, const InternalCommand& c, bool source) {
@@ -138,9 +133,17 @@ void CopyJob::chunk_failed(Chunk& k, const InternalCommand& c, bool source) {
     failed_index_ = k.index;
     failed_sense_ = failure_sense(c, source);
   }
+  free_chunk(k);
+}
+
+void CopyJob::free_chunk(Chunk& k) {
   release(k.write);
   release(k.read);
   k.state = Chunk::State::kFree;
+  if (k.extra) {
+    k.extra = false;
+    manager_.return_extra_chunk();
+  }
 }
 
 // Sends READs into free chunks while the segment has blocks left and the
@@ -154,6 +157,9 @@ bool CopyJob::issue_chunks() {
   for (Chunk& k : chunks_) {
     if (stop || issued_ == s.blocks || busy >= depth_) break;
     if (k.state != Chunk::State::kFree) continue;
+    // The first chunk is the copy's own; more come from the shared budget.
+    if (busy > 0 && !manager_.take_extra_chunk()) break;
+    k.extra = busy > 0;
     k.index = next_index_++;
     k.blocks = std::min(chunk_blocks_, s.blocks - issued_);
     k.offset = backwards_ ? s.blocks - issued_ - k.blocks : issued_;

@@ -558,6 +558,37 @@ TEST_F(CopyManagerTest, SeveralChunksInFlight) {
   EXPECT_EQ(scsi::get_be32(&st.data[8]), uint32_t{kCopy} * kBs);
 }
 
+// Chunks beyond each copy's first come from one budget shared by all copies:
+// many copies at once hold about one chunk each, as before chunks in flight.
+TEST_F(CopyManagerTest, ExtraChunksAreSharedByAllCopies) {
+  constexpr uint16_t kCopy = 6000;  // three chunks each
+  a.ram.hold = true;
+  std::vector<std::unique_ptr<Call>> running;
+  for (uint16_t i = 0; i < scsi::kMaxConcurrentCopies; ++i) {
+    const Bytes p = parameter_list(static_cast<uint8_t>(30 + i), 0, {target(*a.lu), target(*b.lu)},
+                                   {segment(0, 1, kCopy, 0, 0)});
+    running.push_back(start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p));
+  }
+  // Held READs of the copies: each copy's own, plus the whole shared budget.
+  EXPECT_EQ(a.ram.held(),
+            scsi::kMaxConcurrentCopies + size_t{core::CopyManager::kSharedExtraChunks});
+  while (a.ram.pump()) {
+    EXPECT_LE(a.ram.held(),
+              scsi::kMaxConcurrentCopies + size_t{core::CopyManager::kSharedExtraChunks});
+  }
+  for (auto& call : running) expect_good(finish(std::move(call)));
+  // All returned: one copy alone gets its chunks in flight again.
+  a.ram.hold = true;
+  const Bytes p =
+      parameter_list(50, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 4 * 2048, 0, 0)});
+  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  EXPECT_EQ(a.ram.held(), core::CopyJob::kChunksInFlight);
+  a.ram.hold = false;
+  while (a.ram.pump()) {
+  }
+  expect_good(finish(std::move(copy)));
+}
+
 // Overlapping ranges of one unit move one chunk at a time (memmove).
 TEST_F(CopyManagerTest, OverlappingCopyMovesOneChunkAtATime) {
   pattern(a.ram, 0, 6000, 10);
