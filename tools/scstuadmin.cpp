@@ -39,7 +39,7 @@ Commands (the seed's /proc/scsi_tgt operations):
   add-device NAME --handler [--type N] [--block-size N] [--queues N] [--queue-depth N]
                                      a handler process attaches over the ring
   add-device NAME --file PATH [--block-size N] [vdisk flags] [--io-engine E]
-             [--queue-depth N] [--threads N]                  served inside the daemon
+             [--queue-depth N] [--threads N] [--state-dir DIR]  served inside the daemon
   add-device NAME --cdrom [--file PATH]                       a CD-ROM drive, maybe empty
   del-device NAME
   resync-size NAME                   re-read a file device's size (CAPACITY DATA HAS CHANGED)
@@ -195,6 +195,7 @@ int main(int argc, char** argv) {
       std::getenv("SCSTU_ADMIN_SOCKET") ? std::getenv("SCSTU_ADMIN_SOCKET") : kDefaultSocket;
   std::vector<std::string> args;
   std::string file_path, chap_user, chap_secret, mutual_user, mutual_secret, io_engine;
+  std::string state_dir;
   uint32_t block_size = 0, device_type = 0, queues = 0, queue_depth = 0, threads = 0;
   uint32_t tmf_timeout_ms = 0;
   po::options_description opts("Options");
@@ -215,6 +216,8 @@ int main(int argc, char** argv) {
       "add-device: io_uring entries (--file, default 128) or ring queue depth (--handler)")(
       "threads", po::value(&threads)->value_name("N"),
       "add-device --file: workers of the threads engine (default 4)")(
+      "state-dir", po::value(&state_dir)->value_name("DIR"),
+      "add-device --file: keep NAME.sanitize, NAME.pr, NAME.modes in DIR across restarts")(
       "queues", po::value(&queues)->value_name("N"), "add-device --handler: ring queues")(
       "tmf-timeout-ms", po::value(&tmf_timeout_ms)->value_name("MS"),
       "add-device --handler: drop a handler that leaves a TMF unanswered this long "
@@ -320,6 +323,7 @@ int main(int argc, char** argv) {
       f->set_io_engine(io_engine);
       f->set_io_queue_depth(queue_depth);
       f->set_io_threads(threads);
+      f->set_state_dir(state_dir);
     }
   } else if (cmd == "del-device" && need(1)) {
     req.set_del_device(args[1]);

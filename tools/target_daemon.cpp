@@ -2,6 +2,7 @@
 
 #include <google/protobuf/stubs/common.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -241,6 +242,11 @@ std::string TargetDaemon::add_device_locked(const config::Device& device) {
     if (device.file().path().empty() && !device.file().cdrom()) {
       return "device " + name + ": no file (only a CD-ROM may start without a medium)";
     }
+    const std::string& state_dir = device.file().state_dir();
+    struct stat st {};
+    if (!state_dir.empty() && (::stat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))) {
+      return "device " + name + ": state_dir " + state_dir + ": not a directory (create it first)";
+    }
     std::shared_ptr<scsi::LogicalUnit> lu;
     try {
       if (device.file().cdrom()) {
@@ -249,7 +255,8 @@ std::string TargetDaemon::add_device_locked(const config::Device& device) {
         lu = entry.cdrom->lu();
       } else {
         entry.unit = std::make_unique<fileio::DiskUnit>(
-            fileio::DiskUnit::open(name, device.file().path(), options, max_transfer));
+            fileio::DiskUnit::open(name, device.file().path(), options, max_transfer, {},
+                                   state_dir));
         lu = entry.unit->lu;
       }
     } catch (const std::exception& e) {
