@@ -2,9 +2,9 @@
 
 #include <google/protobuf/stubs/common.h>
 #include <poll.h>
-#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -254,9 +254,8 @@ std::string TargetDaemon::add_device_locked(const config::Device& device) {
             std::make_unique<CdromDrive>(name, device.file().path(), options, max_transfer);
         lu = entry.cdrom->lu();
       } else {
-        entry.unit = std::make_unique<fileio::DiskUnit>(
-            fileio::DiskUnit::open(name, device.file().path(), options, max_transfer, {},
-                                   state_dir));
+        entry.unit = std::make_unique<fileio::DiskUnit>(fileio::DiskUnit::open(
+            name, device.file().path(), options, max_transfer, {}, state_dir));
         lu = entry.unit->lu;
       }
     } catch (const std::exception& e) {
