@@ -221,8 +221,8 @@ int main(int argc, char** argv) {
       "queues", po::value(&queues)->value_name("N"), "add-device --handler: ring queues")(
       "tmf-timeout-ms", po::value(&tmf_timeout_ms)->value_name("MS"),
       "add-device --handler: drop a handler that leaves a TMF unanswered this long "
-      "(100..3600000, default 30000)")(
-      "chap-user", po::value(&chap_user), "add-target, set-chap: CHAP user")(
+      "(100..3600000, default 30000)")("chap-user", po::value(&chap_user),
+                                       "add-target, set-chap: CHAP user")(
       "chap-secret", po::value(&chap_secret), "add-target, set-chap: CHAP secret")(
       "mutual-user", po::value(&mutual_user), "add-target, set-chap: mutual CHAP user")(
       "mutual-secret", po::value(&mutual_secret), "add-target, set-chap: mutual CHAP secret")(

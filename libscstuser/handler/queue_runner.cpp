@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "handler/ring_attachment.h"
-#include "ring/idle_spin.h"
 #include "ring/descriptor_store.h"
+#include "ring/idle_spin.h"
 
 namespace scstu {
 namespace {

@@ -160,7 +160,8 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
   // not in that (the current) region.
   template <typename Fill>
   // `what` is moved into the queue only when the result is kOk.
-  Submitted submit_entry(uint32_t q, Inflight&& what, uint32_t data_length, bool control, Fill fill);
+  Submitted submit_entry(uint32_t q, Inflight&& what, uint32_t data_length, bool control,
+                         Fill fill);
   bool send_control(uint32_t q, uint8_t kind, const SessionInfo* session, uint64_t session_id,
                     std::shared_ptr<ControlWait> wait, uint8_t event = 0);
   // Sends a control entry and waits (bounded; not on the event thread) for
