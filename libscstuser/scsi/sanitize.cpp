@@ -81,6 +81,8 @@ SanitizeOperation::StartResult SanitizeOperation::start(Plan plan, CommandContex
     running_.ause = plan.ause;
     running_.deallocate = plan.deallocate;
     running_.passes = plan.passes;
+    running_.done_pass = plan.start_pass;
+    running_.done_lba = plan.start_lba;
     // SBC-4 4.11.2: once SANITIZE has completed, a restart must find the
     // operation: durable before the command (IMMED or not) can complete.
     if (const std::string error = record(SanitizeState::Phase::kInProgress); !error.empty()) {
@@ -90,7 +92,8 @@ SanitizeOperation::StartResult SanitizeOperation::start(Plan plan, CommandContex
     const uint64_t capacity = lu_.capacity_blocks();
     const uint64_t passes = plan.passes.empty() ? 1 : plan.passes.size();
     total_.store(capacity * passes, std::memory_order_relaxed);
-    done_.store(0, std::memory_order_relaxed);
+    done_.store(plan.start_pass * capacity + std::min(plan.start_lba, capacity),
+                std::memory_order_relaxed);
     running_ause_ = plan.ause;
     waiter_ = waiter;
     stop_.store(false, std::memory_order_relaxed);
@@ -137,6 +140,10 @@ std::string SanitizeOperation::restore() {
   plan.passes = std::move(state.passes);
   plan.deallocate = state.deallocate;
   plan.ause = state.ause;
+  if (state.done_lba <= lu_.capacity_blocks()) {  // else the medium changed: from the start
+    plan.start_pass = state.done_pass;
+    plan.start_lba = state.done_lba;
+  }
   if (start(std::move(plan), nullptr) != StartResult::kStarted) {
     return "sanitize state " + state_file_ + ": could not resume the sanitize operation";
   }
@@ -237,34 +244,66 @@ void SanitizeOperation::run(Plan plan) {
 
   int error = 0;
   if (device == nullptr || bs == 0) error = -ENOMEDIUM;
+  // A resumed operation begins at its checkpoint (already bounded by restore()).
+  const uint32_t first_pass = plan.start_pass;
+  const uint64_t first_lba = std::min(plan.start_lba, capacity);
+  const uint64_t checkpoint_blocks = bs == 0 ? 1 : std::max<uint64_t>(1, checkpoint_bytes_ / bs);
+  uint64_t since_checkpoint = 0;
+  // After each request: a checkpoint once enough blocks were done since the last.
+  auto advance = [&](uint32_t pass, uint64_t next_lba, uint64_t n) {
+    since_checkpoint += n;
+    if (error != 0 || since_checkpoint < checkpoint_blocks || next_lba >= capacity) return;
+    since_checkpoint = 0;
+    checkpoint(pass, next_lba, &error);
+  };
   if (error == 0 && plan.deallocate) {
     const uint64_t step = std::max<uint64_t>(1, (64u << 20) / bs);
-    for (uint64_t lba = 0; lba < capacity && error == 0; lba += step) {
+    for (uint64_t lba = first_lba; lba < capacity && error == 0; lba += step) {
       if (stop_.load(std::memory_order_acquire)) error = -ECANCELED;
       const uint64_t n = std::min(step, capacity - lba);
       if (error == 0) error = io(BlockOp::kUnmap, lba, n, {});
       done_.fetch_add(n, std::memory_order_relaxed);
+      advance(0, lba + n, n);
     }
   } else if (error == 0) {
     if (plan.passes.empty()) plan.passes.emplace_back(bs, 0);  // erase by writing zeroes
     const uint64_t step = std::max<uint64_t>(1, kChunkBytes / bs);
     AlignedBuffer chunk(step * bs);
-    for (const std::vector<uint8_t>& pattern : plan.passes) {
+    for (uint32_t pass = first_pass; pass < plan.passes.size() && error == 0; ++pass) {
+      const std::vector<uint8_t>& pattern = plan.passes[pass];
       for (uint64_t off = 0; off < chunk.size(); off += bs) {
         std::memcpy(chunk.data() + off, pattern.data(), std::min<size_t>(bs, pattern.size()));
       }
-      for (uint64_t lba = 0; lba < capacity && error == 0; lba += step) {
+      for (uint64_t lba = pass == first_pass ? first_lba : 0; lba < capacity && error == 0;
+           lba += step) {
         if (stop_.load(std::memory_order_acquire)) error = -ECANCELED;
         const uint64_t n = std::min(step, capacity - lba);
         if (error == 0) error = io(BlockOp::kWrite, lba, n, chunk.iov(n * bs));
         done_.fetch_add(n, std::memory_order_relaxed);
+        advance(pass, lba + n, n);
       }
-      if (error != 0) break;
     }
   }
   if (error == 0 && lu_.capabilities().volatile_cache) error = io(BlockOp::kFlush, 0, 0, {});
   ranges.release(hold);
   finished(error);
+}
+
+// SBC-4 4.11.2: what a resumed operation may skip must be on the medium, so
+// the device's cache is flushed before the checkpoint is recorded.
+bool SanitizeOperation::checkpoint(uint32_t pass, uint64_t lba, int* error) {
+  if (state_file_.empty()) return true;
+  if (lu_.capabilities().volatile_cache) {
+    *error = io(BlockOp::kFlush, 0, 0, {});
+    if (*error != 0) return false;
+  }
+  std::lock_guard lock(mutex_);
+  running_.done_pass = pass;
+  running_.done_lba = lba;
+  if (const std::string e = record(SanitizeState::Phase::kInProgress); !e.empty()) {
+    std::fprintf(stderr, "scstu: sanitize checkpoint not recorded: %s\n", e.c_str());
+  }
+  return true;
 }
 
 void SanitizeOperation::finished(int error) {

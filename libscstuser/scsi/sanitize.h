@@ -20,10 +20,12 @@
 // operation, which resumes after the logical unit reset that follows), when
 // the unit has a state file (LogicalUnitConfig::sanitize_state_file,
 // scsi/sanitize_state_file.h): SANITIZE completes only once "in progress" is
-// durable there; a restarted unit finds it and starts the operation again from
-// the first block (no checkpoint: overwriting again is harmless), answering
-// 04/1B meanwhile; a failure is recorded, so failure mode (31/03) survives the
-// restart too. Without a state file the state lives in memory only.
+// durable there; a restarted unit finds it and runs the operation again from
+// its last checkpoint (overwriting again is harmless), answering 04/1B
+// meanwhile; a failure is recorded, so failure mode (31/03) survives the
+// restart too. Every checkpoint_bytes (1 GiB) the operation flushes the
+// device and records how far it got, and a resumed one begins there.
+// Without a state file the state lives in memory only.
 #pragma once
 
 #include <atomic>
@@ -53,7 +55,14 @@ class SanitizeOperation {
     std::vector<std::vector<uint8_t>> passes;
     bool deallocate = false;  // erase by deallocating (thin, reads back zeroes)
     bool ause = false;        // AUSE: EXIT FAILURE MODE may leave a failure
+    // Where to begin: a resumed operation's checkpoint (pass, first LBA).
+    uint32_t start_pass = 0;
+    uint64_t start_lba = 0;
   };
+
+  // How often a running operation records a checkpoint (after a flush of
+  // the device's cache): every this many bytes written or deallocated.
+  void set_checkpoint_bytes(uint64_t bytes) { checkpoint_bytes_ = bytes; }
 
   // `state_file`: where the state is kept across restarts; empty: nowhere.
   explicit SanitizeOperation(LogicalUnit& lu, std::string state_file = {})
@@ -111,6 +120,8 @@ class SanitizeOperation {
   void run(Plan plan);  // the operation's thread
   int io(BlockOp op, uint64_t lba, uint64_t blocks, std::span<const iovec> iov);
   void finished(int error);
+  // A checkpoint at (pass, lba): flush, then record it. False on an I/O error.
+  bool checkpoint(uint32_t pass, uint64_t lba, int* error);
   // The state file, with mutex_ held. "" or the error (logged by callers).
   std::string record(SanitizeState::Phase phase);
   std::string forget();
@@ -127,6 +138,7 @@ class SanitizeOperation {
   bool failed_ause_ = false;
   bool running_ause_ = false;
   SanitizeState running_;  // what the state file says while it runs
+  uint64_t checkpoint_bytes_ = uint64_t{1} << 30;
   CommandContext* waiter_ = nullptr;
   std::thread thread_;
   // One request in flight at a time, waited for by run().

@@ -1,5 +1,6 @@
 #include "scsi/sanitize_state_file.h"
 
+#include <algorithm>
 #include <sstream>
 
 namespace scstu::scsi {
@@ -34,6 +35,9 @@ std::string format_sanitize_state(const SanitizeState& s) {
     }
     out += '\n';
   }
+  if (s.done_pass != 0 || s.done_lba != 0) {
+    out += "done " + std::to_string(s.done_pass) + " " + std::to_string(s.done_lba) + "\n";
+  }
   return out;
 }
 
@@ -42,7 +46,7 @@ std::string parse_sanitize_state(const std::string& text, uint32_t block_size, S
   std::istringstream in(text);
   std::string line;
   int lineno = 0;
-  bool have_state = false, have_ause = false;
+  bool have_state = false, have_ause = false, have_done = false;
   std::string method;
   auto bad = [&](const std::string& why) { return "line " + std::to_string(lineno) + ": " + why; };
   while (std::getline(in, line)) {
@@ -50,6 +54,18 @@ std::string parse_sanitize_state(const std::string& text, uint32_t block_size, S
     std::istringstream l(line);
     std::string key, value, extra;
     l >> key >> value;
+    if (key == "done") {
+      uint64_t pass = 0, lba = 0;
+      std::istringstream v(value);
+      if (have_done || !(v >> pass) || !v.eof() || !(l >> lba) || (l >> extra) ||
+          pass >= kMaxPasses) {
+        return bad("expected 'done <pass> <lba>'");
+      }
+      s.done_pass = static_cast<uint32_t>(pass);
+      s.done_lba = lba;
+      have_done = true;
+      continue;
+    }
     if (l >> extra) return bad("unexpected '" + extra + "'");
     if (lineno == 1) {
       if (key != "scstu-sanitize-state" || value != "1") {
@@ -84,6 +100,7 @@ std::string parse_sanitize_state(const std::string& text, uint32_t block_size, S
   if (lineno == 0) return "empty";
   if (!have_state || !have_ause || method.empty()) return "incomplete (needs state, ause, method)";
   if (method == "overwrite" && s.passes.empty()) return "overwrite without a pass";
+  if (s.done_pass >= std::max<size_t>(1, s.passes.size())) return "done: no such pass";
   s.deallocate = method == "deallocate";
   *out = std::move(s);
   return "";

@@ -8,6 +8,7 @@
 //   ause 0|1
 //   method overwrite | erase | deallocate
 //   pass <one block of pattern, hex>         (overwrite: one line per pass)
+//   done <pass> <lba>                        (optional: the checkpoint)
 //
 // No file: no operation in progress and no failure. The file is replaced
 // durably (core/durable_file.h) before SANITIZE completes and removed once
@@ -26,6 +27,10 @@ struct SanitizeState {
   bool ause = false;
   bool deallocate = false;                   // erase by deallocating
   std::vector<std::vector<uint8_t>> passes;  // overwrite; empty: erase with zeroes
+  // Checkpoint: every block before `done_lba` of pass `done_pass` (and all of
+  // the passes before it) is written and flushed.
+  uint32_t done_pass = 0;
+  uint64_t done_lba = 0;
 };
 
 // The file's text for `state`.

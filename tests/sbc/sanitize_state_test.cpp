@@ -100,6 +100,12 @@ TEST(SanitizeStateFile, RoundTrip) {
   EXPECT_FALSE(back.deallocate);
   EXPECT_EQ(back.passes, s.passes);
 
+  s.done_pass = 1;
+  s.done_lba = 12345;
+  ASSERT_EQ(scsi::parse_sanitize_state(scsi::format_sanitize_state(s), 8, &back), "");
+  EXPECT_EQ(back.done_pass, 1u);
+  EXPECT_EQ(back.done_lba, 12345u);
+
   s = {};
   s.phase = scsi::SanitizeState::Phase::kFailed;
   s.deallocate = true;
@@ -127,6 +133,13 @@ TEST(SanitizeStateFile, RejectsWhatItDidNotWrite) {
   std::string many = head + "method overwrite\n";
   for (int i = 0; i < 32; ++i) many += "pass 0000000000000000\n";
   EXPECT_NE(scsi::parse_sanitize_state(many, 8, &out), "");
+  EXPECT_NE(scsi::parse_sanitize_state(head + "method erase\ndone 1 0\n", 8, &out),
+            "");  // no pass 1
+  EXPECT_NE(scsi::parse_sanitize_state(head + "method erase\ndone 0\n", 8, &out), "");
+  EXPECT_NE(scsi::parse_sanitize_state(head + "method erase\ndone x 5\n", 8, &out), "");
+  EXPECT_NE(scsi::parse_sanitize_state(head + "method erase\ndone 0 5 6\n", 8, &out), "");
+  EXPECT_EQ(scsi::parse_sanitize_state(head + "method erase\ndone 0 5\n", 8, &out), "");
+  EXPECT_EQ(out.done_lba, 5u);
   EXPECT_EQ(scsi::parse_sanitize_state(head + "method erase\n", 8, &out), "");
 }
 
@@ -186,6 +199,44 @@ TEST(SanitizeAcrossRestart, ShutdownSuspendsTheOperation) {
   Start second(disk, state.file);
   run_to_end(disk, second.ini);
   EXPECT_TRUE(disk.all(0, kBig, 0x3C));
+  EXPECT_FALSE(exists(state.file));
+}
+
+// Every checkpoint_bytes the operation flushes the device and records how
+// far it got; a restart runs it again from there, not from block 0.
+TEST(SanitizeAcrossRestart, ResumesFromItsCheckpoint) {
+  StateDir state;
+  constexpr uint64_t kBig = 8 * (1u << 20) / kBs;  // 8 writes of 1 MiB
+  constexpr uint64_t kMiB = (1u << 20) / kBs;
+  RamDisk disk(kBig, kBs);
+  disk.fill(0, kBig, 0xEE);
+  {
+    Start first(disk, state.file);
+    first.lu.runtime().sanitize->set_checkpoint_bytes(2u << 20);
+    disk.hold = true;
+    expect_good(first.ini.run(sanitize(0x80 | 0x01, 5), Bytes{0x01, 0, 0, 1, 0x77}));
+    // Two writes, then the flush of the checkpoint, then a third write.
+    for (int i = 0; i < 3; ++i) {
+      for (int k = 0; k < 100000 && disk.held() == 0; ++k) std::this_thread::yield();
+      ASSERT_TRUE(disk.pump());
+    }
+    for (int k = 0; k < 100000 && disk.held() == 0; ++k) std::this_thread::yield();
+    EXPECT_EQ(disk.submitted[BlockOp::kFlush], 1);
+    EXPECT_NE(read_file(state.file).find("done 0 " + std::to_string(2 * kMiB)), std::string::npos)
+        << read_file(state.file);
+    first.lu.runtime().sanitize->stop();  // the handler goes away
+    disk.hold = false;
+    disk.pump();
+  }
+  // As a crash after the checkpoint would leave it: blocks before it
+  // written, the rest old (here: back to 0xEE, so a restart from block 0
+  // would show).
+  disk.fill(2 * kMiB, kBig - 2 * kMiB, 0xEE);
+  disk.fill(0, 2 * kMiB, 0x11);  // marks what the resumed operation must not rewrite
+  Start second(disk, state.file);
+  run_to_end(disk, second.ini);
+  EXPECT_TRUE(disk.all(0, 2 * kMiB, 0x11));
+  EXPECT_TRUE(disk.all(2 * kMiB, kBig - 2 * kMiB, 0x77));
   EXPECT_FALSE(exists(state.file));
 }
 
