@@ -145,7 +145,14 @@ std::string SanitizeOperation::restore() {
     plan.start_lba = state.done_lba;
   }
   if (start(std::move(plan), nullptr) != StartResult::kStarted) {
-    return "sanitize state " + state_file_ + ": could not resume the sanitize operation";
+    // Not resumed, and not forgotten either: failure mode (SBC-4 4.11.4).
+    std::lock_guard lock(mutex_);
+    failed_ = true;
+    failed_ause_ = false;
+    busy_.store(true, std::memory_order_release);
+    return "sanitize state " + state_file_ +
+           ": could not resume the interrupted sanitize operation; the unit stays in sanitize "
+           "failure mode until a SANITIZE succeeds";
   }
   std::fprintf(stderr, "scstu: sanitize state %s: resuming the interrupted sanitize operation\n",
                state_file_.c_str());

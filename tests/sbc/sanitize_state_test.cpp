@@ -3,6 +3,7 @@
 // new unit over the same medium picking it up: an interrupted operation runs
 // again (NOT READY / SANITIZE IN PROGRESS meanwhile), a failure stays.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -289,6 +290,18 @@ TEST(SanitizeAcrossRestart, UnreadableStateIsFailureMode) {
   expect_good(unit.ini.run_wait(sanitize(0x02, 0)));
   expect_good(unit.ini.run(kRead10, {}, kBs));
   EXPECT_FALSE(exists(state.file));
+}
+
+// An interrupted operation that cannot be resumed (its state file cannot be
+// rewritten) is not forgotten: failure mode.
+TEST(SanitizeAcrossRestart, UnresumableOperationIsFailureMode) {
+  StateDir state;
+  RamDisk disk(kBlocks, kBs);
+  write_file(state.file, "scstu-sanitize-state 1\nstate in-progress\nause 1\nmethod erase\n");
+  ASSERT_EQ(::mkdir((state.file + ".tmp").c_str(), 0700), 0);  // the rewrite fails
+  Start unit(disk, state.file);
+  expect_check(unit.ini.run(kRead10, {}, kBs), scsi::kSanitizeCommandFailed);
+  expect_check(unit.ini.run(sanitize(0x1F, 0)), scsi::kInvalidFieldInCdb);  // restricted
 }
 
 // A state file that cannot be written: SANITIZE starts nothing.
