@@ -15,6 +15,7 @@
 // a loaded CI machine running ASan; it takes milliseconds).
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -149,6 +151,22 @@ std::string login(bool discovery) {
   return out;
 }
 
+// A hang is a crash; every thread's stack and the sockets (ours, the
+// target's) say where the target waits.
+[[noreturn]] void hang(const char* what, int fd) {
+  sockaddr_in local{};
+  socklen_t len = sizeof local;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
+  std::fprintf(stderr, "iscsi_connection_fuzz: %s (our port %u)\n", what, ntohs(local.sin_port));
+  const std::string pid = std::to_string(getpid());
+  const std::string dump = "ls -l /proc/" + pid + "/fd /proc/" + pid + "/task >&2; " +
+                           "grep -h . /proc/" + pid + "/task/*/stat >&2; cat /proc/net/tcp >&2; " +
+                           "command -v gdb >/dev/null && gdb -p " + pid +
+                           " -batch -ex 'thread apply all bt' 2>&1 | grep -v '^\\[' >&2";
+  if (std::system(dump.c_str()) != 0) std::fprintf(stderr, "(no gdb for the threads' stacks)\n");
+  std::abort();
+}
+
 bool drain(int fd) {
   char buf[16384];
   for (;;) {
@@ -163,6 +181,10 @@ bool drain(int fd) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
+  // OpenSSL's exit handler would free the per-thread state of the server's
+  // threads, which still run at exit: LeakSanitizer would call that a leak.
+  static const bool ssl = OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr) == 1;
+  (void)ssl;
   static Target* target = new Target;  // never destroyed: its threads serve every input
   static const std::string normal = login(false), discovery = login(true);
   std::string stream = data[0] == 0 ? normal : data[0] == 1 ? discovery : std::string();
@@ -187,7 +209,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool open = true;
   while (open && sent < stream.size()) {
     pollfd p{fd, POLLIN | POLLOUT, 0};
-    if (poll(&p, 1, left_ms()) <= 0) std::abort();  // neither reads nor writes for 20 s
+    if (poll(&p, 1, left_ms()) <= 0) hang("the target neither reads nor writes for 20 s", fd);
     if (p.revents & (POLLIN | POLLHUP | POLLERR)) open = drain(fd);
     if (open && (p.revents & POLLOUT)) {
       ssize_t n = send(fd, stream.data() + sent, stream.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -198,7 +220,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   shutdown(fd, SHUT_WR);
   while (open) {
     pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, left_ms()) <= 0) std::abort();  // still open 20 s after our EOF
+    if (poll(&p, 1, left_ms()) <= 0) hang("the connection is still open 20 s after our EOF", fd);
     open = drain(fd);
   }
   close(fd);

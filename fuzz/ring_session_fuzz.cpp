@@ -104,9 +104,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   scsi::LogicalUnit lu(cfg, nullptr);
   SessionRegistry sessions(&lu);
   const SessionInfo* s = sessions.attach(wire);
-  if (s->initiator_name.size() >= sizeof wire.initiator_name ||
-      s->transport_id.size() >= sizeof wire.transport_id ||
-      s->target_name.size() >= sizeof wire.target_name) {
+  // Unterminated strings are taken whole, never read past.
+  if (s->initiator_name.size() > sizeof wire.initiator_name ||
+      s->transport_id.size() > sizeof wire.transport_id ||
+      s->target_name.size() > sizeof wire.target_name) {
     std::abort();
   }
   // The first command of a new nexus reports the power on unit attention.
