@@ -151,8 +151,11 @@ struct RingDevice::RunCache {
   ~RunCache() {
     closing = true;
     for (RunShelf& s : shelves) {
-      if (s.n == 0) continue;
-      if (std::shared_ptr<RingDevice> d = s.device.lock()) d->flush_shelf(s);
+      if (s.device_id == 0) continue;
+      if (std::shared_ptr<RingDevice> d = s.device.lock()) {
+        d->flush_shelf(s);
+        d->shelf_budget_.fetch_add(d->cache_page_limit_, std::memory_order_relaxed);
+      }
     }
   }
 };
@@ -191,6 +194,7 @@ std::shared_ptr<RingDevice> RingDevice::create(const RingDeviceConfig& config, s
   dev->dirty_queues_.reserve(h.nr_queues);
   dev->cache_page_limit_ =
       std::min<uint64_t>(kCacheRuns * kCacheMaxRunPages, h.data_per_queue / SCSTU_DATA_ALIGN / 16);
+  dev->shelf_budget_.store(h.data_per_queue / SCSTU_DATA_ALIGN / 4, std::memory_order_relaxed);
   dev->set_info(static_cast<uint8_t>(params.device_type), 512);
   dev->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   dev->ctl_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -629,11 +633,21 @@ RingDevice::RunShelf* RingDevice::shelf(bool claim) {
   for (RunShelf& s : c.shelves)
     if (s.device_id == id_) return &s;
   if (!claim || cache_page_limit_ == 0) return nullptr;
+  // A thread the budget left without a shelf comes here on every release:
+  // one read of a line that changes once per thread, nothing more.
+  if (shelf_budget_.load(std::memory_order_relaxed) < cache_page_limit_) return nullptr;
   std::weak_ptr<RingDevice> self = weak_from_this();
   if (self.expired()) return nullptr;  // being destroyed
   for (RunShelf& s : c.shelves) {
     // A free shelf, or one of a device that is gone (its memory with it).
     if (s.device_id != 0 && !s.device.expired()) continue;
+    // This device's budget for all threads' shelves (see "Buffers"): once
+    // per thread, not per command.
+    uint64_t left = shelf_budget_.load(std::memory_order_relaxed);
+    do {
+      if (left < cache_page_limit_) return nullptr;  // idle threads hold it: go without
+    } while (!shelf_budget_.compare_exchange_weak(left, left - cache_page_limit_,
+                                                  std::memory_order_relaxed));
     s.n = 0;
     s.pages = 0;
     s.device_id = id_;

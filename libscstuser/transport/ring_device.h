@@ -31,7 +31,13 @@
 // callback resubmitting) costs no lock, no atomic read-modify-write and no
 // cache line another thread writes. The runs go back to the allocator when
 // the thread exits, when an allocation would otherwise fail, or once they
-// belong to a region a reattach retired.
+// belong to a region a reattach retired. An idle thread (a connection with
+// nothing to do) keeps its runs, and no other thread can take them: so all
+// threads' shelves together may hold at most a quarter of one queue's share
+// (a shelf reserves its limit from that budget when a thread first takes
+// one, and gives it back at the thread's exit; threads beyond the budget go
+// without a cache). However many connections sit idle, at least three
+// quarters of every queue's share stay with its allocator.
 //
 // Ring ABI 1.2 (SCSTU_F_UNIT_STATE, offered in every region): a handler that
 // accepted it keeps REPORTED LUNS DATA HAS CHANGED with its own unit
@@ -212,6 +218,9 @@ class RingDevice final : public core::Device, public std::enable_shared_from_thi
 
   const uint64_t id_;              // never reused: names this device in threads' run caches
   uint64_t cache_page_limit_ = 0;  // pages one thread may park per device
+  // Pages not yet reserved by a thread's shelf (see "Buffers"): taken and
+  // given back cache_page_limit_ at a time, once per thread and device.
+  std::atomic<uint64_t> shelf_budget_{0};
 
   RingDeviceConfig config_;
   ring::RegionParams params_;

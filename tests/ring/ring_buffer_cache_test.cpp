@@ -4,7 +4,10 @@
 // that needs them gets them, a thread's exit returns them), never handed out
 // twice, never outlive their device's memory, and never come from a region a
 // reattach retired.
+#include <condition_variable>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "ring_test_support.h"
 
@@ -84,6 +87,56 @@ TEST(RingBufferCache, ThreadExitGivesParkedRunsBack) {
   });
   t.join();
   EXPECT_LT(free_while_parked, total);
+  EXPECT_EQ(free_bytes(*p.device), total);
+}
+
+// Idle connections keep what they parked, out of every other thread's reach:
+// all shelves together hold at most a quarter of a queue's share, so a
+// busy thread still gets three quarters of the area however many sit idle.
+TEST(RingBufferCache, IdleThreadsTogetherParkAtMostAQuarter) {
+  Producer p(small_area("cache8"));  // 256 pages: a shelf holds 16, all shelves 64
+  const uint64_t total = total_bytes(*p.device);
+  constexpr int kIdle = 12;  // 12 x 16 pages would strand 3/4 of the area
+  std::mutex mu;
+  std::condition_variable cv;
+  int parked = 0;
+  bool done = false;
+  std::vector<std::thread> idle;
+  for (int i = 0; i < kIdle; ++i) {
+    idle.emplace_back([&] {
+      std::vector<std::unique_ptr<TestCommand>> held;
+      for (int k = 0; k < 8; ++k) held.push_back(alloc_cmd(*p.device, 8192));
+      for (auto& c : held)
+        if (c) p.device->release_buffer(c->cmd);
+      std::unique_lock l(mu);
+      ++parked;
+      cv.notify_all();
+      cv.wait(l, [&] { return done; });  // idle, its shelf kept
+    });
+  }
+  {
+    std::unique_lock l(mu);
+    cv.wait(l, [&] { return parked == kIdle; });
+  }
+  EXPECT_GE(free_bytes(*p.device), total * 3 / 4);
+  std::vector<std::unique_ptr<TestCommand>> held;
+  while (auto c = alloc_cmd(*p.device, 4096)) held.push_back(std::move(c));
+  EXPECT_GE(held.size() * 4096, total * 3 / 4);
+  for (auto& c : held) p.device->release_buffer(c->cmd);
+  {
+    std::lock_guard l(mu);
+    done = true;
+  }
+  cv.notify_all();
+  for (auto& t : idle) t.join();
+  held.clear();
+  // The idle threads' runs and budget are back: a new thread parks again.
+  std::thread([&] {
+    auto c = alloc_cmd(*p.device, 4096);
+    ASSERT_TRUE(c);
+    p.device->release_buffer(c->cmd);
+    EXPECT_LT(free_bytes(*p.device), total);  // parked
+  }).join();
   EXPECT_EQ(free_bytes(*p.device), total);
 }
 
