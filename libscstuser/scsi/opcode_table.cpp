@@ -27,7 +27,6 @@ constexpr uint32_t kRead = f::kLbaRange | f::kNeedsMedium | f::kPrAllowedWriteEx
 constexpr uint32_t kWrite = f::kLbaRange | f::kNeedsMedium | f::kWritesMedium;
 constexpr uint32_t kAlloc = f::kAllocationLength;
 constexpr uint32_t kParam = f::kParameterList;
-constexpr uint32_t kSa = f::kServiceAction;
 // SPC-4 5.13.1 Table 45 "Allowed" for every reservation type (and SPC-2
 // reservations, SPC-2 5.5.1 Table 10).
 constexpr uint32_t kAlwaysAllowed = f::kPrAllowed | f::kPrAllowedWriteExclusive | f::kAllowedWhenReserved;
