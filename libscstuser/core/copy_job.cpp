@@ -106,6 +106,7 @@ void CopyJob::issue(InternalCommand& c, const CommandRoute* route, std::span<con
   c.direction = dir;
   c.data_from = data_from;
   c.unit_attentions = 0;
+  c.busy_answers = 0;
   send(c);
 }
 
@@ -146,11 +147,14 @@ void CopyJob::release(InternalCommand& c) {
 
 // True when `c` has completed with its final answer. SAM-5 5.14: a copy
 // target's UNIT ATTENTION is the copy manager's to take; the command is sent
-// again (false: an event will follow).
+// again (false: an event will follow). SAM-5 5.3: BUSY and TASK SET FULL
+// mean "later"; the command is sent again after a pause (retry_later).
 bool CopyJob::take(InternalCommand& c) {
   if (!c.completed.exchange(false, std::memory_order_acq_rel)) return false;
   if (c.lost_target) return true;
   const TargetCommand& t = c.cmd;
+  if (t.status == status::kBusy || t.status == status::kTaskSetFull) return !retry_later(c);
+  c.busy_answers = 0;
   if (t.status != status::kCheckCondition || t.sense_len < 3) return true;
   const scsi::ParsedSense s = scsi::parse_sense({t.sense.data(), t.sense_len});
   if (!s.valid || s.code.sense_key() != scsi::SenseKey::kUnitAttention) return true;
@@ -158,6 +162,41 @@ bool CopyJob::take(InternalCommand& c) {
   release(c);
   send(c);
   return false;
+}
+
+// True when `c` will be sent again after a pause; false when the copy was
+// aborted or `c` has been refused for the options' busy_retry_limit (its
+// BUSY / TASK SET FULL is then its final answer). Until then the command
+// counts as in flight: its chunk keeps its place (and buffers) and the copy
+// does not end without it.
+bool CopyJob::retry_later(InternalCommand& c) {
+  if (aborted_.load(std::memory_order_acquire)) return false;
+  const CopyManagerOptions& o = manager_.options_;
+  const auto now = DelayedCalls::Clock::now();
+  if (c.busy_answers == 0) c.busy_since = now;
+  if (now - c.busy_since >= o.busy_retry_limit) return false;
+  const int doublings = std::min(c.busy_answers, 20);
+  const auto delay = std::min(o.busy_first_delay * (int64_t{1} << doublings), o.busy_max_delay);
+  ++c.busy_answers;
+  release(c);
+  manager_.retries_.at(now + delay, this, [this, &c] { resend(c); });
+  // An abort() that came after the check above hurried nothing of ours yet.
+  if (aborted_.load(std::memory_order_acquire)) manager_.retries_.hurry(this);
+  return true;
+}
+
+// On the retry thread. `c` is not complete, so the job is still alive; it
+// may end (and be deleted) inside send() or kick(): nothing after them.
+void CopyJob::resend(InternalCommand& c) {
+  if (!aborted_.load(std::memory_order_acquire)) return send(c);
+  // Aborted while waiting: the BUSY / TASK SET FULL stays its answer.
+  c.completed.store(true, std::memory_order_release);
+  kick();
+}
+
+void CopyJob::abort() {
+  aborted_.store(true, std::memory_order_release);
+  manager_.retries_.hurry(this);
 }
 
 // ---- the end ----

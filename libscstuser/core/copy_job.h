@@ -3,7 +3,8 @@
 // its internal commands, ordinary TargetCommands of the initiator's session:
 //
 //   copy_job.cpp                 the machine, internal commands (unit
-//                                attention retries), how a copy ends
+//                                attention and BUSY / TASK SET FULL
+//                                retries), how a copy ends
 //   copy_target_resolution.cpp   CSCD descriptors to LUNs (VPD 83h), then
 //                                READ CAPACITY(16) of each
 //   copy_segment_execution.cpp   block-to-block segments in chunks, up to
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "core/copy_results.h"
+#include "core/delayed_calls.h"
 #include "core/device.h"
 #include "scsi/sense.h"
 #include "scsi/xcopy.h"
@@ -48,8 +50,10 @@ class CopyJob {
   CopyJob& operator=(const CopyJob&) = delete;
 
   void start() { kick(); }
-  // TMF: stop once the commands in flight are back; the copy ends TASK ABORTED.
-  void abort() { aborted_.store(true, std::memory_order_release); }
+  // TMF: stop once the commands in flight are back (those waiting to be
+  // sent again after BUSY are not waited for); the copy ends TASK ABORTED.
+  // Called with the manager's mutex held.
+  void abort();
   TargetCommand& command() const { return cmd_; }
   Session* session() const { return session_; }
   const ExportedDevice* device() const { return device_; }
@@ -74,6 +78,9 @@ class CopyJob {
     DataDirection direction = DataDirection::kNone;
     const InternalCommand* data_from = nullptr;  // a WRITE's data: that READ's
     int unit_attentions = 0;
+    // BUSY / TASK SET FULL answers in a row, and when the first came.
+    int busy_answers = 0;
+    DelayedCalls::Clock::time_point busy_since;
     bool good() const { return !lost_target && cmd.status == status::kGood; }
   };
 
@@ -103,6 +110,8 @@ class CopyJob {
   void send(InternalCommand& c);
   void release(InternalCommand& c);
   bool take(InternalCommand& c);
+  bool retry_later(InternalCommand& c);
+  void resend(InternalCommand& c);
   bool finish_good();
   bool finish_aborted();
   bool fail(const scsi::SenseBuilder& b);

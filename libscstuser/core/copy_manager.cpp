@@ -33,7 +33,8 @@ void complete_data(TargetCommand& cmd, const std::vector<uint8_t>& data) {
 
 }  // namespace
 
-CopyManager::CopyManager(TargetCore& core) : core_(core) {}
+CopyManager::CopyManager(TargetCore& core, CopyManagerOptions options)
+    : core_(core), options_(options) {}
 
 CopyManager::~CopyManager() {
   for (;;) {

@@ -23,7 +23,8 @@
 //
 // Files: copy_job.* (one copy's state machine; copy_target_resolution.cpp,
 // copy_segment_execution.cpp), copy_results.* (records for RECEIVE COPY
-// RESULTS), this file (admission, results, task management).
+// RESULTS), delayed_calls.* (the thread that sends refused commands again),
+// this file (admission, results, task management).
 //
 // Errors (SPC-4 6.4.3 / 5.17.4): a copy target's failure ends the copy with
 // COPY ABORTED; COMMAND-SPECIFIC INFORMATION holds SOURCE / DESTINATION SENSE
@@ -32,7 +33,10 @@
 // UNIT ATTENTION from a copy target is taken by the copy manager and the
 // command re-issued (a few times), as a separate copy manager nexus would
 // (the initiator's own nexus thus does not see that attention again). BUSY
-// and TASK SET FULL are not retried: they end the copy like any error.
+// and TASK SET FULL (SAM-5 5.3: try again later) are retried after a growing
+// pause, for at most CopyManagerOptions::busy_retry_limit per command, then
+// end the copy like any error (core/copy_manager_options.h); a chunk waiting
+// for its retry holds its buffers and its place in copy order.
 //
 // Designators are asked for on every EXTENDED COPY (the addressed LUN first,
 // stopping once every CSCD is found), never cached: a device re-attached with
@@ -56,7 +60,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/copy_manager_options.h"
 #include "core/copy_results.h"
+#include "core/delayed_calls.h"
 #include "core/device.h"
 #include "scsi/xcopy.h"
 
@@ -74,7 +80,7 @@ class CopyManager {
   // (a device's buffers serve its initiators' own commands too).
   static constexpr int kSharedExtraChunks = 8;
 
-  explicit CopyManager(TargetCore& core);
+  explicit CopyManager(TargetCore& core, CopyManagerOptions options = {});
   ~CopyManager();  // waits for running copies (the transports are gone by then)
   CopyManager(const CopyManager&) = delete;
   CopyManager& operator=(const CopyManager&) = delete;
@@ -115,11 +121,15 @@ class CopyManager {
   void retire(CopyJob* job);
 
   TargetCore& core_;
+  const CopyManagerOptions options_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
   std::vector<CopyJob*> jobs_;
   CopyResultRecords records_;
   std::atomic<int> extra_chunks_{kSharedExtraChunks};
+  // Retries after BUSY / TASK SET FULL. Destroyed first: its thread is
+  // joined before the members its calls use go.
+  DelayedCalls retries_;
 };
 
 }  // namespace scstu::core

@@ -11,7 +11,10 @@
 //   write lands after the EXTENDED COPY's status); those before the failed
 //   one in copy order are still written, those after are not; the copy
 //   reports the first failed chunk in copy order, and the bytes before it;
-// - after an abort no WRITE starts; the copy ends once nothing is in flight.
+// - after an abort no WRITE starts; the copy ends once nothing is in flight;
+// - a READ or WRITE refused BUSY / TASK SET FULL stays in flight until it is
+//   sent again (CopyJob::retry_later): its chunk keeps its index, so a
+//   failure after the retry bound is ordered like any other.
 #include <algorithm>
 #include <cstring>
 

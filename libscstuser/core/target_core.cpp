@@ -79,7 +79,7 @@ void TargetCore::reap_fanouts() {
 // ---- lifetime ---------------------------------------------------------------
 
 TargetCore::TargetCore(TargetCoreOptions options)
-    : options_(options), copies_(std::make_unique<CopyManager>(*this)) {
+    : options_(options), copies_(std::make_unique<CopyManager>(*this, options.copies)) {
   access_.set_change_listener([this] { refresh_sessions(); });
 }
 

@@ -77,6 +77,7 @@
 #include <vector>
 
 #include "core/access_control.h"
+#include "core/copy_manager_options.h"
 #include "core/device.h"
 #include "core/flow_control.h"
 #include "core/session.h"
@@ -95,6 +96,8 @@ struct TargetCoreOptions {
   FlowLimits limits;
   // Upper bound on data_length for a device that states no max_transfer_bytes.
   uint32_t max_transfer_bytes = 64u << 20;
+  // EXTENDED COPY: retries of a copy target's BUSY / TASK SET FULL.
+  CopyManagerOptions copies;
 };
 
 class TargetCore {

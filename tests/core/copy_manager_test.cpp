@@ -2,10 +2,14 @@
 // (LID1) and RECEIVE COPY RESULTS through a TargetCore whose LUNs are
 // separate devices (LocalDevices over scsi::LogicalUnits over RAM disks, as
 // two handler processes would be): within a unit, across units, every
-// error, reservations of another initiator, task management.
+// error, reservations of another initiator, task management, copy targets
+// that answer BUSY / TASK SET FULL.
 #include "core/copy_manager.h"
 
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
 
 #include "../sbc/sbc_harness.h"
 #include "core/copy_job.h"
@@ -29,18 +33,69 @@ constexpr const char* kTarget = "iqn.2026-11.org.scstu:xcopy";
 constexpr const char* kIni = "iqn.2026-11.org.scstu:ini-a";
 constexpr const char* kOther = "iqn.2026-11.org.scstu:ini-b";
 
+// In front of a LogicalUnit: answers READ(16) / WRITE(16) with `refusal`
+// (BUSY or TASK SET FULL, as a handler at its own queue limit would)
+// `refusals` times before passing them on; refusals < 0: always.
+class RefusingUnit : public LowLevelHandler {
+ public:
+  explicit RefusingUnit(std::shared_ptr<scsi::LogicalUnit> lu) : lu_(std::move(lu)) {}
+
+  void refuse(int times, uint8_t status, uint8_t opcode) {
+    refusal_ = status;
+    opcode_ = opcode;
+    refused_.store(0);
+    refusals_.store(times);
+  }
+  int refused() const { return refused_.load(); }  // since refuse()
+
+  void command(CommandHandle cmd) override {
+    if (cmd.request().cdb[0] == opcode_ && take_refusal()) {
+      refused_.fetch_add(1);
+      return std::move(cmd).complete_status(refusal_);
+    }
+    lu_->command(std::move(cmd));
+  }
+  scstu_tmf_response task_management(const TaskManagementRequest& req) override {
+    return lu_->task_management(req);
+  }
+  void session_attached(const SessionInfo& s) override { lu_->session_attached(s); }
+  void session_detached(const SessionInfo& s) override { lu_->session_detached(s); }
+  bool reported_luns_changed(const SessionInfo& s) override {
+    return lu_->reported_luns_changed(s);
+  }
+  void reported_luns_read(const SessionInfo& s) override { lu_->reported_luns_read(s); }
+  bool descriptor_sense() const override { return lu_->descriptor_sense(); }
+
+ private:
+  bool take_refusal() {
+    int n = refusals_.load();
+    while (n != 0) {
+      if (n < 0 || refusals_.compare_exchange_weak(n, n - 1)) return true;
+    }
+    return false;
+  }
+
+  std::shared_ptr<scsi::LogicalUnit> lu_;
+  std::atomic<int> refusals_{0};
+  std::atomic<int> refused_{0};
+  uint8_t refusal_ = status::kBusy;
+  uint8_t opcode_ = 0;
+};
+
 // A disk as the core sees it: a device with its own buffers and handler.
 struct Disk {
   Disk(const std::string& name, scsi::LogicalUnitConfig cfg = {}) : ram(kBlocks, kBs) {
     cfg.serial = name;
     lu = std::make_shared<scsi::LogicalUnit>(cfg, &ram);
+    front = std::make_shared<RefusingUnit>(lu);
     core::LocalDeviceOptions o;
     o.info.name = name;
     o.info.block_size = kBs;
-    device = std::make_shared<core::LocalDevice>(lu, o);
+    device = std::make_shared<core::LocalDevice>(front, o);
   }
   RamDisk ram;
   std::shared_ptr<scsi::LogicalUnit> lu;
+  std::shared_ptr<RefusingUnit> front;
   std::shared_ptr<core::LocalDevice> device;
 };
 
@@ -152,7 +207,7 @@ class CopyManagerTest : public ::testing::Test {
  protected:
   // LUN 0 = a, LUN 1 = b for every initiator; `c` is registered, unmapped.
   void SetUp() override {
-    core_ = std::make_unique<core::TargetCore>();
+    core_ = std::make_unique<core::TargetCore>(options());
     for (Disk* d : {&a, &b, &c}) ASSERT_TRUE(core_->access().add_device(d->device));
     ASSERT_TRUE(core_->access().add_target(kTarget));
     ASSERT_TRUE(core_->access().add_lun("Default", 0, "xc-a", false));
@@ -164,6 +219,7 @@ class CopyManagerTest : public ::testing::Test {
     EXPECT_EQ(core_->copies().running(), 0u);
     for (Disk* d : {&a, &b, &c}) EXPECT_EQ(d->device->outstanding(), 0u) << "a buffer was kept";
   }
+  virtual core::TargetCoreOptions options() const { return {}; }
   core::Session* open(const char* initiator) {
     core::SessionParams p;
     p.target_name = kTarget;
@@ -190,6 +246,14 @@ class CopyManagerTest : public ::testing::Test {
       core_->execute(call->cmd);
     }
     return call;
+  }
+  // Retries run on the copy manager's own thread: a bounded wait for the end.
+  static bool wait_done(const Call& call) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!call.done.load() && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return call.done.load();
   }
   Result finish(std::unique_ptr<Call> call) {
     EXPECT_TRUE(call->done.load()) << "command did not complete";
@@ -637,6 +701,161 @@ TEST_F(CopyManagerTest, FailureWithChunksInFlight) {
   ASSERT_EQ(st.data.size(), 12u);
   EXPECT_EQ(st.data[4], 0x02);  // completed with errors
   EXPECT_EQ(scsi::get_be32(&st.data[8]), kChunkBlocks * kBs);
+}
+
+// SAM-5 5.3: BUSY and TASK SET FULL from a copy target mean "later": the
+// READ or WRITE is sent again after a pause and the copy ends GOOD, its
+// data whole and in place, whether the source or the destination refused.
+TEST_F(CopyManagerTest, BusyAndTaskSetFullOfACopyTargetAreRetried) {
+  uint8_t list_id = 60;
+  for (const uint8_t refusal : {status::kBusy, status::kTaskSetFull}) {
+    for (const bool source : {true, false}) {
+      SCOPED_TRACE(std::string(refusal == status::kBusy ? "BUSY" : "TASK SET FULL") +
+                   (source ? " from the source's READ" : " from the destination's WRITE"));
+      RefusingUnit& refuser = source ? *a.front : *b.front;
+      refuser.refuse(5, refusal, source ? 0x88 : 0x8A);
+      b.ram.fill(0, 6000, 0);
+      pattern(a.ram, 0, 6000, list_id);
+      // 6000 blocks: three chunks in flight, the refusals spread over them.
+      const Bytes p =
+          parameter_list(list_id, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 6000, 0, 0)});
+      auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+      ASSERT_TRUE(wait_done(*copy));
+      expect_good(finish(std::move(copy)));
+      EXPECT_EQ(refuser.refused(), 5);
+      EXPECT_TRUE(same(a.ram, 0, b.ram, 0, 6000));
+      Result st = rcr(0x00, list_id, 12);
+      ASSERT_EQ(st.data.size(), 12u);
+      EXPECT_EQ(st.data[4], 0x01);  // completed without errors
+      EXPECT_EQ(scsi::get_be32(&st.data[8]), 6000u * kBs);
+      refuser.refuse(0, refusal, 0);
+      ++list_id;
+    }
+  }
+}
+
+// Past CopyManagerOptions::busy_retry_limit the copy ends as for any other
+// error of a copy target (SPC-4 6.4.3): COPY ABORTED, THIRD PARTY DEVICE
+// FAILURE, the target's status at the SOURCE / DESTINATION SENSE DATA OFFSET.
+class CopyBusyLimitTest : public CopyManagerTest {
+ protected:
+  core::TargetCoreOptions options() const override {
+    core::TargetCoreOptions o;
+    o.copies.busy_max_delay = std::chrono::milliseconds(5);
+    o.copies.busy_retry_limit = std::chrono::milliseconds(40);
+    return o;
+  }
+};
+
+TEST_F(CopyBusyLimitTest, ACopyTargetThatStaysBusyEndsTheCopy) {
+  pattern(a.ram, 0, 8, 12);
+  b.front->refuse(-1, status::kTaskSetFull, 0x8A);
+  Bytes p = parameter_list(70, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)});
+  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  ASSERT_TRUE(wait_done(*copy));
+  Result r = finish(std::move(copy));
+  expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});
+  ASSERT_EQ(r.sense.size(), 19u);
+  EXPECT_EQ(r.sense[8], 0);
+  EXPECT_EQ(r.sense[9], 18);  // DESTINATION SENSE DATA OFFSET
+  EXPECT_EQ(r.sense[18], status::kTaskSetFull);
+  EXPECT_GT(b.front->refused(), 1) << "never sent again";
+  EXPECT_TRUE(b.ram.all(0, 8, 0));
+  Result st = rcr(0x00, 70, 12);
+  ASSERT_EQ(st.data.size(), 12u);
+  EXPECT_EQ(st.data[4], 0x02);  // completed with errors
+  EXPECT_EQ(scsi::get_be32(&st.data[8]), 0u);
+
+  // The source's READ: its BUSY at the SOURCE SENSE DATA OFFSET.
+  b.front->refuse(0, status::kGood, 0);
+  a.front->refuse(-1, status::kBusy, 0x88);
+  b.ram.fill(0, 8, 0);
+  p = parameter_list(71, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)});
+  copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  ASSERT_TRUE(wait_done(*copy));
+  r = finish(std::move(copy));
+  expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});
+  ASSERT_EQ(r.sense.size(), 19u);
+  EXPECT_EQ(r.sense[8], 18);  // SOURCE SENSE DATA OFFSET
+  EXPECT_EQ(r.sense[9], 0);
+  EXPECT_EQ(r.sense[18], status::kBusy);
+  a.front->refuse(0, status::kGood, 0);
+  expect_good(
+      xcopy(parameter_list(72, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)})));
+  EXPECT_TRUE(same(a.ram, 0, b.ram, 0, 8));
+}
+
+// A copy whose WRITEs wait for their retry is aborted (ABORT TASK): it ends
+// TASK ABORTED without waiting out the pause, nothing is written.
+class CopyBusyAbortTest : public CopyManagerTest {
+ protected:
+  core::TargetCoreOptions options() const override {
+    core::TargetCoreOptions o;
+    o.copies.busy_first_delay = std::chrono::minutes(10);  // longer than wait_done waits
+    o.copies.busy_max_delay = std::chrono::minutes(10);
+    o.copies.busy_retry_limit = std::chrono::hours(1);
+    return o;
+  }
+};
+
+TEST_F(CopyBusyAbortTest, AbortEndsTheWaitForARetry) {
+  pattern(a.ram, 0, 6000, 13);
+  b.front->refuse(-1, status::kBusy, 0x8A);
+  const Bytes p =
+      parameter_list(73, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 6000, 0, 0)});
+  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  // The RAM disks answer at once: all three chunks' WRITEs were refused.
+  ASSERT_EQ(b.front->refused(), 3);
+  ASSERT_FALSE(copy->done.load());
+  core::TargetTmf tmf;
+  tmf.function = SCSTU_TMF_ABORT_TASK;
+  tmf.session = ini_;
+  tmf.lun = core::encode_lun(0);
+  tmf.ref = &copy->cmd;
+  std::atomic<int> answered{-1};
+  tmf.done = [&](scstu_tmf_response r) { answered.store(r); };
+  core_->task_management(tmf);
+  ASSERT_TRUE(wait_done(*copy));
+  EXPECT_EQ(copy->result.status, status::kTaskAborted);
+  EXPECT_EQ(answered.load(), SCSTU_TMF_COMPLETE);
+  finish(std::move(copy));
+  EXPECT_EQ(b.front->refused(), 3) << "sent again after the abort";
+  EXPECT_TRUE(b.ram.all(0, 6000, 0));
+}
+
+// The core's own queue-depth limit (core/flow_control.h) refuses the copy's
+// READs while another initiator's command holds the device's last slot; the
+// copy waits for it instead of failing.
+class CopyQueueDepthTest : public CopyManagerTest {
+ protected:
+  core::TargetCoreOptions options() const override {
+    core::TargetCoreOptions o;
+    o.limits.per_device = 2;  // the EXTENDED COPY itself holds one of LUN 0's
+    return o;
+  }
+};
+
+TEST_F(CopyQueueDepthTest, ACopyWaitsForTheDevicesQueue) {
+  core::Session* other = open(kOther);
+  expect_good(run_past_ua(other, 0, {0x00, 0, 0, 0, 0, 0}));  // TEST UNIT READY
+  pattern(a.ram, 0, 6000, 14);
+  a.ram.hold = true;
+  Bytes read16(16, 0);
+  read16[0] = 0x88;
+  put32(read16, 10, 8);
+  auto held = start(other, 0, read16, {}, 8 * kBs);
+  ASSERT_EQ(a.ram.held(), 1u);
+  const Bytes p =
+      parameter_list(74, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 6000, 0, 0)});
+  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  EXPECT_FALSE(copy->done.load()) << "the refused READ ended the copy";
+  EXPECT_EQ(a.ram.held(), 1u) << "a READ of the copy got past the limit";
+  a.ram.hold = false;
+  ASSERT_TRUE(a.ram.pump());
+  expect_good(finish(std::move(held)));
+  ASSERT_TRUE(wait_done(*copy));
+  expect_good(finish(std::move(copy)));
+  EXPECT_TRUE(same(a.ram, 0, b.ram, 0, 6000));
 }
 
 // TOTAL CONCURRENT COPIES (VPD 8Fh, OPERATING PARAMETERS) is enforced:
