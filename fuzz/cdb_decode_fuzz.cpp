@@ -2,18 +2,15 @@
 // LogicalUnit with the same CDB and the rest of the input as data-out.
 // Invariants: a decode is self-consistent, its error sense parses back, and
 // the LogicalUnit completes every command exactly once, never crashing.
-#include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <thread>
 #include <vector>
 
-#include "handler/block_device.h"
 #include "handler/command.h"
+#include "ram_disk_unit.h"
 #include "scsi/cdb.h"
 #include "scsi/logical_unit.h"
 #include "scsi/sense.h"
@@ -22,55 +19,8 @@ using namespace scstu;
 
 namespace {
 
-class RamDisk : public SimpleBlockDevice {
- public:
-  RamDisk() : data_(64 * 512) {}
-  BlockGeometry geometry() const override { return {512, 64}; }
-  BlockCapabilities capabilities() const override {
-    BlockCapabilities c;
-    c.unmap = true;
-    return c;
-  }
-  int read(uint64_t off, std::span<const iovec> iov) override {
-    for (const iovec& v : iov) {
-      if (off + v.iov_len > data_.size()) return -EIO;
-      std::memcpy(v.iov_base, &data_[off], v.iov_len);
-      off += v.iov_len;
-    }
-    return 0;
-  }
-  int write(uint64_t off, std::span<const iovec> iov, bool) override {
-    for (const iovec& v : iov) {
-      if (off + v.iov_len > data_.size()) return -EIO;
-      std::memcpy(&data_[off], v.iov_base, v.iov_len);
-      off += v.iov_len;
-    }
-    return 0;
-  }
-  int unmap(uint64_t off, uint64_t len) override {
-    if (off + len > data_.size()) return -EIO;
-    std::memset(&data_[off], 0, len);
-    return 0;
-  }
-
- private:
-  std::vector<uint8_t> data_;
-};
-
-class Sink : public CommandSink {
- public:
-  void complete(uint32_t, const CommandReply& reply) override {
-    completions.fetch_add(1, std::memory_order_release);
-    if (reply.sense.size() > scsi::kSenseBufferSize) std::abort();
-    if (reply.status == status::kCheckCondition && !scsi::parse_sense(reply.sense).valid) {
-      std::abort();
-    }
-  }
-  std::atomic<int> completions{0};
-};
-
 struct Unit {
-  RamDisk disk;
+  fuzz::RamDisk disk{64};
   std::unique_ptr<scsi::LogicalUnit> lu;
   SessionInfo session;
   explicit Unit(uint8_t type) {
@@ -131,16 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.expected_length = req.data_length;
   req.read_only = (data[0] & 0x80) != 0;
   req.data = DataBuffer(std::span<const iovec>(&iov, 1));
-  Sink sink;
+  fuzz::CheckingSink sink;
   unit->lu->command(CommandHandle(&sink, 1, &req));
-  // The RAM disk is synchronous, but a SANITIZE without IMMED completes from
-  // the unit's background thread when the erase ends: wait for it, bounded
-  // (a command that never completes is a bug).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (sink.completions.load(std::memory_order_acquire) == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
-  if (sink.completions.load(std::memory_order_acquire) != 1) std::abort();
+  sink.expect_one_completion();
   return 0;
 }

@@ -42,6 +42,7 @@
 #include "iscsi/pdu.h"
 #include "iscsi/server.h"
 #include "iscsi/text_keys.h"
+#include "ram_disk_unit.h"
 #include "scsi/logical_unit.h"
 
 using namespace scstu;
@@ -50,44 +51,9 @@ namespace {
 
 constexpr const char* kTarget = "iqn.2026-11.fuzz:t";
 
-class RamDisk final : public SimpleBlockDevice {
- public:
-  RamDisk() : data_(256 * 512) {}
-  BlockGeometry geometry() const override { return {512, data_.size() / 512}; }
-  BlockCapabilities capabilities() const override {
-    BlockCapabilities c;
-    c.unmap = true;
-    return c;
-  }
-  int read(uint64_t off, std::span<const iovec> iov) override {
-    for (const iovec& v : iov) {
-      if (off + v.iov_len > data_.size()) return -EIO;
-      std::memcpy(v.iov_base, &data_[off], v.iov_len);
-      off += v.iov_len;
-    }
-    return 0;
-  }
-  int write(uint64_t off, std::span<const iovec> iov, bool) override {
-    for (const iovec& v : iov) {
-      if (off + v.iov_len > data_.size()) return -EIO;
-      std::memcpy(&data_[off], v.iov_base, v.iov_len);
-      off += v.iov_len;
-    }
-    return 0;
-  }
-  int unmap(uint64_t off, uint64_t len) override {
-    if (off + len > data_.size()) return -EIO;
-    std::memset(&data_[off], 0, len);
-    return 0;
-  }
-
- private:
-  std::vector<uint8_t> data_;
-};
-
 struct Target {
   core::TargetCore core;
-  RamDisk disk;
+  fuzz::RamDisk disk{256};
   std::shared_ptr<scsi::LogicalUnit> lu;
   std::unique_ptr<iscsi::Server> server;
   uint16_t port = 0;

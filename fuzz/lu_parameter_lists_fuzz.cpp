@@ -11,8 +11,6 @@
 // inside its list. The unit is kept across inputs (state accumulates).
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,12 +18,11 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/persistent_reservations.h"
-#include "handler/block_device.h"
 #include "handler/command.h"
+#include "ram_disk_unit.h"
 #include "scsi/cdb.h"
 #include "scsi/logical_unit.h"
 #include "scsi/sense.h"
@@ -35,53 +32,6 @@ using namespace scstu;
 namespace {
 
 constexpr uint64_t kBlocks = 64;
-
-class RamDisk : public SimpleBlockDevice {
- public:
-  RamDisk() : data_(kBlocks * 512) {}
-  BlockGeometry geometry() const override { return {512, kBlocks}; }
-  BlockCapabilities capabilities() const override {
-    BlockCapabilities c;
-    c.unmap = true;
-    return c;
-  }
-  int read(uint64_t off, std::span<const iovec> iov) override {
-    for (const iovec& v : iov) {
-      if (off + v.iov_len > data_.size()) return -EIO;
-      std::memcpy(v.iov_base, &data_[off], v.iov_len);
-      off += v.iov_len;
-    }
-    return 0;
-  }
-  int write(uint64_t off, std::span<const iovec> iov, bool) override {
-    for (const iovec& v : iov) {
-      if (off + v.iov_len > data_.size()) return -EIO;
-      std::memcpy(&data_[off], v.iov_base, v.iov_len);
-      off += v.iov_len;
-    }
-    return 0;
-  }
-  int unmap(uint64_t off, uint64_t len) override {
-    if (off + len > data_.size()) return -EIO;
-    std::memset(&data_[off], 0, len);
-    return 0;
-  }
-
- private:
-  std::vector<uint8_t> data_;
-};
-
-class Sink : public CommandSink {
- public:
-  void complete(uint32_t, const CommandReply& reply) override {
-    if (reply.sense.size() > scsi::kSenseBufferSize) std::abort();
-    if (reply.status == status::kCheckCondition && !scsi::parse_sense(reply.sense).valid) {
-      std::abort();
-    }
-    completions.fetch_add(1, std::memory_order_release);
-  }
-  std::atomic<int> completions{0};
-};
 
 struct Command {
   uint8_t opcode;
@@ -116,7 +66,7 @@ std::string scratch_path(const char* what) {
 }
 
 struct Unit {
-  RamDisk disk;
+  fuzz::RamDisk disk{kBlocks};
   std::unique_ptr<scsi::LogicalUnit> lu;
   SessionInfo sessions[3];
   std::string aptpl = scratch_path("aptpl");
@@ -193,16 +143,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.expected_length = req.data_length;
   req.read_only = (data[1] & 0x80) != 0;
   req.data = DataBuffer(std::span<const iovec>(&iov, 1));
-  Sink sink;
+  fuzz::CheckingSink sink;
   unit.lu->command(CommandHandle(&sink, 1, &req));
-  // SANITIZE without IMMED (and FORMAT UNIT) may complete from the unit's
-  // background thread: wait for it, bounded (a command that never completes
-  // is a bug).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (sink.completions.load(std::memory_order_acquire) == 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
-  }
-  if (sink.completions.load(std::memory_order_acquire) != 1) std::abort();
+  sink.expect_one_completion();
   return 0;
 }

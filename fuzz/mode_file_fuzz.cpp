@@ -10,19 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "mode_pages_snapshot.h"
 #include "scsi/mode_pages.h"
 
 using namespace scstu::scsi;
 
-namespace {
-
-std::vector<uint8_t> snapshot(const ModePages& pages, PageControl pc) {
-  std::vector<uint8_t> out;
-  if (!pages.sense(0x3F, 0, pc, out)) std::abort();
-  return out;
-}
-
-}  // namespace
+using scstu::fuzz::snapshot;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
