@@ -81,6 +81,15 @@ bool send_command(Conn& c, uint32_t itt, uint32_t cmdsn, const std::array<uint8_
   return c.send_pdu(h, immediate.data(), immediate.size());
 }
 
+// The next PDU that is not a NOP-In (the target's pings); false when none
+// came within `ms`.
+bool next_pdu(Conn& c, Bhs& h, std::string& d, int ms = kAnswerMs) {
+  for (;;) {
+    if (!c.recv_pdu(h, d, ms)) return false;
+    if (h.opcode() != Opcode::kNopIn) return true;
+  }
+}
+
 // The answer to `itt` (any ITT in [itt, itt_end) if given, stored in
 // *which): Data-In (with status phase collapse) or SCSI Response.
 Reply await(Conn& c, uint32_t itt, int ms = kAnswerMs, uint32_t itt_end = 0,
@@ -89,8 +98,7 @@ Reply await(Conn& c, uint32_t itt, int ms = kAnswerMs, uint32_t itt_end = 0,
   for (;;) {
     Bhs h;
     std::string d;
-    if (!c.recv_pdu(h, d, ms)) return r;
-    if (h.opcode() == Opcode::kNopIn) continue;
+    if (!next_pdu(c, h, d, ms)) return r;
     if (which && h.itt() >= itt && h.itt() < itt_end) {
       if (*which != h.itt() && !r.data.empty()) {
         ADD_FAILURE() << "Data-In of two commands interleaved";
@@ -135,16 +143,12 @@ int logout(Conn& on, uint32_t itt, uint32_t cmdsn, uint8_t reason, uint16_t cid)
   Bhs h;
   l.encode(h);
   if (!on.send_pdu(h)) return -1;
-  for (;;) {
-    Bhs r;
-    std::string d;
-    if (!on.recv_pdu(r, d, kAnswerMs)) return -1;
-    if (r.opcode() == Opcode::kNopIn) continue;
-    if (r.opcode() != Opcode::kLogoutResponse) return -1;
-    LogoutResponsePdu lr = LogoutResponsePdu::decode(r);
-    on.saw_statsn(lr.statsn);
-    return lr.response;
-  }
+  Bhs r;
+  std::string d;
+  if (!next_pdu(on, r, d) || r.opcode() != Opcode::kLogoutResponse) return -1;
+  LogoutResponsePdu lr = LogoutResponsePdu::decode(r);
+  on.saw_statsn(lr.statsn);
+  return lr.response;
 }
 
 class McsTest : public ::testing::Test {
@@ -385,16 +389,13 @@ int tmf(Conn& on, uint32_t itt, uint32_t cmdsn, uint8_t function, uint32_t ref_i
   Bhs h;
   m.encode(h);
   if (!on.send_pdu(h)) return -1;
-  for (;;) {
-    Bhs r;
-    std::string d;
-    if (!on.recv_pdu(r, d, kAnswerMs)) return -1;
-    if (r.opcode() == Opcode::kNopIn) continue;
-    if (r.opcode() != Opcode::kTaskManagementResponse || r.itt() != itt) return -1;
-    TmfResponsePdu tr = TmfResponsePdu::decode(r);
-    on.saw_statsn(tr.statsn);
-    return tr.response;
-  }
+  Bhs r;
+  std::string d;
+  if (!next_pdu(on, r, d)) return -1;
+  if (r.opcode() != Opcode::kTaskManagementResponse || r.itt() != itt) return -1;
+  TmfResponsePdu tr = TmfResponsePdu::decode(r);
+  on.saw_statsn(tr.statsn);
+  return tr.response;
 }
 
 // A TMF on one connection terminates tasks of another connection of the
@@ -426,19 +427,16 @@ TEST_F(McsTest, TaskManagementReachesTasksOfOtherConnections) {
 
 // The Reject a PDU got (its header comes back as the data); -1 if none.
 int await_reject(Conn& c, uint32_t itt) {
-  for (;;) {
-    Bhs h;
-    std::string d;
-    if (!c.recv_pdu(h, d, kAnswerMs)) return -1;
-    if (h.opcode() == Opcode::kNopIn) continue;
-    if (h.opcode() != Opcode::kReject || d.size() < kBhsSize) return -1;
-    Bhs rejected;
-    std::memcpy(rejected.b.data(), d.data(), kBhsSize);
-    EXPECT_EQ(rejected.itt(), itt);
-    RejectPdu r = RejectPdu::decode(h);
-    c.saw_statsn(r.statsn);
-    return r.reason;
-  }
+  Bhs h;
+  std::string d;
+  if (!next_pdu(c, h, d)) return -1;
+  if (h.opcode() != Opcode::kReject || d.size() < kBhsSize) return -1;
+  Bhs rejected;
+  std::memcpy(rejected.b.data(), d.data(), kBhsSize);
+  EXPECT_EQ(rejected.itt(), itt);
+  RejectPdu r = RejectPdu::decode(h);
+  c.saw_statsn(r.statsn);
+  return r.reason;
 }
 
 // RFC 7143 11.2.1.8: an ITT names one task in the whole session. A command
@@ -642,12 +640,10 @@ TEST_F(McsGateTest, CommandAfterTaskSetTmfIsNotCaughtByIt) {
   // On A: the reset's response, then C's; none for X (the reset aborted it).
   bool tmf_seen = false;
   Reply c;
-  for (int pdus = 0; pdus < 2;) {
+  for (int pdus = 0; pdus < 2; ++pdus) {
     Bhs h;
     std::string data;
-    ASSERT_TRUE(a->recv_pdu(h, data, kAnswerMs)) << "reset or C unanswered";
-    if (h.opcode() == Opcode::kNopIn) continue;
-    ++pdus;
+    ASSERT_TRUE(next_pdu(*a, h, data)) << "reset or C unanswered";
     ASSERT_NE(h.itt(), xitt) << opcode_name(h.opcode()) << " for the aborted READ";
     ASSERT_NE(h.itt(), yitt) << opcode_name(h.opcode()) << " for Y, numbered before the reset";
     if (h.opcode() == Opcode::kTaskManagementResponse) {
