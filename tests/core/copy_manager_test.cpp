@@ -203,6 +203,17 @@ void segment_pointer(const Result& r, uint16_t field) {
   EXPECT_EQ(r.sense[16] << 8 | r.sense[17], field);
 }
 
+// SPC-4 6.4.3: a copy target answered a READ (source) or WRITE with
+// `target_status` and no sense data: COPY ABORTED, THIRD PARTY DEVICE
+// FAILURE, that status byte at the SOURCE / DESTINATION SENSE DATA OFFSET.
+void expect_copy_target_status(const Result& r, bool source, uint8_t target_status) {
+  expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});
+  ASSERT_EQ(r.sense.size(), 19u);
+  EXPECT_EQ(r.sense[8], source ? 18 : 0);
+  EXPECT_EQ(r.sense[9], source ? 0 : 18);
+  EXPECT_EQ(r.sense[18], target_status);
+}
+
 class CopyManagerTest : public ::testing::Test {
  protected:
   // LUN 0 = a, LUN 1 = b for every initiator; `c` is registered, unmapped.
@@ -476,11 +487,7 @@ TEST_F(CopyManagerTest, DestinationReservedByAnotherInitiator) {
   expect_good(run_past_ua(other, 1, {0x16, 0, 0, 0, 0, 0}));  // RESERVE(6) of LUN 1
   pattern(a.ram, 0, 8, 4);
   Result r = xcopy(parameter_list(12, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)}));
-  expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});  // THIRD PARTY DEVICE FAILURE
-  ASSERT_EQ(r.sense.size(), 19u);
-  EXPECT_EQ(r.sense[8], 0);
-  EXPECT_EQ(r.sense[9], 18);  // DESTINATION SENSE DATA OFFSET
-  EXPECT_EQ(r.sense[18], status::kReservationConflict);
+  expect_copy_target_status(r, false, status::kReservationConflict);
   EXPECT_TRUE(b.ram.all(0, 8, 0));
   // Reading from the reserved unit is refused the same way (SPC-2 RESERVE
   // blocks reads too); once released the copy goes through.
@@ -753,12 +760,7 @@ TEST_F(CopyBusyLimitTest, ACopyTargetThatStaysBusyEndsTheCopy) {
   Bytes p = parameter_list(70, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)});
   auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
   ASSERT_TRUE(wait_done(*copy));
-  Result r = finish(std::move(copy));
-  expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});
-  ASSERT_EQ(r.sense.size(), 19u);
-  EXPECT_EQ(r.sense[8], 0);
-  EXPECT_EQ(r.sense[9], 18);  // DESTINATION SENSE DATA OFFSET
-  EXPECT_EQ(r.sense[18], status::kTaskSetFull);
+  expect_copy_target_status(finish(std::move(copy)), false, status::kTaskSetFull);
   EXPECT_GT(b.front->refused(), 1) << "never sent again";
   EXPECT_TRUE(b.ram.all(0, 8, 0));
   Result st = rcr(0x00, 70, 12);
@@ -769,16 +771,10 @@ TEST_F(CopyBusyLimitTest, ACopyTargetThatStaysBusyEndsTheCopy) {
   // The source's READ: its BUSY at the SOURCE SENSE DATA OFFSET.
   b.front->refuse(0, status::kGood, 0);
   a.front->refuse(-1, status::kBusy, 0x88);
-  b.ram.fill(0, 8, 0);
   p = parameter_list(71, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)});
   copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
   ASSERT_TRUE(wait_done(*copy));
-  r = finish(std::move(copy));
-  expect_check(r, scsi::SenseCode{0x0A, 0x0D, 0x01});
-  ASSERT_EQ(r.sense.size(), 19u);
-  EXPECT_EQ(r.sense[8], 18);  // SOURCE SENSE DATA OFFSET
-  EXPECT_EQ(r.sense[9], 0);
-  EXPECT_EQ(r.sense[18], status::kBusy);
+  expect_copy_target_status(finish(std::move(copy)), true, status::kBusy);
   a.front->refuse(0, status::kGood, 0);
   expect_good(
       xcopy(parameter_list(72, 0, {target(*a.lu), target(*b.lu)}, {segment(0, 1, 8, 0, 0)})));
