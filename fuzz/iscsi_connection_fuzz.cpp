@@ -125,13 +125,28 @@ std::string login(bool discovery) {
 
 // A stall: what the target's threads and sockets look like, then the
 // caller gives up on this connection. The third stall in a run aborts.
-void stall(const char* what, int fd) {
+void stall(const char* what, int fd, const iscsi::Server& server) {
   static int stalls = 0;
+  // First, before the dump below takes its time: how far the target's
+  // connections got (accepted > threads started: the acceptor is stuck
+  // making one; started > entered: a thread that never ran) and where the
+  // acceptor is.
+  const iscsi::ConnectionCounters c = server.connection_counters();
   sockaddr_in local{};
   socklen_t len = sizeof local;
   getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len);
-  std::fprintf(stderr, "iscsi_connection_fuzz: stall %d: %s (our port %u)\n", stalls + 1, what,
-               ntohs(local.sin_port));
+  std::fprintf(stderr,
+               "iscsi_connection_fuzz: stall %d: %s (our port %u)\n"
+               "  connections: accepted %llu, threads started %llu (failed %llu), run entered "
+               "%llu, finished %llu, reaped %llu; acceptor %s for %lld ms\n",
+               stalls + 1, what, ntohs(local.sin_port),
+               static_cast<unsigned long long>(c.accepted),
+               static_cast<unsigned long long>(c.threads_started),
+               static_cast<unsigned long long>(c.thread_failures),
+               static_cast<unsigned long long>(c.runs_entered),
+               static_cast<unsigned long long>(c.runs_finished),
+               static_cast<unsigned long long>(c.reaped), c.acceptor_step.c_str(),
+               static_cast<long long>(c.acceptor_step_for.count()));
   const std::string pid = std::to_string(getpid());
   const std::string dump = "ls -l /proc/" + pid + "/fd /proc/" + pid + "/task >&2; " +
                            "grep -h . /proc/" + pid + "/task/*/stat >&2; " +
@@ -184,7 +199,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (open && sent < stream.size()) {
     pollfd p{fd, POLLIN | POLLOUT, 0};
     if (poll(&p, 1, left_ms()) <= 0) {
-      stall("the target neither reads nor writes for 20 s", fd);
+      stall("the target neither reads nor writes for 20 s", fd, *target->server);
       open = false;
       break;
     }
@@ -199,7 +214,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   while (open) {
     pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, left_ms()) <= 0) {
-      stall("the connection is still open 20 s after our EOF", fd);
+      stall("the connection is still open 20 s after our EOF", fd, *target->server);
       break;
     }
     open = drain(fd);

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <system_error>
 
 #include "core/log_level.h"
 #include "core/target_core.h"
@@ -41,6 +42,7 @@ bool Server::start(std::string* error) { return impl_->start(error); }
 void Server::stop() { impl_->stop(); }
 std::vector<PortalAddress> Server::portals() const { return impl_->portals(); }
 size_t Server::session_count() const { return impl_->session_count(); }
+ConnectionCounters Server::connection_counters() const { return impl_->connection_counters(); }
 void Server::set_target_auth(const std::string& target, const AuthConfig& auth) {
   impl_->set_target_auth(target, auth);
 }
@@ -172,16 +174,46 @@ size_t ServerImpl::session_count() const {
   return n;
 }
 
+void ServerImpl::set_step(Step s) {
+  step_since_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count(),
+                       std::memory_order_relaxed);
+  step_.store(s, std::memory_order_release);
+}
+
+ConnectionCounters ServerImpl::connection_counters() const {
+  static constexpr const char* kStepNames[] = {"polling",      "reaping",         "accepting",
+                                               "constructing", "starting thread", "stopped"};
+  ConnectionCounters c;
+  // Later stages first: a snapshot never shows more finished than entered.
+  c.reaped = reaped_.load(std::memory_order_acquire);
+  c.runs_finished = runs_finished_.load(std::memory_order_acquire);
+  c.runs_entered = runs_entered_.load(std::memory_order_acquire);
+  c.threads_started = threads_started_.load(std::memory_order_acquire);
+  c.thread_failures = thread_failures_.load(std::memory_order_acquire);
+  c.accepted = accepted_.load(std::memory_order_acquire);
+  c.acceptor_step = kStepNames[static_cast<size_t>(step_.load(std::memory_order_acquire))];
+  auto since = std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(step_since_ns_.load(std::memory_order_relaxed)));
+  c.acceptor_step_for = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - since);
+  return c;
+}
+
 void ServerImpl::accept_loop() {
   std::vector<pollfd> fds;
   for (int fd : listen_fds_) fds.push_back(pollfd{fd, POLLIN, 0});
   fds.push_back(pollfd{wake_fd_, POLLIN, 0});
   while (!stopping()) {
+    set_step(Step::kPolling);
     int r = poll(fds.data(), fds.size(), 1000);
+    set_step(Step::kReaping);
     reap(false);
     if (r <= 0) continue;
     for (size_t i = 0; i + 1 < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
+      set_step(Step::kAccepting);
       sockaddr_storage peer{};
       socklen_t len = sizeof(peer);
       int fd = accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&peer), &len,
@@ -205,17 +237,38 @@ void ServerImpl::accept_loop() {
         close(fd);
         break;
       }
-      Running& run = running_.emplace_back();
-      run.conn = std::make_unique<Connection>(*this, fd, name);
-      Running* rp = &run;
-      run.thread = std::thread([this, rp] {
-        rp->conn->run();
-        std::lock_guard l(mutex_);
-        rp->finished = true;
-        changed_.notify_all();
-      });
+      serve(fd, std::move(name));
     }
   }
+  set_step(Step::kStopped);
+}
+
+void ServerImpl::serve(int fd, std::string name) {
+  accepted_.fetch_add(1, std::memory_order_release);
+  set_step(Step::kConstructing);
+  Running& run = running_.emplace_back();
+  run.conn = std::make_unique<Connection>(*this, fd, name);
+  Running* rp = &run;
+  set_step(Step::kStarting);
+  try {
+    run.thread = std::thread([this, rp] {
+      runs_entered_.fetch_add(1, std::memory_order_release);
+      rp->conn->run();
+      runs_finished_.fetch_add(1, std::memory_order_release);
+      std::lock_guard l(mutex_);
+      rp->finished = true;
+      changed_.notify_all();
+    });
+  } catch (const std::system_error& e) {
+    // No thread (EAGAIN: a thread or memory limit): drop this connection,
+    // not the target (the exception would end the acceptor, then the process).
+    log("iscsi: %s: no thread for the connection (%s), closing it", name.c_str(), e.what());
+    thread_failures_.fetch_add(1, std::memory_order_release);
+    running_.pop_back();  // closes the socket
+    reaped_.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  threads_started_.fetch_add(1, std::memory_order_release);
 }
 
 void ServerImpl::reap(bool all) {
@@ -230,6 +283,9 @@ void ServerImpl::reap(bool all) {
   }
   for (Running& r : done)
     if (r.thread.joinable()) r.thread.join();
+  size_t n = done.size();
+  done.clear();  // closes the sockets
+  reaped_.fetch_add(n, std::memory_order_release);
 }
 
 void ServerImpl::stop() {

@@ -91,6 +91,23 @@ inline constexpr uint32_t kMaxCmdsnGapTimeoutMs = 600000;
 std::string check_max_connections(uint64_t value);
 std::string check_cmdsn_gap_timeout_ms(uint64_t value);
 
+// How far the accepted connections got, and where the accepting thread is:
+// tells a connection that was accepted but never served (its thread not
+// created, created but not running, running but not reading) from one that
+// is stuck inside the protocol. Counts since start().
+struct ConnectionCounters {
+  uint64_t accepted = 0;         // sockets accepted (a Connection made for each)
+  uint64_t threads_started = 0;  // their threads created (std::thread returned)
+  uint64_t runs_entered = 0;     // threads that began to run the connection
+  uint64_t runs_finished = 0;    // ... and finished it (socket shut down, tasks released)
+  uint64_t reaped = 0;           // joined and destroyed (socket closed)
+  uint64_t thread_failures = 0;  // no thread could be created: the socket was closed
+  // The acceptor's current step ("polling", "reaping", "accepting",
+  // "constructing", "starting thread", "stopped") and how long it has been in it.
+  std::string acceptor_step;
+  std::chrono::milliseconds acceptor_step_for{0};
+};
+
 class ServerImpl;
 
 class Server {
@@ -115,6 +132,8 @@ class Server {
   // logins that start from now on; sessions already logged in keep going.
   // No incoming credentials: no authentication. Thread-safe.
   void set_target_auth(const std::string& target, const AuthConfig& auth);
+  // A snapshot of the connection counters (any thread, lock free).
+  ConnectionCounters connection_counters() const;
 
  private:
   std::unique_ptr<ServerImpl> impl_;

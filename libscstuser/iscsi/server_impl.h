@@ -42,6 +42,7 @@ class ServerImpl {
   std::vector<PortalAddress> portals() const;
   size_t session_count() const;
   void set_target_auth(const std::string& target, const AuthConfig& auth);
+  ConnectionCounters connection_counters() const;
 
   // ---- for connections ----
   core::TargetCore& core() { return core_; }
@@ -91,9 +92,14 @@ class ServerImpl {
     std::atomic<bool> finished{false};
   };
 
+  // What the acceptor does now (ConnectionCounters::acceptor_step).
+  enum class Step : uint8_t { kPolling, kReaping, kAccepting, kConstructing, kStarting, kStopped };
+
   void accept_loop();
+  void serve(int fd, std::string name);  // mutex_ held
   Session* find_tsih(uint16_t tsih) const;  // mutex_ held
   void reap(bool all);
+  void set_step(Step s);
 
   core::TargetCore& core_;
   ServerOptions options_;
@@ -105,6 +111,12 @@ class ServerImpl {
   std::thread acceptor_;
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
+
+  // ConnectionCounters: per connection, not per command.
+  std::atomic<uint64_t> accepted_{0}, threads_started_{0}, runs_entered_{0}, runs_finished_{0},
+      reaped_{0}, thread_failures_{0};
+  std::atomic<Step> step_{Step::kPolling};
+  std::atomic<int64_t> step_since_ns_{0};  // steady_clock
 
   // Per-target CHAP, replaceable at runtime (set_target_auth): a login keeps
   // the settings it started with alive through LoginTarget::auth_owner.
