@@ -208,6 +208,10 @@ void ServerImpl::accept_loop() {
   while (!stopping()) {
     set_step(Step::kPolling);
     int r = poll(fds.data(), fds.size(), 1000);
+    if (r > 0 && (fds.back().revents & POLLIN)) {
+      uint64_t v;
+      (void)!read(wake_fd_, &v, sizeof(v));
+    }
     set_step(Step::kReaping);
     reap(false);
     if (r <= 0) continue;
@@ -255,9 +259,16 @@ void ServerImpl::serve(int fd, std::string name) {
       runs_entered_.fetch_add(1, std::memory_order_release);
       rp->conn->run();
       runs_finished_.fetch_add(1, std::memory_order_release);
-      std::lock_guard l(mutex_);
-      rp->finished = true;
-      changed_.notify_all();
+      {
+        std::lock_guard l(mutex_);
+        rp->finished = true;
+        changed_.notify_all();
+      }
+      // The acceptor joins us now: the thread, the socket and the buffers go
+      // at once, not at its next poll timeout (stop() closes wake_fd_ only
+      // after joining every connection thread).
+      uint64_t one = 1;
+      (void)!write(wake_fd_, &one, sizeof(one));
     });
   } catch (const std::system_error& e) {
     // No thread (EAGAIN: a thread or memory limit): drop this connection,
