@@ -175,10 +175,17 @@ size_t ServerImpl::session_count() const {
 }
 
 void ServerImpl::set_step(Step s) {
-  step_since_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::steady_clock::now().time_since_epoch())
-                           .count(),
-                       std::memory_order_relaxed);
+  // Only the acceptor writes these; readers take a snapshot.
+  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t spent = now - step_since_ns_.load(std::memory_order_relaxed);
+  auto& longest = step_.load(std::memory_order_relaxed) == Step::kPolling ? longest_poll_ns_
+                                                                          : longest_work_ns_;
+  if (step_since_ns_.load(std::memory_order_relaxed) != 0 &&
+      spent > longest.load(std::memory_order_relaxed))
+    longest.store(spent, std::memory_order_relaxed);
+  step_since_ns_.store(now, std::memory_order_relaxed);
   step_.store(s, std::memory_order_release);
 }
 
@@ -198,6 +205,10 @@ ConnectionCounters ServerImpl::connection_counters() const {
       std::chrono::nanoseconds(step_since_ns_.load(std::memory_order_relaxed)));
   c.acceptor_step_for = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - since);
+  c.acceptor_longest_poll = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::nanoseconds(longest_poll_ns_.load(std::memory_order_relaxed)));
+  c.acceptor_longest_work = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::nanoseconds(longest_work_ns_.load(std::memory_order_relaxed)));
   return c;
 }
 

@@ -106,6 +106,10 @@ struct ConnectionCounters {
   // "constructing", "starting thread", "stopped") and how long it has been in it.
   std::string acceptor_step;
   std::chrono::milliseconds acceptor_step_for{0};
+  // The longest poll() of the acceptor (its timeout is 1 s: longer means the
+  // thread was not run when it expired) and the longest of its other steps.
+  std::chrono::milliseconds acceptor_longest_poll{0};
+  std::chrono::milliseconds acceptor_longest_work{0};
 };
 
 class ServerImpl;

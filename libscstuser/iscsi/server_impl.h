@@ -117,6 +117,7 @@ class ServerImpl {
       reaped_{0}, thread_failures_{0};
   std::atomic<Step> step_{Step::kPolling};
   std::atomic<int64_t> step_since_ns_{0};  // steady_clock
+  std::atomic<int64_t> longest_poll_ns_{0}, longest_work_ns_{0};
 
   // Per-target CHAP, replaceable at runtime (set_target_auth): a login keeps
   // the settings it started with alive through LoginTarget::auth_owner.
