@@ -140,7 +140,7 @@ void stall(const char* what, int fd, const iscsi::Server& server) {
                "iscsi_connection_fuzz: stall %d: %s (our port %u)\n"
                "  connections: accepted %llu, threads started %llu (failed %llu), run entered "
                "%llu, finished %llu, reaped %llu; acceptor %s for %lld ms, longest poll %lld ms "
-               "(timeout 1000), longest other step %lld ms\n",
+               "(timeout 1000), longest other step %lld ms; accept failures %llu (last: %s)\n",
                stalls + 1, what, ntohs(local.sin_port),
                static_cast<unsigned long long>(c.accepted),
                static_cast<unsigned long long>(c.threads_started),
@@ -150,7 +150,9 @@ void stall(const char* what, int fd, const iscsi::Server& server) {
                static_cast<unsigned long long>(c.reaped), c.acceptor_step.c_str(),
                static_cast<long long>(c.acceptor_step_for.count()),
                static_cast<long long>(c.acceptor_longest_poll.count()),
-               static_cast<long long>(c.acceptor_longest_work.count()));
+               static_cast<long long>(c.acceptor_longest_work.count()),
+               static_cast<unsigned long long>(c.accept_failures),
+               c.accept_failures ? std::strerror(c.last_accept_errno) : "none");
   const std::string pid = std::to_string(getpid());
   const std::string dump = "ls -l /proc/" + pid + "/fd /proc/" + pid + "/task >&2; " +
                            "grep -h . /proc/" + pid + "/task/*/stat >&2; " +

@@ -199,6 +199,8 @@ ConnectionCounters ServerImpl::connection_counters() const {
   c.runs_entered = runs_entered_.load(std::memory_order_acquire);
   c.threads_started = threads_started_.load(std::memory_order_acquire);
   c.thread_failures = thread_failures_.load(std::memory_order_acquire);
+  c.accept_failures = accept_failures_.load(std::memory_order_acquire);
+  c.last_accept_errno = last_accept_errno_.load(std::memory_order_relaxed);
   c.accepted = accepted_.load(std::memory_order_acquire);
   c.acceptor_step = kStepNames[static_cast<size_t>(step_.load(std::memory_order_acquire))];
   auto since = std::chrono::steady_clock::time_point(
@@ -233,7 +235,11 @@ void ServerImpl::accept_loop() {
       socklen_t len = sizeof(peer);
       int fd = accept4(fds[i].fd, reinterpret_cast<sockaddr*>(&peer), &len,
                        SOCK_CLOEXEC | SOCK_NONBLOCK);
-      if (fd < 0) continue;
+      if (fd < 0) {
+        last_accept_errno_.store(errno, std::memory_order_relaxed);
+        accept_failures_.fetch_add(1, std::memory_order_release);
+        continue;
+      }
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       char host[INET6_ADDRSTRLEN] = "?";

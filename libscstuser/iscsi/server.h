@@ -102,6 +102,8 @@ struct ConnectionCounters {
   uint64_t runs_finished = 0;    // ... and finished it (socket shut down, tasks released)
   uint64_t reaped = 0;           // joined and destroyed (socket closed)
   uint64_t thread_failures = 0;  // no thread could be created: the socket was closed
+  uint64_t accept_failures = 0;  // accept() failed although poll() said a portal was ready
+  int last_accept_errno = 0;     // ... and why, the last time
   // The acceptor's current step ("polling", "reaping", "accepting",
   // "constructing", "starting thread", "stopped") and how long it has been in it.
   std::string acceptor_step;

@@ -114,7 +114,8 @@ class ServerImpl {
 
   // ConnectionCounters: per connection, not per command.
   std::atomic<uint64_t> accepted_{0}, threads_started_{0}, runs_entered_{0}, runs_finished_{0},
-      reaped_{0}, thread_failures_{0};
+      reaped_{0}, thread_failures_{0}, accept_failures_{0};
+  std::atomic<int> last_accept_errno_{0};
   std::atomic<Step> step_{Step::kPolling};
   std::atomic<int64_t> step_since_ns_{0};  // steady_clock
   std::atomic<int64_t> longest_poll_ns_{0}, longest_work_ns_{0};
