@@ -9,16 +9,21 @@
 // first, so the stream starts in full feature phase with CmdSN 0; mode 1: a
 // discovery session the same way; else the stream is the whole conversation
 // (login included). The harness writes the stream, reading and discarding what
-// the target answers, then closes its sending side and reads until the target
-// closes. Invariants: no crash, leak or UB in the target's threads (ASan/UBSan),
-// and the target closes the connection within 20 s of the initiator's EOF
-// (it takes milliseconds). A stall is reported with the sockets, each
-// thread's /proc state and stack; the third one in a run aborts. One isolated
-// stall after which the target serves the next input normally is not fatal:
-// on the loaded 2-core test VM a new connection thread was seen runnable and
-// never scheduled, or gone, with its accepted socket unread, about once in
-// 10^4..10^5 inputs, also unniced and without LeakSanitizer; a deadlock in
-// the target repeats and still fails the run.
+// the target answers, then closes its sending side, reads until the target
+// closes, and waits until the target has joined the connection's thread.
+// Invariants: no crash, leak or UB in the target's threads (ASan/UBSan), and
+// the target closes the connection and joins its thread within 20 s of the
+// connect (it takes milliseconds). A stall is reported with the server's
+// connection counters first (accepted, thread started, run entered,
+// finished, reaped; the acceptor's step, longest poll and accept failures),
+// then the sockets, each thread's /proc state and stack. A stall where the
+// counters show the target busy (a connection thread not finished, the
+// acceptor stuck in a step, an accepted connection without a thread) aborts
+// at once; one where every earlier connection was served and the acceptor
+// kept polling is not fatal until the tenth in a run: on the loaded 2-core
+// test VM, about once in 4*10^4..10^5 inputs, the listening socket reported
+// the connection only when the harness's own 20 s timer fired, while the
+// acceptor polled normally (fuzz/README.md, open findings).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -159,7 +164,16 @@ void stall(const char* what, int fd, const iscsi::Server& server) {
                            "command -v gdb >/dev/null && gdb -p " + pid +
                            " -batch -ex 'thread apply all bt' 2>&1 | grep -v '^\\[' >&2";
   if (std::system(dump.c_str()) != 0) std::fprintf(stderr, "(no gdb for the threads' stacks)\n");
-  if (++stalls >= 3) std::abort();
+  // The target's own hang: a connection thread that has not finished, an
+  // acceptor step far past its 1 s poll timeout, or an accepted connection
+  // left without a thread. Fatal at once.
+  const bool target_hung = c.runs_entered != c.runs_finished ||
+                           c.acceptor_step_for > std::chrono::seconds(5) ||
+                           c.accepted > c.threads_started + c.thread_failures + 1;
+  // Otherwise every connection before ours was served and the acceptor kept
+  // polling: ours reached it late (fuzz/README.md, open findings). Fatal
+  // when it keeps happening.
+  if (target_hung || ++stalls >= 10) std::abort();
 }
 
 bool drain(int fd) {
