@@ -47,10 +47,7 @@ CopyJob::CopyJob(CopyManager& manager, TargetCommand& cmd, scsi::CopyParameterLi
       key_(key),
       table_(cmd.session->table()) {
   auto arm = [this](InternalCommand& c) {
-    c.cmd.done = [this, &c](TargetCommand&) {
-      c.completed.store(true, std::memory_order_release);
-      kick();
-    };
+    c.cmd.done = [this, &c](TargetCommand&) { post_completion(c); };
   };
   arm(probe_);
   for (Chunk& k : chunks_) {
@@ -68,9 +65,27 @@ CopyJob::CopyJob(CopyManager& manager, TargetCommand& cmd, scsi::CopyParameterLi
 void CopyJob::kick() {
   if (events_.fetch_add(1, std::memory_order_acq_rel) != 0) return;
   for (;;) {
-    if (step()) return manager_.retire(this);  // deletes this
+    if (step()) {
+      // events_ stays above 0: later kicks return at once.
+      manager_.retire(this);
+      return drop_hold();  // the job's own; may delete this
+    }
     if (events_.fetch_sub(1, std::memory_order_acq_rel) == 1) return;
   }
+}
+
+// A command completed (on any thread). Once `completed` is set another
+// thread's step may end the job, before this thread's kick(): the hold keeps
+// the object alive until then.
+void CopyJob::post_completion(InternalCommand& c) {
+  holds_.fetch_add(1, std::memory_order_acq_rel);
+  c.completed.store(true, std::memory_order_release);
+  kick();
+  drop_hold();
+}
+
+void CopyJob::drop_hold() {
+  if (holds_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
 // True once the EXTENDED COPY has been completed.
@@ -131,8 +146,7 @@ void CopyJob::send(InternalCommand& c) {
     c.lost_target = true;
     core.release(t);
     c.prepared = false;
-    c.completed.store(true, std::memory_order_release);
-    kick();
+    post_completion(c);
     return;
   }
   if (c.data_from) copy_between(c.data_from->cmd.buffer, t.buffer, t.data_length);
@@ -190,8 +204,7 @@ bool CopyJob::retry_later(InternalCommand& c) {
 void CopyJob::resend(InternalCommand& c) {
   if (!aborted_.load(std::memory_order_acquire)) return send(c);
   // Aborted while waiting: the BUSY / TASK SET FULL stays its answer.
-  c.completed.store(true, std::memory_order_release);
-  kick();
+  post_completion(c);
 }
 
 void CopyJob::abort() {

@@ -105,6 +105,8 @@ class CopyJob {
   // copy_job.cpp
   void kick();
   bool step();
+  void post_completion(InternalCommand& c);
+  void drop_hold();
   void issue(InternalCommand& c, const CommandRoute* route, std::span<const uint8_t> cdb,
              uint32_t expected, DataDirection dir, const InternalCommand* data_from = nullptr);
   void send(InternalCommand& c);
@@ -145,6 +147,9 @@ class CopyJob {
   std::optional<CopyResultRecords::Key> key_;
   std::shared_ptr<const LunTable> table_;  // keeps the resolved routes alive
   std::atomic<uint32_t> events_{0};
+  // The job's own (dropped when it ended) and one per completion being
+  // posted: the last drop deletes the job.
+  std::atomic<uint32_t> holds_{1};
   std::atomic<bool> aborted_{false};
   Phase phase_ = Phase::kStart;
 

@@ -100,7 +100,6 @@ void CopyManager::retire(CopyJob* job) {
     std::erase(jobs_, job);
     waiters = std::move(job->waiters);
   }
-  delete job;
   for (auto& w : waiters) w();
   std::lock_guard lock(mutex_);
   if (jobs_.empty()) idle_.notify_all();
