@@ -179,12 +179,12 @@ bool CopyJob::take(InternalCommand& c) {
 }
 
 // True when `c` will be sent again after a pause; false when the copy was
-// aborted or `c` has been refused for the options' busy_retry_limit (its
+// aborted, `c` is no longer needed, or it has been refused for the options' busy_retry_limit (its
 // BUSY / TASK SET FULL is then its final answer). Until then the command
 // counts as in flight: its chunk keeps its place (and buffers) and the copy
 // does not end without it.
 bool CopyJob::retry_later(InternalCommand& c) {
-  if (aborted_.load(std::memory_order_acquire)) return false;
+  if (aborted_.load(std::memory_order_acquire) || !needed(c)) return false;
   const CopyManagerOptions& o = manager_.options_;
   const auto now = DelayedCalls::Clock::now();
   if (c.busy_answers == 0) c.busy_since = now;

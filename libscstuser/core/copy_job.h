@@ -137,6 +137,7 @@ class CopyJob {
   void chunk_failed(Chunk& k, const InternalCommand& c, bool source);
   void free_chunk(Chunk& k);
   bool issue_chunks();
+  bool needed(const InternalCommand& c) const;
 
   CopyManager& manager_;
   TargetCommand& cmd_;

@@ -5,7 +5,8 @@
 // pause that doubles from busy_first_delay up to busy_max_delay; once the
 // chunk has been refused for busy_retry_limit in a row, the copy ends as for
 // any other error of a copy target (COPY ABORTED, the status at the sense
-// data offset). An abort of the copy (TMF) ends the waiting at once.
+// data offset). An abort of the copy (TMF) ends the waiting at once; so does
+// the failure of an earlier chunk for the commands of later ones.
 #pragma once
 
 #include <chrono>

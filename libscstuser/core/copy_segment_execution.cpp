@@ -14,7 +14,8 @@
 // - after an abort no WRITE starts; the copy ends once nothing is in flight;
 // - a READ or WRITE refused BUSY / TASK SET FULL stays in flight until it is
 //   sent again (CopyJob::retry_later): its chunk keeps its index, so a
-//   failure after the retry bound is ordered like any other.
+//   failure after the retry bound is ordered like any other; once an
+//   earlier chunk failed, a refused command of a later one is not sent again.
 #include <algorithm>
 #include <cstring>
 
@@ -135,8 +136,22 @@ void CopyJob::chunk_failed(Chunk& k, const InternalCommand& c, bool source) {
   if (!failed_index_ || k.index < *failed_index_) {
     failed_index_ = k.index;
     failed_sense_ = failure_sense(c, source);
+    // Commands waiting after BUSY go now: those of later chunks are then
+    // not needed (retry_later), the copy ends without waiting out pauses.
+    manager_.retries_.hurry(this);
   }
   free_chunk(k);
+}
+
+// False for a command of a chunk after the first failed one in copy order:
+// its data would be dropped, or (a WRITE) it would land beyond the point a
+// copy moving one chunk at a time stops at. Not sent again after BUSY.
+bool CopyJob::needed(const InternalCommand& c) const {
+  if (phase_ != Phase::kSegments || !failed_index_) return true;
+  for (const Chunk& k : chunks_) {
+    if (&k.read == &c || &k.write == &c) return k.index < *failed_index_;
+  }
+  return true;
 }
 
 void CopyJob::free_chunk(Chunk& k) {

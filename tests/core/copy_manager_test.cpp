@@ -40,16 +40,20 @@ class RefusingUnit : public LowLevelHandler {
  public:
   explicit RefusingUnit(std::shared_ptr<scsi::LogicalUnit> lu) : lu_(std::move(lu)) {}
 
-  void refuse(int times, uint8_t status, uint8_t opcode) {
+  // Only commands whose LBA (16-byte CDBs) is at least `from_lba`.
+  void refuse(int times, uint8_t status, uint8_t opcode, uint64_t from_lba = 0) {
     refusal_ = status;
     opcode_ = opcode;
+    from_lba_ = from_lba;
     refused_.store(0);
     refusals_.store(times);
   }
   int refused() const { return refused_.load(); }  // since refuse()
 
   void command(CommandHandle cmd) override {
-    if (cmd.request().cdb[0] == opcode_ && take_refusal()) {
+    const auto cdb = cmd.request().cdb;
+    if (cdb[0] == opcode_ && cdb.size() >= 10 && scsi::get_be64(&cdb[2]) >= from_lba_ &&
+        take_refusal()) {
       refused_.fetch_add(1);
       return std::move(cmd).complete_status(refusal_);
     }
@@ -80,6 +84,7 @@ class RefusingUnit : public LowLevelHandler {
   std::atomic<int> refused_{0};
   uint8_t refusal_ = status::kBusy;
   uint8_t opcode_ = 0;
+  uint64_t from_lba_ = 0;
 };
 
 // A disk as the core sees it: a device with its own buffers and handler.
@@ -781,9 +786,12 @@ TEST_F(CopyBusyLimitTest, ACopyTargetThatStaysBusyEndsTheCopy) {
   EXPECT_TRUE(same(a.ram, 0, b.ram, 0, 8));
 }
 
+// Pauses after BUSY far longer than wait_done() waits: what ends a copy
+// that waits for a retry ends it without waiting out the pause.
+//
 // A copy whose WRITEs wait for their retry is aborted (ABORT TASK): it ends
-// TASK ABORTED without waiting out the pause, nothing is written.
-class CopyBusyAbortTest : public CopyManagerTest {
+// TASK ABORTED, nothing is written.
+class CopyLongBusyPauseTest : public CopyManagerTest {
  protected:
   core::TargetCoreOptions options() const override {
     core::TargetCoreOptions o;
@@ -794,7 +802,7 @@ class CopyBusyAbortTest : public CopyManagerTest {
   }
 };
 
-TEST_F(CopyBusyAbortTest, AbortEndsTheWaitForARetry) {
+TEST_F(CopyLongBusyPauseTest, AbortEndsTheWaitForARetry) {
   pattern(a.ram, 0, 6000, 13);
   b.front->refuse(-1, status::kBusy, 0x8A);
   const Bytes p =
@@ -817,6 +825,36 @@ TEST_F(CopyBusyAbortTest, AbortEndsTheWaitForARetry) {
   finish(std::move(copy));
   EXPECT_EQ(b.front->refused(), 3) << "sent again after the abort";
   EXPECT_TRUE(b.ram.all(0, 6000, 0));
+}
+
+// Chunk 1's WRITE is refused BUSY (and would be forever) while chunk 0's
+// fails: no longer needed, chunk 1 is not sent again and the copy ends with
+// chunk 0's error, as a copy moving one chunk at a time would.
+TEST_F(CopyLongBusyPauseTest, NoRetryForAChunkAfterAFailedOne) {
+  constexpr uint32_t kChunkBlocks = core::CopyManager::kChunkBytes / kBs;
+  pattern(a.ram, 0, 4 * kChunkBlocks, 15);
+  a.ram.hold = true;
+  b.ram.hold = true;
+  b.front->refuse(-1, status::kBusy, 0x8A, kChunkBlocks);
+  const Bytes p = parameter_list(75, 0, {target(*a.lu), target(*b.lu)},
+                                 {segment(0, 1, 4 * kChunkBlocks, 0, 0)});
+  auto copy = start(ini_, 0, xcopy_cdb(static_cast<uint32_t>(p.size())), p);
+  ASSERT_TRUE(a.ram.pump());  // chunk 0 read: its WRITE is held by b
+  ASSERT_EQ(b.ram.held(), 1u);
+  ASSERT_TRUE(a.ram.pump());  // chunk 1 read: its WRITE refused
+  ASSERT_GE(b.front->refused(), 1);
+  b.ram.fail_with = -EIO;
+  ASSERT_TRUE(b.ram.pump());  // chunk 0's WRITE fails
+  a.ram.hold = false;
+  while (a.ram.pump()) {
+  }
+  ASSERT_TRUE(wait_done(*copy));
+  b.ram.fail_with = 0;
+  Result r = finish(std::move(copy));
+  expect_check(r, scsi::SenseCode{0x0A, 0x0C, 0x00});  // COPY ABORTED, write error
+  EXPECT_EQ(r.sense[9], 18);                           // DESTINATION SENSE DATA OFFSET
+  EXPECT_TRUE(b.ram.all(0, 4 * kChunkBlocks, 0));
+  b.front->refuse(0, status::kGood, 0);
 }
 
 // The core's own queue-depth limit (core/flow_control.h) refuses the copy's
