@@ -50,8 +50,10 @@ void DelayedCalls::run() {
       continue;
     }
     const auto first = calls_.begin();
-    if (first->first > Clock::now()) {
-      changed_.wait_until(lock, first->first);
+    // A copy: hurry() may erase the entry while this waits.
+    const Clock::time_point when = first->first;
+    if (when > Clock::now()) {
+      changed_.wait_until(lock, when);
       continue;
     }
     std::function<void()> fn = std::move(first->second.fn);
